@@ -1,0 +1,154 @@
+"""
+### Evaluate one model on one task with VLMEvalKit
+
+`queue` validates the request and records the eval run (or adopts the one the evals API created, when the
+conf carries `eval_run_id`); it fails before any GPU slot is taken on an unknown task or model or a missing
+dataset. `inference` runs VLMEvalKit's inference as a subprocess holding slots of the pool `gpu` (one task
+per slot count; `route_inference` picks the one matching the model's GPUs); retries resume from VLMEvalKit's
+partial results. `scoring` runs VLMEvalKit's evaluation, `ingest_metrics` stores every metric and marks the run
+completed. `finalize` (a teardown) guarantees that no run stays queued or running.
+
+Trigger from the form, from `POST /api/v2/dags/eval_run/dagRuns` with `{"conf": {"task": ..., "model": ...}}`,
+or from `POST /api/evals/tasks/{task}/runs`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import Param, dag, task
+from vlmevals.slots import GPU_POOL, GPU_QUEUE, GPU_SLOT_BUCKETS, inference_task_id
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from vlmevals.db.engine import engine_for_tasks
+
+    return engine_for_tasks()
+
+
+def _run_id_from(context: dict[str, Any]) -> int | None:
+    info = context["ti"].xcom_pull(task_ids="queue")
+    if isinstance(info, dict) and info.get("eval_run_id"):
+        return int(info["eval_run_id"])
+    conf = context["dag_run"].conf or {}
+    return int(conf["eval_run_id"]) if conf.get("eval_run_id") else None
+
+
+def _on_failure(context: dict[str, Any]) -> None:
+    """A task failed for good: the run row gets the readable reason."""
+    from vlmevals.pipeline import record_task_failure
+
+    record_task_failure(_engine(), _run_id_from(context), context["ti"].task_id, context.get("exception"))
+
+
+def _as_airflow_error(err: Exception) -> Exception:
+    """Our request errors and failures VLMEvalKit recorded itself are final: don't burn retries on them."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from vlmevals.errors import EvalsError, VLMEvalFailure
+
+    if isinstance(err, VLMEvalFailure) and err.retryable:
+        return err
+    if isinstance(err, EvalsError):
+        return AirflowFailException(str(err))
+    return err
+
+
+def _inference_task(slots: int):  # type: ignore[no-untyped-def]
+    @task(
+        task_id=inference_task_id(slots),
+        pool=GPU_POOL,
+        pool_slots=slots,
+        queue=GPU_QUEUE,
+        retries=2,
+        retry_delay=dt.timedelta(seconds=5),
+        execution_timeout=dt.timedelta(hours=24),
+        on_failure_callback=_on_failure,
+    )
+    def _inference(info: dict[str, Any], ti=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        from vlmevals.pipeline import inference_step
+
+        try:
+            return inference_step(_engine(), info["eval_run_id"], ti.try_number)
+        except Exception as err:
+            raise _as_airflow_error(err) from err
+
+    return _inference
+
+
+@dag(
+    dag_id="eval_run",
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["evals"],
+    max_active_runs=64,
+    params={
+        "task": Param("demo-shapes-mcq", type="string", title="Task",
+                      description="Catalogue name of the benchmark (see /api/evals/tasks)", minLength=1),
+        "model": Param("demo-tiny-idefics3", type="string", title="Model",
+                       description="Catalogue name of the model (see /api/evals/models)", minLength=1),
+        "judge": Param("", type="string", title="Judge",
+                       description="VLMEvalKit --judge (empty: EVALS_JUDGE, default exact_matching, offline)"),
+        "reuse": Param(True, type="boolean", title="Resume",
+                       description="Resume from partial results when a task is retried"),
+        "limit": Param(None, type=["null", "integer"], minimum=1, title="Limit",
+                       description="Evaluate only the first N samples (empty: all)"),
+        "eval_run_id": Param(None, type=["null", "integer"], title="Eval run id",
+                             description="Set by the evals API; leave empty when triggering by hand"),
+    },
+)
+def eval_run() -> None:
+    @task(retries=1, retry_delay=dt.timedelta(seconds=5), on_failure_callback=_on_failure)
+    def queue(params=None, dag_run=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        from vlmevals.pipeline import queue_step
+
+        conf = {**dict(params or {}), **(dag_run.conf or {})}
+        try:
+            return queue_step(_engine(), conf, dag_id=dag_run.dag_id, dag_run_id=dag_run.run_id,
+                              run_type=str(dag_run.run_type), user=dag_run.triggering_user_name)
+        except Exception as err:
+            raise _as_airflow_error(err) from err
+
+    @task.branch
+    def route_inference(info: dict[str, Any]) -> str:
+        return info["inference_task"]
+
+    @task(trigger_rule="none_failed_min_one_success", retries=1, retry_delay=dt.timedelta(seconds=5),
+          on_failure_callback=_on_failure)
+    def scoring(info: dict[str, Any], ti=None) -> None:  # type: ignore[no-untyped-def]
+        from vlmevals.pipeline import scoring_step
+
+        try:
+            scoring_step(_engine(), info["eval_run_id"], ti.try_number)
+        except Exception as err:
+            raise _as_airflow_error(err) from err
+
+    @task(retries=5, retry_delay=dt.timedelta(seconds=3), retry_exponential_backoff=2.0,
+          on_failure_callback=_on_failure)
+    def ingest_metrics(info: dict[str, Any]) -> dict[str, Any]:
+        from vlmevals.pipeline import ingest_step
+
+        try:
+            return ingest_step(_engine(), info["eval_run_id"])
+        except Exception as err:
+            raise _as_airflow_error(err) from err
+
+    @task(retries=3, retry_delay=dt.timedelta(seconds=3))
+    def finalize(info: dict[str, Any] | None, dag_run=None) -> str:  # type: ignore[no-untyped-def]
+        from vlmevals.pipeline import finalize_step
+
+        run_id = info.get("eval_run_id") if isinstance(info, dict) else None
+        return finalize_step(_engine(), run_id, dag_run.run_id)
+
+    info = queue()
+    branches = [_inference_task(s)(info) for s in GPU_SLOT_BUCKETS]
+    scored = scoring(info)
+    route_inference(info) >> branches >> scored
+    ingested = ingest_metrics(info)
+    scored >> ingested
+    ingested >> finalize(info).as_teardown(setups=info)
+
+
+eval_run()

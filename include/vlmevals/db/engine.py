@@ -1,0 +1,71 @@
+"""Engines and sessions for our database, and the Alembic entry points.
+
+DAG tasks reach the database through an Airflow Connection (so deployments configure it the Airflow way);
+the plugin and the CLI use DATABASE_URL. Both end up here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from vlmevals.settings import PROJECT_ROOT, Settings, get_settings
+
+ALEMBIC_INI = PROJECT_ROOT / "sql" / "alembic.ini"
+
+
+def normalise_url(url: str) -> str:
+    return Settings.model_validate({"DATABASE_URL": url}).database_url
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str | None = None) -> Engine:
+    url = normalise_url(url or get_settings().database_url)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def engine_for_tasks() -> Engine:
+    """The engine a DAG task uses: the Airflow Connection `EVALS_CONN_ID` if defined, else DATABASE_URL."""
+    conn_id = get_settings().airflow_conn_id
+    if os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"):
+        from airflow.sdk import BaseHook
+
+        return get_engine(BaseHook.get_connection(conn_id).get_uri())
+    return get_engine()
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A transaction: commit on success, roll back on error."""
+    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+    with factory() as session, session.begin():
+        yield session
+
+
+def alembic_config(url: str | None = None):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.set_main_option("script_location", str(Path(ALEMBIC_INI).parent))
+    cfg.set_main_option(
+        "sqlalchemy.url", normalise_url(url or get_settings().database_url).replace("%", "%%")
+    )
+    return cfg
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str | None = None, revision: str = "base") -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)

@@ -1,0 +1,166 @@
+"""ORM models of our own tables (Airflow's metadata DB is never touched from here).
+
+The Alembic migrations in sql/ are the source of truth for the schema; these mappings mirror them and a
+test checks that they agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+TRIGGER_SOURCES = ("ui", "rest", "plugin", "schedule", "backfill", "cli")
+MODEL_TYPES = ("vlm", "llm")
+LAUNCH_MODES = ("single", "torchrun")
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
+
+
+def _in(col: str, values: tuple[str, ...]) -> str:
+    return f"{col} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONB}
+
+
+class Task(Base):
+    """A benchmark: which VLMEvalKit dataset to run and which metric ranks models."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(f"name ~ '{SLUG_PATTERN}'", name="ck_tasks_name_slug"),
+        CheckConstraint("metric_scale > 0", name="ck_tasks_metric_scale_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    vlmeval_data: Mapped[str] = mapped_column(String(256))
+    vlmeval_dataset_class: Mapped[str | None] = mapped_column(String(128))
+    primary_metric_suffix: Mapped[str] = mapped_column(String(64), server_default="_acc.csv")
+    primary_metric_key: Mapped[str] = mapped_column(String(256), server_default="Overall")
+    higher_is_better: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    metric_scale: Mapped[float] = mapped_column(Float, server_default=text("1.0"))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    runs: Mapped[list[EvalRun]] = relationship(back_populates="task")
+
+
+class Model(Base):
+    """A model and what it takes to run it: a VLMEvalKit registry name, a local spec or an endpoint."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        CheckConstraint(f"name ~ '{SLUG_PATTERN}'", name="ck_models_name_slug"),
+        CheckConstraint(_in("model_type", MODEL_TYPES), name="ck_models_model_type"),
+        CheckConstraint(_in("launch_mode", LAUNCH_MODES), name="ck_models_launch_mode"),
+        CheckConstraint("gpus >= 0", name="ck_models_gpus_nonneg"),
+        CheckConstraint(
+            "NOT (model_spec IS NOT NULL AND endpoint_base_url IS NOT NULL)",
+            name="ck_models_spec_xor_endpoint",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    vlmeval_model: Mapped[str] = mapped_column(String(256))
+    model_type: Mapped[str] = mapped_column(String(8), server_default="vlm")
+    params_b: Mapped[float | None] = mapped_column(Float)
+    model_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    endpoint_base_url: Mapped[str | None] = mapped_column(String(512))
+    endpoint_key_env: Mapped[str | None] = mapped_column(String(128))
+    gpus: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    launch_mode: Mapped[str] = mapped_column(String(16), server_default="single")
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    runs: Mapped[list[EvalRun]] = relationship(back_populates="model")
+
+
+class EvalRun(Base):
+    """One (task, model) evaluation; one Airflow DAG run of `eval_run`."""
+
+    __tablename__ = "eval_runs"
+    __table_args__ = (
+        CheckConstraint(_in("status", RUN_STATUSES), name="ck_eval_runs_status"),
+        CheckConstraint(_in("triggered_by", TRIGGER_SOURCES), name="ck_eval_runs_triggered_by"),
+        CheckConstraint(
+            "progress_done >= 0 AND (progress_total IS NULL OR progress_done <= progress_total)",
+            name="ck_eval_runs_progress",
+        ),
+        CheckConstraint(
+            "status <> 'completed' OR finished_at IS NOT NULL", name="ck_eval_runs_completed_has_finish"
+        ),
+        Index("ix_eval_runs_task_created", "task_id", "created_at"),
+        Index("ix_eval_runs_task_model_status", "task_id", "model_id", "status"),
+        Index(
+            "ix_eval_runs_leaderboard",
+            "task_id",
+            "model_id",
+            "primary_metric",
+            postgresql_where=text("status = 'completed'"),
+        ),
+        Index("ix_eval_runs_active", "status", postgresql_where=text("status IN ('queued', 'running')")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="RESTRICT"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    dag_id: Mapped[str | None] = mapped_column(String(250))
+    dag_run_id: Mapped[str | None] = mapped_column(String(250), unique=True)
+    triggered_by: Mapped[str] = mapped_column(String(16), server_default="rest")
+    triggered_by_user: Mapped[str | None] = mapped_column(String(256))
+    options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    primary_metric: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    progress_done: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    artifacts_dir: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    vlmeval_version: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+    task: Mapped[Task] = relationship(back_populates="runs")
+    model: Mapped[Model] = relationship(back_populates="runs")
+    events: Mapped[list[EvalRunEvent]] = relationship(back_populates="run", order_by="EvalRunEvent.id")
+
+
+class EvalRunEvent(Base):
+    """Append-only history of a run's status changes, so every result (and failure) can be explained."""
+
+    __tablename__ = "eval_run_events"
+    __table_args__ = (Index("ix_eval_run_events_run", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("eval_runs.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    run: Mapped[EvalRun] = relationship(back_populates="events")

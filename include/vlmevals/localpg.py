@@ -1,0 +1,122 @@
+"""A private PostgreSQL server for the default set-up and the tests.
+
+A fresh machine has no database service, so we run the server binaries shipped in the `pgserver` wheel
+against a data folder of the project, on 127.0.0.1 and a port of our own. PostgreSQL refuses to run as
+root, so as root the server runs as an unprivileged system user (created once, like pgserver does).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SYSTEM_USER = "vlmevals-pg"
+SUPERUSER = "evals"
+
+
+def bin_dir() -> Path:
+    import pgserver
+
+    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+
+def _run_as() -> dict[str, object]:
+    if os.geteuid() != 0:
+        return {}
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
+                       check=True, capture_output=True)
+    return {"user": SYSTEM_USER, "group": pwd.getpwnam(SYSTEM_USER).pw_gid}
+
+
+def _grant_traverse(path: Path) -> None:
+    """Let the unprivileged server user reach `path` (o+x on every parent, as pgserver does)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class LocalPostgres:
+    data_dir: Path
+    port: int = 55432
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def url(self, database: str = "postgres", driver: str = "postgresql+psycopg") -> str:
+        return f"{driver}://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def _cmd(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(bin_dir() / name), *args], check=check, capture_output=True, text=True,
+                              **_run_as())  # type: ignore[call-overload]
+
+    def init(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        run_as = _run_as()
+        if run_as:
+            _grant_traverse(self.data_dir.parent)
+            _grant_traverse(bin_dir())
+            shutil.chown(self.data_dir, user=SYSTEM_USER)
+        self.data_dir.chmod(0o700)
+        self._cmd("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
+                  "--no-sync")
+
+    def running(self) -> bool:
+        return self._cmd("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
+
+    def start(self) -> None:
+        self.init()
+        if self.running():
+            return
+        if port_open(self.port):
+            raise RuntimeError(
+                f"Port {self.port} on 127.0.0.1 is taken by another server. Set EVALS_PG_PORT to a free port "
+                "or point DATABASE_URL at your own PostgreSQL."
+            )
+        self.log_file.touch()
+        if _run_as():
+            shutil.chown(self.log_file, user=SYSTEM_USER)
+        opts = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=200"
+        res = self._cmd("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir), "-l", str(self.log_file),
+                        "-o", opts, check=False)
+        if res.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start: {res.stderr or res.stdout}\n"
+                               f"Server log: {self.log_file}")
+        for _ in range(100):
+            if port_open(self.port):
+                return
+            time.sleep(0.1)
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data_dir / "PG_VERSION").exists() and self.running():
+            self._cmd("pg_ctl", "stop", "-D", str(self.data_dir), "-m", mode, "-w", check=False)
+
+    def ensure_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres", driver="postgresql"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{name}"')

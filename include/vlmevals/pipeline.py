@@ -1,0 +1,214 @@
+"""The steps of one evaluation, called by the `eval_run` DAG's tasks (which only wire them up).
+
+queue -> inference -> scoring -> ingest_metrics, plus a teardown that guarantees a terminal state.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from vlmevals import runs
+from vlmevals.db.engine import session_scope
+from vlmevals.errors import InvalidRequestError, VLMEvalFailure
+from vlmevals.schemas import RunOptions
+from vlmevals.settings import Settings, get_settings
+from vlmevals.slots import inference_task_id, slots_for
+from vlmevals.vlmeval import results
+from vlmevals.vlmeval.command import (
+    ModelSpec,
+    TaskSpec,
+    build_invocation,
+    python_executable,
+    vlmeval_version,
+    write_config,
+)
+from vlmevals.vlmeval.datasets import check_dataset
+from vlmevals.vlmeval.runner import run_streaming
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    """Plain copy of what a step needs, so no ORM object outlives its session."""
+
+    run_id: int
+    status: str
+    artifacts: Path
+    options: RunOptions
+    task: TaskSpec
+    task_name: str
+    metric_suffix: str
+    metric_key: str
+    model: ModelSpec
+    model_name: str
+
+    @property
+    def pred_root(self) -> Path:
+        # ms-vlmeval writes flat files into {work_dir}/{model}/
+        return self.artifacts / self.model.vlmeval_model
+
+
+def load_context(engine: Engine | None, run_id: int) -> RunContext:
+    with session_scope(engine) as s:
+        r = runs.get_run(s, run_id)
+        t, m = r.task, r.model
+        return RunContext(
+            run_id=r.id, status=r.status, artifacts=Path(r.artifacts_dir or runs.artifacts_dir_for(r.id)),
+            options=RunOptions.model_validate(r.options or {}),
+            task=TaskSpec(t.vlmeval_data, t.vlmeval_dataset_class), task_name=t.name,
+            metric_suffix=t.primary_metric_suffix, metric_key=t.primary_metric_key,
+            model=ModelSpec(m.vlmeval_model, m.model_spec, m.endpoint_base_url, m.endpoint_key_env, m.gpus,
+                            m.launch_mode),
+            model_name=m.name,
+        )
+
+
+def queue_step(engine: Engine | None, conf: dict[str, Any], *, dag_id: str, dag_run_id: str,
+               run_type: str, user: str | None, settings: Settings | None = None) -> dict[str, Any]:
+    """Validate the request and record (or adopt) the eval run; fail before any GPU slot is taken."""
+    settings = settings or get_settings()
+    eval_run_id = conf.get("eval_run_id")
+    with session_scope(engine) as s:
+        if eval_run_id:
+            run = runs.adopt_run(s, int(eval_run_id), dag_id=dag_id, dag_run_id=dag_run_id)
+        else:
+            task_name, model_name = conf.get("task"), conf.get("model")
+            if not task_name or not model_name:
+                raise InvalidRequestError("conf needs 'task' and 'model' (catalogue names), or 'eval_run_id'")
+            source = {"scheduled": "schedule", "backfill": "backfill"}.get(run_type) or conf.get("triggered_by")
+            options = {k: conf[k] for k in ("judge", "reuse", "limit", "api_nproc") if conf.get(k) not in (None, "")}
+            run = runs.create_run(s, task_name, model_name, triggered_by=source or "ui", user=user,
+                                  options=options, dag_id=dag_id, dag_run_id=dag_run_id)
+        run_id, gpus = run.id, run.model.gpus
+    ctx = load_context(engine, run_id)
+    try:
+        try:
+            slots = slots_for(gpus)
+        except ValueError as err:
+            raise InvalidRequestError(str(err)) from err
+        python = python_executable(settings)
+        version = vlmeval_version(python, str(settings.vlmeval_root) if settings.vlmeval_root else None)
+        info = check_dataset(ctx.task.vlmeval_data, settings, python=python, version=version)
+        if ctx.model.model_spec is not None:
+            # fail now on a spec that cannot be turned into a config (e.g. missing dataset class)
+            build_invocation(settings=settings, task=ctx.task, model=ctx.model, work_dir=ctx.artifacts,
+                             mode="infer")
+    except Exception as err:
+        runs.mark_failed(engine, run_id, str(err))
+        raise
+    total = min(info.rows, ctx.options.limit) if info.rows and ctx.options.limit else info.rows
+    runs.set_progress(engine, run_id, 0, total)
+    with session_scope(engine) as s:
+        runs.get_run(s, run_id).vlmeval_version = version
+    ctx.artifacts.mkdir(parents=True, exist_ok=True)
+    return {"eval_run_id": run_id, "slots": slots, "inference_task": inference_task_id(slots)}
+
+
+def _fail_on_status(ctx: RunContext, phase: str) -> None:
+    entry = results.dataset_entry(results.load_status(ctx.pred_root), ctx.task.vlmeval_data)
+    err = results.entry_error(entry)
+    if err:
+        raise VLMEvalFailure(f"VLMEvalKit {phase} failed for {ctx.model.vlmeval_model} x "
+                             f"{ctx.task.vlmeval_data}: {err}")
+
+
+def _run_vlmeval(engine: Engine | None, ctx: RunContext, mode: str, settings: Settings, try_number: int,
+                 total: int | None) -> None:
+    inv = build_invocation(settings=settings, task=ctx.task, model=ctx.model, work_dir=ctx.artifacts,
+                           mode=mode, judge=ctx.options.judge, reuse=True, limit=ctx.options.limit,
+                           api_nproc=ctx.options.api_nproc)
+    write_config(inv, ctx.artifacts / "vlmeval_config.json")
+    log.info("running: %s", inv.redacted())
+
+    def tick() -> None:
+        if mode == "infer":
+            runs.set_progress(engine, ctx.run_id,
+                              results.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data),
+                              total)
+
+    res = run_streaming(inv.argv, artifacts=ctx.artifacts, env=inv.env, cwd=ctx.artifacts,
+                        label=f"{mode} attempt {try_number}", on_tick=tick, tick_s=settings.progress_interval_s)
+    log.info("VLMEvalKit %s finished in %.1f s with exit code %s", mode, res.duration_s, res.returncode)
+    if res.returncode != 0:
+        last = "\n".join(res.stderr_tail.strip().splitlines()[-15:])
+        raise VLMEvalFailure(f"VLMEvalKit {mode} exited with code {res.returncode}:\n{last}", retryable=True)
+
+
+def inference_step(engine: Engine | None, run_id: int, try_number: int = 1,
+                   settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or get_settings()
+    ctx = load_context(engine, run_id)
+    if not runs.mark_running(engine, run_id, try_number):
+        raise InvalidRequestError(f"eval run {run_id} is {ctx.status}; not running inference")
+    ctx.pred_root.mkdir(parents=True, exist_ok=True)
+    status_file = ctx.pred_root / results.STATUS_FILE
+    if status_file.exists():  # an earlier attempt's verdict must not leak into this one
+        shutil.move(status_file, ctx.pred_root / f"status.before-attempt{try_number}.json")
+    if not ctx.options.reuse and try_number == 1:
+        for p in ctx.pred_root.glob(f"*_{ctx.task.vlmeval_data}.pkl"):
+            p.unlink()
+    with session_scope(engine) as s:
+        total = runs.get_run(s, run_id).progress_total
+    resumed = results.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
+    if resumed:
+        log.info("resuming: %s samples already answered by earlier attempts", resumed)
+    _run_vlmeval(engine, ctx, "infer", settings, try_number, total)
+    _fail_on_status(ctx, "inference")
+    pred = results.prediction_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
+    if pred is None:
+        raise VLMEvalFailure(f"VLMEvalKit wrote no prediction file for {ctx.model.vlmeval_model} x "
+                             f"{ctx.task.vlmeval_data} in {ctx.pred_root}; see worker_stderr.log")
+    if total is not None:
+        runs.set_progress(engine, run_id, total, total)
+    return {"predictions": str(pred), "resumed_samples": resumed}
+
+
+def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1,
+                 settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    ctx = load_context(engine, run_id)
+    _run_vlmeval(engine, ctx, "eval", settings, try_number, None)
+    _fail_on_status(ctx, "scoring")
+    if results.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data,
+                           ctx.metric_suffix) is None:
+        entry = results.dataset_entry(results.load_status(ctx.pred_root), ctx.task.vlmeval_data)
+        raise VLMEvalFailure(
+            f"scoring wrote no {ctx.metric_suffix} file for {ctx.model.vlmeval_model} x {ctx.task.vlmeval_data}"
+            f" (status.json: {entry.get('skip_reason') or entry.get('status') or 'no entry'}); check the "
+            "task's primary_metric_suffix, the judge settings and worker_stderr.log"
+        )
+
+
+def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
+    ctx = load_context(engine, run_id)
+    got = results.collect_metrics(ctx.pred_root, model=ctx.model.vlmeval_model, data=ctx.task.vlmeval_data,
+                                  suffix=ctx.metric_suffix, key=ctx.metric_key)
+    if not runs.mark_completed(engine, run_id, primary_metric=got.primary_metric, metrics=got.metrics):
+        log.warning("eval run %s was no longer active (cancelled?); metrics not recorded", run_id)
+    return {"eval_run_id": run_id, "primary_metric": got.primary_metric, "metric_file": str(got.metric_file)}
+
+
+def finalize_step(engine: Engine | None, run_id: int | None, dag_run_id: str) -> str:
+    """Teardown: no run may stay queued or running once its DAG run is over."""
+    if run_id is None:
+        return "no eval run was recorded"
+    failed = runs.mark_failed(
+        engine, run_id,
+        f"the eval_run DAG run {dag_run_id} ended before ingest_metrics recorded a result; "
+        "see the Airflow task logs",
+    )
+    return "marked failed" if failed else "already final"
+
+
+def record_task_failure(engine: Engine | None, run_id: int | None, task_id: str, error: BaseException | str | None,
+                        ) -> None:
+    if run_id is None:
+        return
+    runs.mark_failed(engine, run_id, f"{task_id}: {error or 'failed (see the task log)'}")

@@ -1,0 +1,162 @@
+"""Shared fixtures: a real PostgreSQL started by the tests (or TEST_DATABASE_URL), migrated databases, and an
+Airflow environment for whole-DAG runs.
+
+Airflow reads its configuration when first imported, so the environment is fixed here, at import time,
+before any test module imports airflow; the server behind those URLs is started lazily by a fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".local" / "test-cache"
+RUN_DIR = Path(tempfile.mkdtemp(prefix="vlmevals-tests-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+PG_PORT = _free_port()
+SERVER_URL = TEST_DATABASE_URL or f"postgresql+psycopg://evals@127.0.0.1:{PG_PORT}/postgres"
+
+
+def _db_url(name: str, driver: str = "postgresql+psycopg") -> str:
+    base = SERVER_URL.rsplit("/", 1)[0]
+    return driver + "://" + base.split("://", 1)[1] + "/" + name
+
+
+SUFFIX = uuid.uuid4().hex[:8]
+EVALS_DB = f"evals_test_{SUFFIX}"
+AIRFLOW_DB = f"airflow_test_{SUFFIX}"
+
+os.environ.update(
+    {
+        "DATABASE_URL": _db_url(EVALS_DB),
+        "AIRFLOW_CONN_EVALS_DB": _db_url(EVALS_DB, "postgresql"),
+        "AIRFLOW_HOME": str(RUN_DIR / "airflow"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _db_url(AIRFLOW_DB, "postgresql+psycopg2"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(RUN_DIR / "airflow" / "logs"),
+        "LMUData": str(RUN_DIR / "LMUData"),
+        "VLMEVAL_OUTPUTS": str(RUN_DIR / "outputs"),
+        "EVALS_MODELS_DIR": str(CACHE / "models"),
+        "EVALS_PROGRESS_INTERVAL_S": "0.5",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+)
+(RUN_DIR / "LMUData").mkdir(parents=True, exist_ok=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.iter_markers(name=m) for m in ("integration", "e2e", "browser")):
+            item.add_marker("unit")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "unit: fast, no services")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server for the whole session; the URL of its `postgres` database."""
+    if TEST_DATABASE_URL:
+        yield SERVER_URL
+        return
+    from vlmevals.localpg import LocalPostgres
+
+    pg = LocalPostgres(RUN_DIR / "pgdata", port=PG_PORT)
+    pg.start()
+    try:
+        yield SERVER_URL
+    finally:
+        pg.stop(mode="immediate")
+
+
+def create_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_db_url("postgres", "postgresql"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@pytest.fixture(scope="session")
+def db_url(pg_server: str) -> str:
+    """Our tables, migrated to head, in a database of this session."""
+    from vlmevals.db.engine import upgrade
+
+    create_database(EVALS_DB)
+    upgrade(os.environ["DATABASE_URL"])
+    return os.environ["DATABASE_URL"]
+
+
+@pytest.fixture()
+def engine(db_url: str):  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    from vlmevals.db.engine import get_engine
+
+    eng = get_engine(db_url)
+    yield eng
+    with eng.begin() as conn:
+        conn.execute(text("TRUNCATE eval_run_events, eval_runs, models, tasks RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture()
+def session(engine):  # type: ignore[no-untyped-def]
+    from vlmevals.db.engine import session_scope
+
+    with session_scope(engine) as s:
+        yield s
+
+
+@pytest.fixture()
+def seeded(engine):  # type: ignore[no-untyped-def]
+    from vlmevals.catalogue import seed
+    from vlmevals.db.engine import session_scope
+
+    with session_scope(engine) as s:
+        seed(s)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def airflow_db(db_url: str) -> str:
+    """Airflow's metadata DB, migrated once per session (needed by dag.test())."""
+    create_database(AIRFLOW_DB)
+    res = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
+                         env=os.environ.copy())
+    assert res.returncode == 0, res.stderr[-3000:]
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+@pytest.fixture(scope="session")
+def demo_assets(pg_server: str) -> dict[str, Path]:
+    """The demo benchmarks (in this session's LMUData) and the demo model (cached across sessions)."""
+    from vlmevals.demo.benchmark import DEMO_BENCHMARKS, write_benchmark
+    from vlmevals.demo.model import build_demo_model
+    from vlmevals.settings import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    out = {name: write_benchmark(name, settings.lmu_data) for name in DEMO_BENCHMARKS}
+    out["model"] = build_demo_model(settings.models_dir / "demo-tiny-idefics3")
+    return out
