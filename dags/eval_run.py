@@ -148,7 +148,7 @@ def eval_run() -> None:
     route_inference(info) >> branches >> scored
     ingested = ingest_metrics(info)
     scored >> ingested
-    ingested >> finalize(info).as_teardown(setups=info)
+    ingested >> finalize(info).as_teardown()
 
 
 eval_run()

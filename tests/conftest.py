@@ -87,7 +87,12 @@ def pg_server() -> Iterator[str]:
     try:
         yield SERVER_URL
     finally:
-        pg.stop(mode="immediate")
+        if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the server goes
+            sys.modules["airflow.settings"].dispose_orm()
+        from vlmevals.db.engine import get_engine
+
+        get_engine.cache_clear()
+        pg.stop(mode="fast")
 
 
 def create_database(name: str) -> None:

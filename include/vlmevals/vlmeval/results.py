@@ -141,10 +141,12 @@ def prediction_file(pred_root: Path, model: str, data: str) -> Path | None:
 
 
 def count_partial(pred_root: Path, model: str, data: str) -> int:
-    """Samples answered so far: VLMEvalKit's per-rank pickles (saved every 10 items) plus reused ones."""
-    seen: set[Any] = set()
-    for p in [*pred_root.glob(f"*_{data}.pkl"), pred_root / f"{model}_{data}_PREV.pkl"]:
-        if not p.exists() or p.name.endswith("_checkpoint.pkl"):
+    """Samples answered so far: VLMEvalKit's per-rank pickles (saved every 10 items), the API models'
+    checkpoint (saved as answers arrive) and predictions reused from an earlier attempt."""
+    seen: set[str] = set()
+    extra = [pred_root / f"{model}_{data}_PREV.pkl", pred_root / f"{model}_{data}_checkpoint.pkl"]
+    for p in [*pred_root.glob(f"*_{data}.pkl"), *extra]:
+        if not p.exists():
             continue
         try:
             with p.open("rb") as fh:
@@ -152,7 +154,7 @@ def count_partial(pred_root: Path, model: str, data: str) -> int:
         except Exception:  # being written right now; the next tick reads it
             continue
         if isinstance(obj, dict):
-            seen.update(obj.keys())
+            seen.update(str(k) for k, v in obj.items() if "Failed to obtain answer" not in str(v))
     return len(seen)
 
 
