@@ -116,13 +116,13 @@ def db_url(pg_server: str) -> str:
 @pytest.fixture()
 def engine(db_url: str):  # type: ignore[no-untyped-def]
     from sqlalchemy import text
-
     from vlmevals.db.engine import get_engine
 
     eng = get_engine(db_url)
     yield eng
     with eng.begin() as conn:
-        conn.execute(text("TRUNCATE eval_run_events, eval_runs, models, tasks RESTART IDENTITY CASCADE"))
+        conn.execute(text("TRUNCATE gpu_leases, enrolments, eval_samples, eval_run_events, eval_runs, models, tasks "
+                          "RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture()
@@ -165,3 +165,28 @@ def demo_assets(pg_server: str) -> dict[str, Path]:
     out = {name: write_benchmark(name, settings.lmu_data) for name in DEMO_BENCHMARKS}
     out["model"] = build_demo_model(settings.models_dir / "demo-tiny-idefics3")
     return out
+
+
+@pytest.fixture(scope="session")
+def live_stack(airflow_db: str, demo_assets: dict[str, Path]):  # type: ignore[no-untyped-def]
+    """A running Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor) on this session's
+    databases, started once and stopped at the end. Yields the `vlmevals.stack.Stack` driving it."""
+    from vlmevals.stack import Stack, StackSettings
+
+    settings = StackSettings.model_validate({
+        "EVALS_HOME": str(RUN_DIR / "stack"),
+        "EVALS_AIRFLOW_PORT": _free_port(),
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+        "EVALS_AIRFLOW_PARALLELISM": 4,
+    })
+    stack = Stack(settings)
+    (RUN_DIR / "stack").mkdir(exist_ok=True)
+    res = stack.airflow("pools", "set", "gpu", "2", "GPU slots", check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    stack.start_components()
+    try:
+        stack.wait_healthy()
+        yield stack
+    finally:
+        stack.stop(database=False)

@@ -31,6 +31,9 @@ class TaskCreate(BaseModel):
     primary_metric_key: str = Field(default="Overall", min_length=1, max_length=256)
     higher_is_better: bool = True
     metric_scale: float = Field(default=1.0, gt=0, description="full scale of the metric: 1 or 100")
+    regression_tolerance: float = Field(
+        default=0.01, ge=0, description="nightly runs dropping more than this (absolute, on the metric's scale) are "
+                                        "flagged as regressions")
     description: str = ""
 
 

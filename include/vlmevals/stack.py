@@ -6,6 +6,7 @@ what a user runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -192,29 +193,27 @@ class Stack:
             time.sleep(1)
         raise TimeoutError(f"Airflow api-server not healthy after {timeout_s:.0f} s: {last}")
 
-    def stop(self, components: tuple[str, ...] = COMPONENTS, database: bool = True) -> list[str]:
-        stopped = []
-        for name in components:
-            pid = self.pid(name)
-            if pid is None:
-                continue
-            try:
+    def stop(self, components: tuple[str, ...] = COMPONENTS, database: bool = True, grace_s: float = 20) -> list[str]:
+        """SIGTERM every component's process group at once, SIGKILL what is left after `grace_s`."""
+        pids = {name: pid for name in components if (pid := self.pid(name)) is not None}
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            for _ in range(100):
+        deadline = time.monotonic() + grace_s
+        alive = dict(pids)
+        while alive and time.monotonic() < deadline:
+            for name, pid in list(alive.items()):
                 try:
                     os.killpg(pid, 0)
-                    time.sleep(0.2)
                 except ProcessLookupError:
-                    break
-            else:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                    del alive[name]
+            time.sleep(0.2)
+        for pid in alive.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        for name in pids:
             self._pidfile(name).unlink(missing_ok=True)
-            stopped.append(name)
+        stopped = list(pids)
         if database and self.own_postgres and self.pg.running():
             self.pg.stop()
             stopped.append("postgresql")

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-
 from vlmevals.db.engine import session_scope
-from vlmevals.db.models import EvalRun, Model, Task
+from vlmevals.db.models import EvalRun, Task
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-
 from vlmevals.catalogue import get_model, get_task, seed
 from vlmevals.db.models import Model, Task
 from vlmevals.errors import NotFoundError

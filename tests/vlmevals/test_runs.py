@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from vlmevals import runs
 from vlmevals.db.engine import session_scope
 from vlmevals.errors import InvalidRequestError, NotFoundError

@@ -62,6 +62,7 @@ class Task(Base):
     higher_is_better: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     metric_scale: Mapped[float] = mapped_column(Float, server_default=text("1.0"))
     description: Mapped[str] = mapped_column(Text, server_default="")
+    regression_tolerance: Mapped[float] = mapped_column(Float, server_default=text("0.01"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     runs: Mapped[list[EvalRun]] = relationship(back_populates="task")
@@ -123,6 +124,8 @@ class EvalRun(Base):
             postgresql_where=text("status = 'completed'"),
         ),
         Index("ix_eval_runs_active", "status", postgresql_where=text("status IN ('queued', 'running')")),
+        Index("uq_eval_runs_source_path", "source_path", unique=True, postgresql_where=text("source_path IS NOT NULL")),
+        Index("ix_eval_runs_pair_finished", "task_id", "model_id", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -145,9 +148,26 @@ class EvalRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     vlmeval_version: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # reproducibility (what determines the result) and its hash, for skip-if-unchanged and drift marks
+    fingerprint: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    fingerprint_hash: Mapped[str | None] = mapped_column(String(64))
+    # per-sample summary: failed samples (API/judge errors) are counted apart from wrong ones
+    samples_total: Mapped[int | None] = mapped_column(Integer)
+    samples_failed: Mapped[int | None] = mapped_column(Integer)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    # nightly regression check against the previous completed run of the same pair
+    regression: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    regression_detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    baseline_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("eval_runs.id", ondelete="SET NULL", name="fk_eval_runs_baseline")
+    )
+    # backfill: the result folder a run was read from (one run per source)
+    source_path: Mapped[str | None] = mapped_column(Text)
+    source_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
 
     task: Mapped[Task] = relationship(back_populates="runs")
-    model: Mapped[Model] = relationship(back_populates="runs")
+    model: Mapped[Model] = relationship(back_populates="runs", foreign_keys=[model_id])
     events: Mapped[list[EvalRunEvent]] = relationship(back_populates="run", order_by="EvalRunEvent.id")
 
 
@@ -164,3 +184,51 @@ class EvalRunEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     run: Mapped[EvalRun] = relationship(back_populates="events")
+
+
+class EvalSample(Base):
+    """One sample's outcome in one run (from VLMEvalKit's per-sample result file)."""
+
+    __tablename__ = "eval_samples"
+    __table_args__ = (Index("ix_eval_samples_run_category", "run_id", "category"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("eval_runs.id", ondelete="CASCADE"), primary_key=True)
+    sample_index: Mapped[str] = mapped_column(String(128), primary_key=True)
+    category: Mapped[str | None] = mapped_column(String(256))
+    question: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    prediction: Mapped[str | None] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column(Float)  # 1/0 hit, or a partial score
+    failed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))  # model/judge error, not wrong
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+
+
+class Enrolment(Base):
+    """A (task, model) pair, a whole task (model NULL) or a whole model (task NULL) in nightly re-evaluation."""
+
+    __tablename__ = "enrolments"
+    __table_args__ = (
+        CheckConstraint("task_id IS NOT NULL OR model_id IS NOT NULL", name="ck_enrolments_target"),
+        Index("uq_enrolments_target", text("coalesce(task_id, 0)"), text("coalesce(model_id, 0)"), unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_by: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class GpuLease(Base):
+    """Which inference holds which GPU of which worker; a stale heartbeat frees the device."""
+
+    __tablename__ = "gpu_leases"
+
+    host: Mapped[str] = mapped_column(String(256), primary_key=True)
+    device: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("eval_runs.id", ondelete="SET NULL"))
+    holder: Mapped[str | None] = mapped_column(String(512))  # dag_run/task/try that holds it
+    pid: Mapped[int | None] = mapped_column(Integer)
+    acquired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

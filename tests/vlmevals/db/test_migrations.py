@@ -6,10 +6,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, pool, text
-
-from tests.conftest import _db_url, create_database
 from vlmevals.db.engine import downgrade, upgrade
 from vlmevals.db.models import Base
+
+from tests.conftest import _db_url, create_database
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from vlmevals.settings import Settings
 from vlmevals.vlmeval.command import ModelSpec, TaskSpec, build_invocation, default_dataset_class
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from vlmevals.errors import VLMEvalFailure
 from vlmevals.vlmeval.results import collect_metrics, entry_error, flatten_table, pick_primary
 

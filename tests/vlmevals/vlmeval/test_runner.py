@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from vlmevals.vlmeval.runner import PIDFILE, kill_leftover, run_streaming
 
 
