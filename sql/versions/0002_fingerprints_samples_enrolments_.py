@@ -95,7 +95,9 @@ def upgrade() -> None:
         unique=True,
         postgresql_where=sa.text("source_path IS NOT NULL"),
     )
-    op.create_foreign_key("fk_eval_runs_baseline", "eval_runs", "eval_runs", ["baseline_run_id"], ["id"], ondelete="SET NULL")
+    op.create_foreign_key(
+        "fk_eval_runs_baseline", "eval_runs", "eval_runs", ["baseline_run_id"], ["id"], ondelete="SET NULL"
+    )
     op.add_column(
         "tasks", sa.Column("regression_tolerance", sa.Float(), server_default=sa.text("0.01"), nullable=False)
     )

@@ -14,14 +14,20 @@ pytestmark = pytest.mark.e2e
 
 
 def test_trigger_through_airflow_rest_api(live_stack, seeded) -> None:  # type: ignore[no-untyped-def]
-    client = httpx.Client(base_url=live_stack.api_url, timeout=30,
-                          headers={"Authorization": f"Bearer {live_stack.token('admin')}"})
+    client = httpx.Client(
+        base_url=live_stack.api_url, timeout=30, headers={"Authorization": f"Bearer {live_stack.token('admin')}"}
+    )
     deadline = time.monotonic() + 120
     while client.get("/api/v2/dags/eval_run").status_code != 200:
         assert time.monotonic() < deadline, "eval_run never parsed by the dag-processor"
         time.sleep(1)
-    r = client.post("/api/v2/dags/eval_run/dagRuns", json={
-        "logical_date": None, "conf": {"task": "demo-shapes-mcq", "model": "demo-tiny-idefics3", "triggered_by": "rest"}})
+    r = client.post(
+        "/api/v2/dags/eval_run/dagRuns",
+        json={
+            "logical_date": None,
+            "conf": {"task": "demo-shapes-mcq", "model": "demo-tiny-idefics3", "triggered_by": "rest"},
+        },
+    )
     assert r.status_code == 200, r.text
     dag_run_id = r.json()["dag_run_id"]
     seen: list[str] = []
@@ -43,6 +49,7 @@ def test_trigger_through_airflow_rest_api(live_stack, seeded) -> None:  # type: 
         assert [e.status for e in run.events] == ["queued", "running", "completed"]
     assert seen[-1] == "completed"
     # the viewer can read but not trigger
-    viewer = httpx.Client(base_url=live_stack.api_url, timeout=30,
-                          headers={"Authorization": f"Bearer {live_stack.token('viewer')}"})
+    viewer = httpx.Client(
+        base_url=live_stack.api_url, timeout=30, headers={"Authorization": f"Bearer {live_stack.token('viewer')}"}
+    )
     assert viewer.post("/api/v2/dags/eval_run/dagRuns", json={"logical_date": None, "conf": {}}).status_code == 403
