@@ -6,6 +6,7 @@ queue -> inference -> scoring -> ingest_metrics, plus a teardown that guarantees
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from vlmevals import runs
+from vlmevals import fingerprint, runs
 from vlmevals.db.engine import session_scope
 from vlmevals.errors import InvalidRequestError, VLMEvalFailure
 from vlmevals.schemas import RunOptions
@@ -159,6 +160,7 @@ def inference_step(engine: Engine | None, run_id: int, try_number: int = 1,
     resumed = results.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
     if resumed:
         log.info("resuming: %s samples already answered by earlier attempts", resumed)
+    record_fingerprint(engine, ctx, settings, visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
     _run_vlmeval(engine, ctx, "infer", settings, try_number, total)
     _fail_on_status(ctx, "inference")
     pred = results.prediction_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
@@ -168,6 +170,18 @@ def inference_step(engine: Engine | None, run_id: int, try_number: int = 1,
     if total is not None:
         runs.set_progress(engine, run_id, total, total)
     return {"predictions": str(pred), "resumed_samples": resumed}
+
+
+def record_fingerprint(engine: Engine | None, ctx: RunContext, settings: Settings,
+                       visible_devices: str | None = None) -> None:
+    """Store what determines this run's result, at inference time (see vlmevals.fingerprint)."""
+    with session_scope(engine) as s:
+        total = runs.get_run(s, ctx.run_id).progress_total
+    fp, digest = fingerprint.compute(task=ctx.task, model=ctx.model, settings=settings, judge=ctx.options.judge,
+                                     limit=ctx.options.limit, dataset_rows=total, visible_devices=visible_devices)
+    with session_scope(engine) as s:
+        run = runs.get_run(s, ctx.run_id)
+        run.fingerprint, run.fingerprint_hash = fp, digest
 
 
 def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1,
