@@ -7,6 +7,7 @@ run, and every writer goes through these functions.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -30,6 +31,15 @@ def artifacts_dir_for(run_id: int) -> str:
     return str(get_settings().outputs_dir / "runs" / str(run_id))
 
 
+def fresh_artifacts_dir(run_id: int) -> str:
+    """`runs/{id}`, unless a folder of that name holds another run's files (ids restart when a database is
+    recreated): a new run must never resume from, or overwrite, someone else's artifacts."""
+    path = Path(artifacts_dir_for(run_id))
+    if path.exists() and any(path.iterdir()):
+        path = path.with_name(f"{run_id}-{now():%Y%m%dT%H%M%S%f}")
+    return str(path)
+
+
 def create_run(
     session: Session,
     task_name: str,
@@ -50,7 +60,7 @@ def create_run(
                   options=opts, dag_id=dag_id, dag_run_id=dag_run_id)
     session.add(run)
     session.flush()
-    run.artifacts_dir = artifacts_dir_for(run.id)
+    run.artifacts_dir = fresh_artifacts_dir(run.id)
     session.add(EvalRunEvent(run_id=run.id, status="queued", message=f"triggered by {triggered_by}"
                              + (f" ({user})" if user else "")))
     session.flush()
