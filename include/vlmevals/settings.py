@@ -16,7 +16,7 @@ LOCAL_DIR = PROJECT_ROOT / ".local"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     database_url: str = Field(
         default="postgresql+psycopg://evals@127.0.0.1:55432/evals",

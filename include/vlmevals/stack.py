@@ -29,7 +29,7 @@ USERS = {"admin": "admin", "op": "op", "viewer": "viewer"}
 
 
 class StackSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     home: Path = Field(default=LOCAL_DIR, alias="EVALS_HOME")
     pg_port: int = Field(default=55432, alias="EVALS_PG_PORT")
@@ -38,6 +38,8 @@ class StackSettings(BaseSettings):
     parallelism: int = Field(default=4, alias="EVALS_AIRFLOW_PARALLELISM")
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     airflow_db_url: str | None = Field(default=None, alias="AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    executor: str = Field(default="LocalExecutor", alias="EVALS_EXECUTOR")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL", description="Celery broker (CeleryExecutor)")
 
 
 @dataclass
@@ -88,7 +90,7 @@ class Stack:
             "AIRFLOW_HOME": str(airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": self.settings.executor,
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__PARALLELISM": str(self.settings.parallelism),
@@ -113,7 +115,20 @@ class Stack:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "NO_PROXY": "127.0.0.1,localhost",
         }
+        if self.settings.executor == "CeleryExecutor":
+            env.update(self._celery_env())
         return env
+
+    def _celery_env(self) -> dict[str, str]:
+        """Broker, result backend (Airflow's metadata DB) and worker names that tell workers on one host apart."""
+        if not self.settings.redis_url:
+            raise RuntimeError("CeleryExecutor needs a broker: set REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
+        return {
+            "AIRFLOW__CELERY__BROKER_URL": self.settings.redis_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.airflow_db_url,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "vlmevals.gpus.worker_hostname",
+        }
 
     def write_env_file(self) -> Path:
         """`source .local/env.sh` gives a shell the stack's environment (for airflow CLI calls)."""
@@ -156,14 +171,17 @@ class Stack:
             raise RuntimeError(f"airflow db migrate failed:\n{res.stderr[-3000:]}")
         upgrade(self.database_url)
 
-    def start_component(self, name: str) -> int:
+    def start_component(self, name: str, args: tuple[str, ...] | None = None,
+                        extra_env: dict[str, str] | None = None) -> int:
+        """Start `airflow {args or name}` in the background (e.g. name "worker-gpu", args ("celery", "worker", …))."""
         if (pid := self.pid(name)) is not None:
             return pid
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self._pidfile(name).parent.mkdir(parents=True, exist_ok=True)
         with (logs / f"{name}.log").open("ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "airflow", name], env={**os.environ, **self.env()},
+            proc = subprocess.Popen([sys.executable, "-m", "airflow", *(args or (name,))],
+                                    env={**os.environ, **self.env(), **(extra_env or {})},
                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, cwd=PROJECT_ROOT)
         self._pidfile(name).write_text(str(proc.pid))

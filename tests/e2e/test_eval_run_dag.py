@@ -103,3 +103,12 @@ def test_vlmeval_failure_recorded_only_in_status_json(eval_dag, seeded, demo_ass
     assert (art / "worker_stdout.log").exists() and (art / "DemoTinyIdefics3" / "status.json").exists(), "kept"
     assert run.attempts == 1, "a failure VLMEvalKit recorded itself is not retried"
     assert [e.status for e in run.events][-1] == "failed"
+
+
+@pytest.mark.parametrize("task_name, scale", [("demo-colors-vqa", 100.0), ("demo-shapes-yorn", 100.0)])
+def test_vqa_and_yes_no_tasks_complete(eval_dag, seeded, demo_assets, task_name: str, scale: float) -> None:  # type: ignore[no-untyped-def]
+    dr = eval_dag.test(run_conf={"task": task_name, "model": "demo-tiny-idefics3"})
+    run = _run_for(seeded, dr.run_id)
+    assert run is not None and run.status == "completed", run.error if run else None
+    assert run.metrics["file"].endswith(run.task.primary_metric_suffix)
+    assert 0.0 <= run.primary_metric <= scale and run.metrics["table"]["Overall"] == run.primary_metric
