@@ -42,6 +42,13 @@ def _on_failure(context: dict[str, Any]) -> None:
     record_task_failure(_engine(), _run_id_from(context), context["ti"].task_id, context.get("exception"))
 
 
+def _on_ingested(context: dict[str, Any]) -> None:
+    """A nightly run flagged as a regression fires the notifier named by EVALS_REGRESSION_NOTIFIER."""
+    from vlmevals.regression import notify
+
+    notify(_engine(), _run_id_from(context), context)
+
+
 def _as_airflow_error(err: Exception) -> Exception:
     """Our request errors and failures VLMEvalKit recorded itself are final: don't burn retries on them."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -126,7 +133,7 @@ def eval_run() -> None:
             raise _as_airflow_error(err) from err
 
     @task(retries=5, retry_delay=dt.timedelta(seconds=3), retry_exponential_backoff=2.0,
-          on_failure_callback=_on_failure)
+          on_failure_callback=_on_failure, on_success_callback=_on_ingested)
     def ingest_metrics(info: dict[str, Any]) -> dict[str, Any]:
         from vlmevals.pipeline import ingest_step
 

@@ -202,6 +202,84 @@ def down() -> None:
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
+def _fail_clearly(err: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/] {err}", soft_wrap=True)
+    return typer.Exit(1)
+
+
+@app.command("sync-outputs")
+def sync_outputs(
+    folder: Annotated[Path | None, typer.Argument(help="VLMEvalKit work dir (default: VLMEVAL_OUTPUTS)")] = None,
+    create_unknown: Annotated[bool, typer.Option(help="register unknown models/tasks instead of reporting")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the full report as JSON")] = False,
+) -> None:
+    """Backfill: record the finished and failed results already in a VLMEvalKit work dir (idempotent)."""
+    import json
+
+    from vlmevals.backfill import sync_outputs as do_sync
+    from vlmevals.errors import EvalsError
+
+    try:
+        report = do_sync(folder or get_settings().outputs_dir, create_unknown=create_unknown)
+    except EvalsError as err:
+        raise _fail_clearly(err) from err
+    if as_json:
+        console.print_json(json.dumps(report.as_dict()))
+        return
+    console.print(report.summary_line())
+    for kind, problems in (("unknown", report.unknown), ("malformed", report.malformed)):
+        for p in problems:
+            console.print(f"  [yellow]{kind}[/] {p.path}: {p.reason}", soft_wrap=True)
+
+
+@app.command()
+def enrol(task: Annotated[str | None, typer.Option(help="task name (alone: every model on it)")] = None,
+          model: Annotated[str | None, typer.Option(help="model name (alone: every task of it)")] = None) -> None:
+    """Add a pair, a whole task or a whole model to the nightly re-evaluation."""
+    from vlmevals.db.engine import session_scope
+    from vlmevals.enrolments import enrol as do_enrol
+    from vlmevals.enrolments import public
+    from vlmevals.errors import EvalsError
+
+    try:
+        with session_scope() as s:
+            row, changed = do_enrol(s, task, model, user="cli")
+            console.print(f"{'enrolled' if changed else 'already enrolled'}: {public(s, row).model_dump_json()}")
+    except EvalsError as err:
+        raise _fail_clearly(err) from err
+
+
+@app.command()
+def unenrol(task: Annotated[str | None, typer.Option(help="task name")] = None,
+            model: Annotated[str | None, typer.Option(help="model name")] = None) -> None:
+    """Take a pair, a task or a model out of the nightly re-evaluation."""
+    from vlmevals.db.engine import session_scope
+    from vlmevals.enrolments import unenrol as do_unenrol
+    from vlmevals.errors import EvalsError
+
+    try:
+        with session_scope() as s:
+            console.print(do_unenrol(s, task, model, user="cli"))
+    except EvalsError as err:
+        raise _fail_clearly(err) from err
+
+
+@app.command()
+def enrolments() -> None:
+    """List enrolments and the pairs the next nightly run covers."""
+    from vlmevals.db.engine import session_scope
+    from vlmevals.enrolments import list_enrolments
+    from vlmevals.nightly import resolve_pairs
+
+    with session_scope() as s:
+        for e in list_enrolments(s):
+            state = "" if e.enabled else " [excluded]"
+            console.print(f"{e.id}: {e.scope} task={e.task or '*'} model={e.model or '*'}{state}")
+        pairs = resolve_pairs(s)
+        console.print(f"{len(pairs)} pair(s) in the nightly run: "
+                      + ", ".join(f"{t.name} x {m.name}" for t, m in pairs))
+
+
 def main() -> None:
     app()
 

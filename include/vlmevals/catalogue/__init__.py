@@ -50,6 +50,13 @@ def seed(session: Session, path: Path = SEED_FILE) -> SeedReport:
     for item in data.get("models", []):
         _upsert(session, Model, ModelCreate.model_validate(item).model_dump(), report, "model")
     session.flush()
+    if data.get("enrolments"):  # nightly re-evaluation: {task, model}, either may be omitted
+        from vlmevals.enrolments import enrol
+
+        for item in data["enrolments"]:
+            label = f"enrolment:{item.get('task') or '*'}x{item.get('model') or '*'}"
+            _, changed = enrol(session, item.get("task"), item.get("model"), user="seed")
+            (report.created if changed else report.unchanged).append(label)
     return report
 
 

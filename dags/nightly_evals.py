@@ -1,0 +1,95 @@
+"""
+### Nightly re-evaluation of enrolled (task, model) pairs
+
+Runs on the cron in `EVALS_NIGHTLY_SCHEDULE` (default `0 2 * * *`, UTC; `off` disables the schedule), and
+by hand. `plan` resolves the enrolments (a pair, a whole task or a whole model; see `vlmevals enrolments`),
+skips every pair whose last completed run has the same fingerprint as now (toolkit version, model and weights,
+dataset md5, judge) unless `force` is set, and records one eval run per remaining pair
+(`triggered_by=schedule`). `trigger_eval_run` starts one `eval_run` DAG run per pair; their inference tasks
+share the `gpu` pool, which bounds how many evaluate at once. `summary` returns (and logs) how many were
+triggered and skipped, and why. A nightly run that scores worse than the pair's previous completed run by
+more than the task's tolerance is flagged as a regression (see the run's `regression_detail`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Param, dag, task
+
+_SCHEDULE = os.environ.get("EVALS_NIGHTLY_SCHEDULE", "").strip() or "0 2 * * *"
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from vlmevals.db.engine import engine_for_tasks
+
+    return engine_for_tasks()
+
+
+def _trigger_failed(context: dict[str, Any]) -> None:
+    """The eval_run DAG run could not be started: its eval run must not stay queued forever."""
+    from vlmevals.runs import mark_failed
+
+    conf = getattr(context.get("task"), "conf", None) or {}
+    if conf.get("eval_run_id"):
+        mark_failed(
+            _engine(),
+            int(conf["eval_run_id"]),
+            f"the nightly DAG could not trigger eval_run: {context.get('exception') or 'see its task log'}",
+        )
+
+
+@dag(
+    dag_id="nightly_evals",
+    schedule=None if _SCHEDULE.lower() in ("off", "none") else _SCHEDULE,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["evals"],
+    max_active_runs=1,
+    params={
+        "force": Param(
+            False,
+            type="boolean",
+            title="Force",
+            description="Re-run every enrolled pair, even those whose fingerprint is unchanged",
+        ),
+    },
+)
+def nightly_evals() -> None:
+    @task(retries=1, retry_delay=dt.timedelta(seconds=30))
+    def plan(params=None, dag_run=None, ti=None) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+        from vlmevals.nightly import plan_and_create
+
+        triggers, summary = plan_and_create(
+            _engine(),
+            force=bool((params or {}).get("force")),
+            nightly_run_id=dag_run.run_id,
+            user=dag_run.triggering_user_name,
+        )
+        ti.xcom_push(key="summary", value=summary)
+        return triggers
+
+    @task(trigger_rule="all_done")
+    def summary(ti=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        import logging
+
+        got = ti.xcom_pull(task_ids="plan", key="summary") or {}
+        logging.getLogger("vlmevals.nightly").info("nightly summary: %s", got.get("text", "plan did not run"))
+        return got
+
+    triggers = plan()
+    started = TriggerDagRunOperator.partial(
+        task_id="trigger_eval_run",
+        trigger_dag_id="eval_run",
+        logical_date=None,
+        wait_for_completion=False,
+        on_failure_callback=_trigger_failed,
+    ).expand_kwargs(triggers)
+    started >> summary()
+
+
+nightly_evals()

@@ -1,0 +1,247 @@
+"""Backfill on work dirs VLMEvalKit itself wrote (flat and upstream T-folder layouts), the legacy layout built
+from them, malformed variants, idempotence and the unknown-model report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from vlmevals.backfill import sync_outputs
+from vlmevals.backfill.scanner import FolderListing, datasets_in
+from vlmevals.db.engine import session_scope
+from vlmevals.db.models import EvalRun, Model, Task
+from vlmevals.errors import InvalidRequestError
+
+from tests.vlmevals.backfill import trees
+
+pytestmark = pytest.mark.integration
+
+TASKS = [
+    ("demo-shapes-mcq", "DEMO_SHAPES_MCQ", "_acc.csv", 1.0),
+    ("demo-colors-vqa", "DEMO_COLORS_VQA", "_acc.csv", 100.0),
+    ("demo-shapes-yorn", "DEMO_SHAPES_YORN", "_score.csv", 100.0),
+    ("demo-broken", "DEMO_BROKEN_MCQ", "_acc.csv", 1.0),
+    ("demo-missing", "DEMO_MISSING_MCQ", "_acc.csv", 1.0),
+]
+
+
+@pytest.fixture()
+def catalogue(engine):  # type: ignore[no-untyped-def]
+    with session_scope(engine) as s:
+        for name, data, suffix, scale in TASKS:
+            s.add(
+                Task(
+                    name=name,
+                    display_name=name,
+                    vlmeval_data=data,
+                    primary_metric_suffix=suffix,
+                    primary_metric_key="Overall",
+                    metric_scale=scale,
+                )
+            )
+        s.add(Model(name="demo-tiny", display_name="demo", vlmeval_model="demo_tiny"))
+    return engine
+
+
+def _runs(engine) -> list[EvalRun]:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as s:
+        rows = s.scalars(select(EvalRun).order_by(EvalRun.id)).all()
+        for r in rows:
+            _ = r.task, r.model, r.events
+        return list(rows)
+
+
+def _by_data(runs: list[EvalRun]) -> dict[str, EvalRun]:
+    return {r.task.vlmeval_data: r for r in runs}
+
+
+def test_flat_layout_from_real_vlmevalkit(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    real = trees.flat_tree(tmp_path)
+    work = real["cases"]["ok"]["work_dir"]
+    rep = sync_outputs(work, engine=catalogue)
+    assert rep.counts() == {"created": 3, "updated": 0, "unchanged": 0, "failed": 0, "unknown": 0, "malformed": 0}
+    assert any(p.endswith("/logs") for p in rep.ignored), "VLMEvalKit's logs folder is not a model"
+    runs = _by_data(_runs(catalogue))
+    status = json.loads(real["cases"]["ok"]["status_json"].read_text())["datasets"]
+    for data, run in runs.items():
+        assert run.status == "completed" and run.triggered_by == "backfill" and run.dag_id is None
+        assert run.primary_metric == pytest.approx(
+            status[data]["metrics"].get("split=none|Overall", status[data]["metrics"].get("Overall"))
+        )
+        assert run.source_path == f"{work}/demo_tiny/demo_tiny_{data}"
+        assert run.artifacts_dir == f"{work}/demo_tiny", "points at the source; nothing copied"
+        assert run.finished_at is not None and run.source_mtime_ns
+        assert run.fingerprint["source"]["layout"] == "flat"
+        assert [e.status for e in run.events] == ["completed"] and "backfilled from" in run.events[0].message
+    mcq = runs["DEMO_SHAPES_MCQ"]
+    assert mcq.metrics["table"]["split=none|colour"] == pytest.approx(0.3), "every metric cell kept"
+    assert mcq.metrics["judge_model"] == "exact_matching"
+    assert mcq.vlmeval_version and mcq.vlmeval_version.startswith("git:")
+    # idempotent: nothing new, no file parsed
+    again = sync_outputs(work, engine=catalogue)
+    assert again.counts()["created"] == 0 and again.counts()["unchanged"] == 3
+    assert again.files_parsed == 0
+    assert len(_runs(catalogue)) == 3
+
+
+def test_failures_recorded_only_in_status_json(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    real = trees.flat_tree(tmp_path)
+    rep = sync_outputs(real["cases"]["failed"]["work_dir"], engine=catalogue)
+    assert rep.counts()["created"] == 2 and rep.counts()["failed"] == 2
+    runs = _by_data(_runs(catalogue))
+    assert runs["DEMO_BROKEN_MCQ"].status == "failed" and "'image_path'" in runs["DEMO_BROKEN_MCQ"].error
+    assert "No such file or directory" in runs["DEMO_MISSING_MCQ"].error
+    assert runs["DEMO_MISSING_MCQ"].primary_metric is None
+    assert sync_outputs(real["cases"]["failed"]["work_dir"], engine=catalogue).counts()["created"] == 0
+    # a model folder whose run crashed before any dataset (status.json with no datasets) yields nothing
+    assert sync_outputs(real["cases"]["bad_model"]["work_dir"], engine=catalogue).results_seen == 0
+
+
+def test_upstream_tfolders_symlinks_are_not_extra_runs(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tree = trees.api_mode_tree(tmp_path)
+    links = [p for p in tree["model_dir"].iterdir() if p.is_symlink()]
+    assert links and all(not os.readlink(p).startswith("/") for p in links), "relative links, as upstream writes"
+    with session_scope(catalogue) as s:
+        s.add(Model(name="served", display_name="served", vlmeval_model="served"))
+    rep = sync_outputs(tree["work_dir"], engine=catalogue)
+    assert rep.counts()["created"] == 2 and rep.counts()["failed"] == 1, rep.as_dict()
+    runs = _by_data(_runs(catalogue))
+    mcq, yorn = runs["DEMO_SHAPES_MCQ"], runs["DEMO_SHAPES_YORN"]
+    tdir = tree["tdir"]
+    assert mcq.status == "completed" and mcq.source_path == f"{tdir}/served_DEMO_SHAPES_MCQ"
+    assert mcq.primary_metric == pytest.approx(
+        json.loads((tdir / "status.json").read_text())["datasets"]["DEMO_SHAPES_MCQ"]["metrics"]["split=none|Overall"]
+    )
+    assert mcq.fingerprint["source"] == {
+        "layout": "upstream",
+        "folder": str(tdir),
+        "eval_id": tdir.name,
+        "metric_file": "served_DEMO_SHAPES_MCQ_acc.csv",
+    }
+    assert yorn.status == "failed" and "NotImplementedError" in yorn.error
+    # a newer T folder for the same pairs: new runs; the old ones stay
+    newer = trees.newer_tfolder(tree["model_dir"], tdir, "T29991231-235959")
+    rep2 = sync_outputs(tree["work_dir"], engine=catalogue)
+    assert (rep2.counts()["created"], rep2.counts()["unchanged"]) == (2, 2)
+    all_runs = _runs(catalogue)
+    assert len(all_runs) == 4
+    assert {r.source_path.rsplit("/", 2)[1] for r in all_runs} == {tdir.name, newer.name}
+    assert sync_outputs(tree["work_dir"], engine=catalogue).counts()["created"] == 0
+
+
+def test_legacy_tfolder_layout(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    real = trees.flat_tree(tmp_path / "real")
+    work = tmp_path / "legacy"
+    tdir = trees.legacy_from_flat(real["cases"]["ok"]["model_dir"], work, "demo_tiny")
+    rep = sync_outputs(work, engine=catalogue)
+    assert rep.counts()["created"] == 3, rep.as_dict()
+    for run in _runs(catalogue):
+        assert run.status == "completed" and run.source_path.startswith(f"{tdir}/demo_tiny_")
+        assert run.vlmeval_version == "git:1a2b3c4d" and run.fingerprint["source"]["layout"] == "legacy"
+        assert run.finished_at.date().isoformat() == "2025-03-01", "the folder's date, without status.json"
+    yorn = _by_data(_runs(catalogue))["DEMO_SHAPES_YORN"]
+    assert yorn.metrics["file"] == "demo_tiny_DEMO_SHAPES_YORN_score.csv" and yorn.primary_metric == 10.0
+
+
+def test_malformed_results_reported_scan_goes_on(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    real = trees.flat_tree(tmp_path)
+    work = real["cases"]["ok"]["work_dir"]
+    mdir = real["cases"]["ok"]["model_dir"]
+    trees.legacy_from_flat(mdir, work, "demo_tiny")  # healthy results beside the broken ones
+    mcq_csv = mdir / "demo_tiny_DEMO_SHAPES_MCQ_acc.csv"
+    mcq_csv.write_text(mcq_csv.read_text()[:18])  # truncated mid-header
+    (mdir / "demo_tiny_DEMO_SHAPES_YORN.xlsx").unlink()  # missing prediction file
+    status: dict[str, Any] = json.loads((mdir / "status.json").read_text())
+    del status["datasets"]["DEMO_COLORS_VQA"]["metrics"]  # scoring never finished ...
+    (mdir / "status.json").write_text(json.dumps(status))
+    (mdir / "demo_tiny_DEMO_COLORS_VQA_acc.csv").unlink()  # ... so no metric file either
+    rep = sync_outputs(work, engine=catalogue)
+    assert rep.counts()["created"] == 3 and rep.counts()["malformed"] == 3, rep.as_dict()
+    why = {Path(p.path).name: p.reason for p in rep.malformed}
+    assert (
+        "unreadable" in why["demo_tiny_DEMO_SHAPES_MCQ_acc.csv"]
+        or "no numeric" in why["demo_tiny_DEMO_SHAPES_MCQ_acc.csv"]
+    )
+    assert "missing prediction file demo_tiny_DEMO_SHAPES_YORN.xlsx" in why["demo_tiny_DEMO_SHAPES_YORN.xlsx"]
+    assert "without metrics" in why["status.json"]
+    assert all(r.source_path.split("/")[-2].startswith("T2025") for r in _runs(catalogue))
+    # repaired later: the next scan records it
+    shutil.copy2(
+        tmp_path / "ok" / "outputs" / "demo_tiny" / "T20250301_G1a2b3c4d" / "demo_tiny_DEMO_SHAPES_MCQ_acc.csv", mcq_csv
+    )
+    rep2 = sync_outputs(work, engine=catalogue)
+    assert rep2.counts()["created"] == 1 and rep2.counts()["malformed"] == 2
+
+
+def test_half_written_status_json_is_malformed(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    real = trees.flat_tree(tmp_path)
+    status = real["cases"]["ok"]["status_json"]
+    status.write_text(status.read_text()[:200])
+    rep = sync_outputs(real["cases"]["ok"]["work_dir"], engine=catalogue)
+    assert rep.counts()["malformed"] == 3 and rep.counts()["created"] == 0
+    assert all(p.path == str(status) and "not valid JSON" in p.reason for p in rep.malformed)
+
+
+def test_unknown_models_reported_then_created(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tree = trees.api_mode_tree(tmp_path)
+    with session_scope(catalogue) as s:
+        s.execute(Task.__table__.delete().where(Task.vlmeval_data == "DEMO_SHAPES_YORN"))
+    rep = sync_outputs(tree["work_dir"], engine=catalogue)
+    assert rep.counts()["created"] == 0 and rep.counts()["unknown"] == 2
+    assert all("no model with vlmeval_model='served'" in p.reason for p in rep.unknown)
+    assert {p.data for p in rep.unknown} == {"DEMO_SHAPES_MCQ", "DEMO_SHAPES_YORN"}
+    assert _runs(catalogue) == []
+    rep2 = sync_outputs(tree["work_dir"], engine=catalogue, create_unknown=True)
+    assert rep2.created_models == ["served"] and rep2.created_tasks == ["demo_shapes_yorn"]
+    assert rep2.counts()["created"] == 2 and rep2.counts()["unknown"] == 0
+    with session_scope(catalogue) as s:
+        task = s.scalar(select(Task).where(Task.name == "demo_shapes_yorn"))
+        assert task.vlmeval_data == "DEMO_SHAPES_YORN" and "backfill" in task.description
+
+
+def test_rerun_in_flat_folder_updates_in_place(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    real = trees.flat_tree(tmp_path)
+    work = real["cases"]["ok"]["work_dir"]
+    sync_outputs(work, engine=catalogue)
+    csv = real["benchmarks"]["DEMO_COLORS_VQA"]["acc_csv"]
+    csv.write_text('"Overall","colour","shape"\n"60.0","70.0","50.0"\n')
+    st = csv.stat()
+    os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    rep = sync_outputs(work, engine=catalogue)
+    assert (rep.counts()["updated"], rep.counts()["unchanged"], rep.counts()["created"]) == (1, 2, 0)
+    vqa = _by_data(_runs(catalogue))["DEMO_COLORS_VQA"]
+    assert vqa.primary_metric == 60.0
+    assert "was completed (primary metric 20.0)" in vqa.events[-1].message, "the old score stays in the history"
+
+
+def test_not_a_folder_is_a_clear_error(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidRequestError, match="is not a folder"):
+        sync_outputs(tmp_path / "nope", engine=catalogue)
+
+
+def test_dataset_grouping_prefers_longest_name() -> None:
+    files = {
+        f"m_{n}": 1
+        for n in (
+            "A_B.xlsx",
+            "A_B_acc.csv",
+            "A_B_exact_matching_result.xlsx",
+            "A_B_V11.xlsx",
+            "A_B_V11_acc.csv",
+            "X.tsv",
+            "X_checkpoint.pkl",
+            "Y_acc.csv",
+        )
+    }
+    lst = FolderListing("m", "/w/m", "flat", None, None, files, None)
+    groups = datasets_in(lst, known={"A_B_V11", "Y"})
+    assert set(groups) == {"A_B", "A_B_V11", "X", "Y"}
+    assert set(groups["A_B"]) == {"m_A_B.xlsx", "m_A_B_acc.csv", "m_A_B_exact_matching_result.xlsx"}
+    assert set(groups["A_B_V11"]) == {"m_A_B_V11.xlsx", "m_A_B_V11_acc.csv"}
+    assert set(groups["X"]) == {"m_X.tsv"}, "temporary pickles are no result"
+    assert set(groups["Y"]) == {"m_Y_acc.csv"}, "a catalogue dataset without prediction file is still found"
