@@ -6,15 +6,15 @@ queue -> inference -> scoring -> ingest_metrics, plus a teardown that guarantees
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
-from vlmevals import fingerprint, runs
+from vlmevals import fingerprint, gpus, runs
 from vlmevals.db.engine import session_scope
 from vlmevals.errors import InvalidRequestError, VLMEvalFailure
 from vlmevals.schemas import RunOptions
@@ -84,7 +84,8 @@ def queue_step(engine: Engine | None, conf: dict[str, Any], *, dag_id: str, dag_
             if not task_name or not model_name:
                 raise InvalidRequestError("conf needs 'task' and 'model' (catalogue names), or 'eval_run_id'")
             source = {"scheduled": "schedule", "backfill": "backfill"}.get(run_type) or conf.get("triggered_by")
-            options = {k: conf[k] for k in ("judge", "reuse", "limit", "api_nproc") if conf.get(k) not in (None, "")}
+            options = {k: conf[k] for k in ("judge", "reuse", "limit", "api_nproc", "api_retry")
+                       if conf.get(k) not in (None, "")}
             run = runs.create_run(s, task_name, model_name, triggered_by=source or "ui", user=user,
                                   options=options, dag_id=dag_id, dag_run_id=dag_run_id)
         run_id, gpus = run.id, run.model.gpus
@@ -121,20 +122,23 @@ def _fail_on_status(ctx: RunContext, phase: str) -> None:
 
 
 def _run_vlmeval(engine: Engine | None, ctx: RunContext, mode: str, settings: Settings, try_number: int,
-                 total: int | None) -> None:
+                 total: int | None, extra_env: dict[str, str] | None = None,
+                 on_tick: Callable[[], None] | None = None) -> None:
     inv = build_invocation(settings=settings, task=ctx.task, model=ctx.model, work_dir=ctx.artifacts,
                            mode=mode, judge=ctx.options.judge, reuse=True, limit=ctx.options.limit,
-                           api_nproc=ctx.options.api_nproc)
+                           api_nproc=ctx.options.api_nproc, api_retry=ctx.options.api_retry)
     write_config(inv, ctx.artifacts / "vlmeval_config.json")
     log.info("running: %s", inv.redacted())
 
     def tick() -> None:
-        if mode == "infer":
+        if on_tick is not None:  # e.g. the GPU lease's heartbeat
+            on_tick()
+        if mode in ("infer", "all"):
             runs.set_progress(engine, ctx.run_id,
                               results.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data),
                               total)
 
-    res = run_streaming(inv.argv, artifacts=ctx.artifacts, env=inv.env, cwd=ctx.artifacts,
+    res = run_streaming(inv.argv, artifacts=ctx.artifacts, env={**inv.env, **(extra_env or {})}, cwd=ctx.artifacts,
                         label=f"{mode} attempt {try_number}", on_tick=tick, tick_s=settings.progress_interval_s)
     log.info("VLMEvalKit %s finished in %.1f s with exit code %s", mode, res.duration_s, res.returncode)
     if res.returncode != 0:
@@ -160,8 +164,13 @@ def inference_step(engine: Engine | None, run_id: int, try_number: int = 1,
     resumed = results.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
     if resumed:
         log.info("resuming: %s samples already answered by earlier attempts", resumed)
-    record_fingerprint(engine, ctx, settings, visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
-    _run_vlmeval(engine, ctx, "infer", settings, try_number, total)
+    # the model's GPUs, exclusively, for as long as VLMEvalKit runs (CPU fallback on GPU-less workers)
+    with gpus.leased(engine, ctx.model.gpus, holder=f"eval run {run_id} inference try {try_number}",
+                     run_id=run_id) as lease:
+        ctx = replace(ctx, model=lease.adapt(ctx.model))
+        record_fingerprint(engine, ctx, settings, visible_devices=lease.cuda_visible_devices)
+        _run_vlmeval(engine, ctx, inference_mode(ctx, settings), settings, try_number, total,
+                     extra_env=lease.env(), on_tick=lease.heartbeat)
     _fail_on_status(ctx, "inference")
     pred = results.prediction_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
     if pred is None:
@@ -184,11 +193,23 @@ def record_fingerprint(engine: Engine | None, ctx: RunContext, settings: Setting
         run.fingerprint, run.fingerprint_hash = fp, digest
 
 
+def inference_mode(ctx: RunContext, settings: Settings) -> str:
+    """`all` when scoring is offline exact matching: it takes milliseconds, so the same VLMEvalKit process
+    scores (saving a second ~7 s import and model-free start-up); `infer` when an LLM judge scores, so the
+    GPU slot is released before the (slow, remote) judging starts in `scoring`."""
+    return "all" if (ctx.options.judge or settings.judge) == "exact_matching" else "infer"
+
+
 def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1,
                  settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     ctx = load_context(engine, run_id)
-    _run_vlmeval(engine, ctx, "eval", settings, try_number, None)
+    entry = results.dataset_entry(results.load_status(ctx.pred_root), ctx.task.vlmeval_data)
+    scored = results.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, ctx.metric_suffix)
+    if inference_mode(ctx, settings) == "all" and scored is not None and entry.get("metrics") is not None:
+        log.info("already scored by exact matching in the inference process: %s", scored.name)
+    else:
+        _run_vlmeval(engine, ctx, "eval", settings, try_number, None)
     _fail_on_status(ctx, "scoring")
     if results.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data,
                            ctx.metric_suffix) is None:
@@ -204,9 +225,23 @@ def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
     ctx = load_context(engine, run_id)
     got = results.collect_metrics(ctx.pred_root, model=ctx.model.vlmeval_model, data=ctx.task.vlmeval_data,
                                   suffix=ctx.metric_suffix, key=ctx.metric_key)
-    if not runs.mark_completed(engine, run_id, primary_metric=got.primary_metric, metrics=got.metrics):
+    from vlmevals.samples import ingest_for_run  # numpy/scipy only where samples are ingested
+
+    sample_columns = ingest_for_run(engine, run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data,
+                                    got.metrics)
+    if not runs.mark_completed(engine, run_id, primary_metric=got.primary_metric, metrics=got.metrics,
+                               extra=sample_columns):
         log.warning("eval run %s was no longer active (cancelled?); metrics not recorded", run_id)
-    return {"eval_run_id": run_id, "primary_metric": got.primary_metric, "metric_file": str(got.metric_file)}
+        return {"eval_run_id": run_id, "primary_metric": got.primary_metric, "metric_file": str(got.metric_file)}
+    from vlmevals.regression import check_run  # nightly runs: compare with the pair's previous completed run
+
+    try:
+        verdict = check_run(engine, run_id)
+    except Exception:  # the result is stored; a failed comparison must not fail (and retry) the ingest
+        log.exception("regression check of eval run %s failed", run_id)
+        verdict = None
+    return {"eval_run_id": run_id, "primary_metric": got.primary_metric, "metric_file": str(got.metric_file),
+            "regression": verdict.regression if verdict else None}
 
 
 def finalize_step(engine: Engine | None, run_id: int | None, dag_run_id: str) -> str:

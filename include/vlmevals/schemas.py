@@ -101,4 +101,6 @@ class RunOptions(BaseModel):
     reuse: bool = Field(default=True, description="resume from partial results of earlier attempts")
     limit: int | None = Field(default=None, ge=1, description="evaluate only the first N samples")
     api_nproc: int = Field(default=4, ge=1, le=64, description="parallel requests for API models")
+    api_retry: int | None = Field(default=None, ge=1, le=20,
+                                  description="VLMEvalKit --retry: tries per sample for API models (default 6)")
 

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from vlmevals import pipeline, runs
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Model, Task

@@ -86,6 +86,7 @@ def build_invocation(
     limit: int | None = None,
     api_nproc: int = 4,
     config_path: Path | None = None,
+    api_retry: int | None = None,
 ) -> Invocation:
     """The argv and environment for one VLMEvalKit call (`mode`: infer or eval)."""
     py = python_executable(settings)
@@ -93,7 +94,7 @@ def build_invocation(
         entry = [str(settings.vlmeval_root / "run.py")]
     else:
         entry = ["-m", "vlmeval"]
-    if model.launch_mode == "torchrun" and model.gpus > 1:
+    if model.launch_mode == "torchrun" and model.gpus >= 1:  # nproc 1 too: the launch mode is the model's choice
         prefix = [py, "-m", "torch.distributed.run", f"--nproc-per-node={model.gpus}"]
         if entry[0] == "-m":
             prefix.append("--module")
@@ -126,10 +127,14 @@ def build_invocation(
             key = os.environ.get(model.endpoint_key_env or "", "") if model.endpoint_key_env else ""
             argv += ["--key", key or "sk-none"]
             argv += ["--api-nproc", str(api_nproc)]
+            if api_retry:  # VLMEvalKit's default is 6 tries with random sleeps between them
+                argv += ["--retry", str(api_retry)]
 
     argv += ["--work-dir", str(work_dir), "--mode", mode]
     if reuse or mode == "eval":
         argv.append("--reuse")
+    if mode == "eval":  # else VLMEvalKit skips scoring if any answer failed; we count failed samples apart
+        argv.append("--keep-failed")
     if limit:
         argv += ["--limit", str(limit)]
     judge = judge or settings.judge
