@@ -74,6 +74,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "unit: fast, no services")
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not os.environ.get("KEEP_TEST_FILES"):  # set it to look at a failed run's artifacts afterwards
+        import shutil
+
+        shutil.rmtree(RUN_DIR, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A PostgreSQL server for the whole session; the URL of its `postgres` database."""

@@ -197,6 +197,8 @@ def inference_mode(ctx: RunContext, settings: Settings) -> str:
     """`all` when scoring is offline exact matching: it takes milliseconds, so the same VLMEvalKit process
     scores (saving a second ~7 s import and model-free start-up); `infer` when an LLM judge scores, so the
     GPU slot is released before the (slow, remote) judging starts in `scoring`."""
+    if ctx.options.limit:  # VLMEvalKit's --mode eval checks completeness against the whole dataset
+        return "all"
     return "all" if (ctx.options.judge or settings.judge) == "exact_matching" else "infer"
 
 
@@ -207,12 +209,15 @@ def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1,
     entry = results.dataset_entry(results.load_status(ctx.pred_root), ctx.task.vlmeval_data)
     scored = results.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, ctx.metric_suffix)
     if inference_mode(ctx, settings) == "all" and scored is not None and entry.get("metrics") is not None:
-        log.info("already scored by exact matching in the inference process: %s", scored.name)
+        log.info("already scored in the inference process: %s", scored.name)
     else:
         _run_vlmeval(engine, ctx, "eval", settings, try_number, None)
     _fail_on_status(ctx, "scoring")
     if results.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data,
                            ctx.metric_suffix) is None:
+        broken = results.unreadable_prediction(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
+        if broken:
+            raise VLMEvalFailure(f"scoring {ctx.model.vlmeval_model} x {ctx.task.vlmeval_data} failed: {broken}")
         entry = results.dataset_entry(results.load_status(ctx.pred_root), ctx.task.vlmeval_data)
         raise VLMEvalFailure(
             f"scoring wrote no {ctx.metric_suffix} file for {ctx.model.vlmeval_model} x {ctx.task.vlmeval_data}"

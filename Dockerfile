@@ -1,0 +1,40 @@
+# The image of every service in docker-compose.yaml: Airflow 3 + VLMEvalKit + this project, from the pinned
+# requirements (requirements.txt with constraints.txt). PyPI's Linux torch wheel carries CUDA, so the same image
+# serves CPU and GPU workers (GPUs come from the NVIDIA container runtime: deploy.resources.reservations).
+FROM python:3.11-slim-bookworm
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PYTHONUNBUFFERED=1 \
+    AIRFLOW_HOME=/opt/airflow \
+    AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/project/dags \
+    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/airflow/project/plugins \
+    PYTHONPATH=/opt/airflow/project/include
+
+# curl: healthchecks; dumb-init: signals reach Celery's task processes; libgl/glib: opencv (VLMEvalKit); git:
+# toolkit commit ids when VLMEVAL_ROOT points at a checkout
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl dumb-init git libgl1 libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --uid 50000 --gid 0 --home-dir /opt/airflow --create-home --shell /bin/bash airflow
+
+WORKDIR /opt/airflow/project
+COPY requirements.txt constraints.txt ./
+# torch first, exactly pinned (as scripts/setup.sh does), then the rest
+RUN pip install -c constraints.txt torch torchvision \
+    && pip install -r requirements.txt -c constraints.txt
+
+COPY pyproject.toml ./
+COPY include ./include
+COPY dags ./dags
+COPY plugins ./plugins
+COPY sql ./sql
+COPY docker ./docker
+RUN pip install --no-deps -e . \
+    && mkdir -p /data/outputs /data/LMUData /data/models /opt/airflow/logs /opt/airflow/auth \
+    && chown -R 50000:0 /data /opt/airflow \
+    && chmod -R g+rwX /data /opt/airflow
+
+USER 50000
+EXPOSE 8080
+ENTRYPOINT ["/usr/bin/dumb-init", "--", "airflow"]
+CMD ["version"]
