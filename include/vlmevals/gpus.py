@@ -52,7 +52,7 @@ CHANNEL = "gpu_leases"
 class GpuSettings(BaseSettings):
     """How a worker finds its GPUs and how long leases live."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     gpus: str | None = Field(
         default=None,
