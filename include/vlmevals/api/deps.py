@@ -1,0 +1,64 @@
+"""Typed dependencies of the evals API: our DB session, the Airflow user, permission guards, paging.
+
+Authentication and authorisation are Airflow's own (Bearer JWT or the UI's `_token` cookie, checked by the
+configured auth manager), so the evals API has exactly the users and roles the Airflow UI has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from fastapi import Depends, Query
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from vlmevals.db.engine import get_engine, session_scope
+
+EVAL_DAG_ID = "eval_run"
+MAX_PAGE = 1000
+
+
+def get_session() -> Iterator[Session]:
+    """One transaction per request on our database (not Airflow's metadata DB)."""
+    with session_scope(get_engine()) as s:
+        yield s
+
+
+# scope="function": commit (or roll back) before the response goes out, so a 201 means it is stored
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+UserDep = GetUserDep
+# writes (create task/model, trigger, cancel) need the right to trigger eval_run, checked by Airflow's auth
+# manager; SimpleAuthManager's custom-view check ignores the HTTP method, so reads and writes are guarded apart
+requires_trigger = requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=EVAL_DAG_ID)
+CanTrigger = Depends(requires_trigger)
+
+
+def user_name(user: BaseUser) -> str:
+    return user.get_name()
+
+
+def can_trigger(user: BaseUser) -> bool:
+    """Whether `user` may trigger eval_run (what the page uses to show or hide its trigger button)."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return bool(get_auth_manager().is_authorized_dag(
+        method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=EVAL_DAG_ID), user=user))
+
+
+class Page(BaseModel):
+    limit: int
+    offset: int
+
+
+def paging(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="rows to skip")] = 0,
+) -> Page:
+    return Page(limit=limit, offset=offset)
+
+
+PageDep = Annotated[Page, Depends(paging)]

@@ -1,0 +1,96 @@
+"""Error mapping: every refusal is a 4xx whose `detail` names the problem and the fix; nothing becomes a 500.
+
+Domain errors (vlmevals.errors) map to 404/409/422; database errors caused by input that slipped past
+validation (a NUL character, a number out of range) map to 422; a concurrent duplicate insert to 409.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DataError, IntegrityError
+
+from vlmevals.errors import ConflictError, EvalsError, InvalidRequestError, NotFoundError
+from vlmevals.triggering import AirflowTriggerError
+
+log = logging.getLogger(__name__)
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class InvalidInputResponse(BaseModel):
+    """422: our own checks answer a sentence; FastAPI's request validation a list naming each field."""
+
+    detail: str | list[dict[str, Any]]
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Not authenticated: send `Authorization: Bearer <token>` (POST /auth/token) or the UI session cookie",
+    403: "Authenticated, but the user may not do this (writes need the right to trigger eval_run)",
+    404: "Unknown task, model, run or file",
+    409: "Conflict: duplicate name, an active run of the same task x model, or a run that is already over",
+    422: "Invalid input: the message names the field and the problem",
+    503: "Airflow could not start the DAG run (e.g. eval_run not parsed yet); the eval run is marked failed",
+}
+
+
+def responses(*codes: int, conflict_model: type[BaseModel] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route, so the document lists every status it can answer."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for c in codes:
+        model = conflict_model if (c == 409 and conflict_model) else InvalidInputResponse if c == 422 else ErrorResponse
+        out[c] = {"description": _DESCRIPTIONS[c], "model": model}
+    return out
+
+
+def _json(code: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=code, content={"detail": detail, **extra})
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(NotFoundError)
+    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return _json(status.HTTP_404_NOT_FOUND, str(exc))
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
+        extra = {"existing_run_id": exc.existing_id} if exc.existing_id is not None else {}
+        run = getattr(exc, "run", None)
+        if run is not None:
+            extra["run"] = run
+        return _json(status.HTTP_409_CONFLICT, str(exc), **extra)
+
+    @app.exception_handler(AirflowTriggerError)
+    async def _airflow(request: Request, exc: AirflowTriggerError) -> JSONResponse:
+        return _json(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+
+    @app.exception_handler(InvalidRequestError)
+    async def _invalid(request: Request, exc: InvalidRequestError) -> JSONResponse:
+        return _json(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+
+    @app.exception_handler(EvalsError)
+    async def _evals(request: Request, exc: EvalsError) -> JSONResponse:
+        return _json(status.HTTP_400_BAD_REQUEST, str(exc))
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        log.info("rejected input the database cannot store: %s", exc.orig)
+        return _json(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                     f"a value cannot be stored: {str(exc.orig).splitlines()[0]} (e.g. NUL characters are not "
+                     "allowed in text); fix the input")
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        log.info("integrity error: %s", exc.orig)
+        if getattr(exc.orig, "sqlstate", None) == "23514":  # check constraint: invalid value, not a conflict
+            return _json(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                         f"invalid value: {str(exc.orig).splitlines()[0]}; fix the input")
+        return _json(status.HTTP_409_CONFLICT,
+                     f"the change conflicts with stored data: {str(exc.orig).splitlines()[0]}")

@@ -1,0 +1,1 @@
+"""One module per resource; app.py includes them from its ROUTERS list."""

@@ -1,0 +1,56 @@
+"""Leaderboards and score histories of a task."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+
+from vlmevals import queries
+from vlmevals.api import represent
+from vlmevals.api.deps import SessionDep
+from vlmevals.api.errors import responses
+from vlmevals.api.schemas import HistoryPointOut, HistoryResponse, HistorySeriesOut, LeaderboardResponse
+from vlmevals.catalogue import get_model, get_task
+from vlmevals.db.models import SLUG_PATTERN
+
+router = APIRouter(prefix="/tasks/{task_name}/leaderboard", tags=["leaderboard"])
+TaskName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the task")]
+
+
+@router.get("", response_model=LeaderboardResponse, responses=responses(401, 403, 404, 422))
+def get_leaderboard(
+    request: Request,
+    task_name: TaskName,
+    session: SessionDep,
+    pick: Annotated[Literal["best", "latest"], Query(description="each model's best or latest completed run")]
+    = "best",
+) -> LeaderboardResponse:
+    """One row per model, ranked by the task's primary metric in its direction (`higher_is_better`).
+
+    Ties share a rank; models with runs but no completed score are listed under `unranked`.
+    """
+    task = get_task(session, task_name)
+    return represent.leaderboard(request, queries.leaderboard(session, task, pick))
+
+
+@router.get("/history", response_model=HistoryResponse, responses=responses(401, 403, 404, 422))
+def get_history(
+    task_name: TaskName,
+    session: SessionDep,
+    model: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="only this model")] = None,
+    per_model: Annotated[int, Query(ge=1, le=queries.MAX_HISTORY_POINTS, description="last N runs per model")]
+    = 50,
+) -> HistoryResponse:
+    """Each model's completed scores over time (e.g. nightly re-evaluations), oldest first."""
+    task = get_task(session, task_name)
+    m = get_model(session, model) if model else None
+    series = queries.score_history(session, task, model=m, per_model=per_model)
+    data = [
+        HistorySeriesOut(model_name=s.model.name, model_display_name=s.model.display_name,
+                         params_b=s.model.params_b,
+                         points=[HistoryPointOut(run_id=p.run_id, finished_at=p.finished_at, score=p.score)
+                                 for p in s.points])
+        for s in series
+    ]
+    return HistoryResponse(task=represent.task_header(task), data=data, count=len(data))

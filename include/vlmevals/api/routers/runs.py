@@ -1,0 +1,99 @@
+"""Eval runs: list a task's runs, trigger one, read one, cancel one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, status
+from sqlalchemy.orm import selectinload
+
+from vlmevals import runs as run_rows
+from vlmevals import triggering
+from vlmevals.api import represent
+from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_name
+from vlmevals.api.errors import responses
+from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList, RunPublic, RunSummary, TriggerRequest
+from vlmevals.catalogue import get_model, get_task
+from vlmevals.db.engine import get_engine, session_scope
+from vlmevals.db.models import SLUG_PATTERN, EvalRun
+from vlmevals.errors import ConflictError, NotFoundError
+from vlmevals.queries import list_runs
+from vlmevals.schemas import RunStatus
+
+router = APIRouter(tags=["runs"])
+TaskName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the task")]
+RunId = Annotated[int, Path(ge=1, le=2**63 - 1, description="eval run id")]
+
+
+def _summary(request: Request, run_id: int) -> RunSummary:
+    with session_scope(get_engine()) as s:
+        return represent.run_summary(request, run_rows.get_run(s, run_id))
+
+
+@router.get("/tasks/{task_name}/runs", response_model=RunList, responses=responses(401, 403, 404, 422))
+def list_task_runs(
+    request: Request,
+    task_name: TaskName,
+    session: SessionDep,
+    page: PageDep,
+    run_status: Annotated[list[RunStatus] | None, Query(alias="status", description="repeat for several")] = None,
+    model: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="catalogue name of a model")] = None,
+) -> RunList:
+    """The task's runs, newest first; filter by status (e.g. `?status=queued&status=running`) and model."""
+    task = get_task(session, task_name)
+    m = get_model(session, model) if model else None
+    rows, count = list_runs(session, task, statuses=run_status or (), model=m, limit=page.limit,
+                            offset=page.offset)
+    return RunList(data=[represent.run_summary(request, r) for r in rows], count=count)
+
+
+@router.get("/runs", response_model=RunList, responses=responses(401, 403, 404, 422))
+def list_all_runs(
+    request: Request,
+    session: SessionDep,
+    page: PageDep,
+    run_status: Annotated[list[RunStatus] | None, Query(alias="status", description="repeat for several")] = None,
+    model: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="catalogue name of a model")] = None,
+    task: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="catalogue name of a task")] = None,
+) -> RunList:
+    """Runs of every task, newest first (e.g. everything queued or running: `?status=queued&status=running`)."""
+    t = get_task(session, task) if task else None
+    m = get_model(session, model) if model else None
+    rows, count = list_runs(session, t, statuses=run_status or (), model=m, limit=page.limit, offset=page.offset)
+    return RunList(data=[represent.run_summary(request, r) for r in rows], count=count)
+
+
+@router.post(
+    "/tasks/{task_name}/runs", response_model=RunSummary, status_code=status.HTTP_201_CREATED,
+    dependencies=[CanTrigger], responses=responses(401, 403, 404, 409, 422, 503, conflict_model=ConflictResponse),
+)
+def trigger_run(request: Request, task_name: TaskName, body: TriggerRequest, user: UserDep) -> RunSummary:
+    """Start an evaluation: the run row (`queued`) and an `eval_run` DAG run with its id in the conf.
+
+    If the same task x model is already queued or running, answers 409 with that run's id unless `force`.
+    """
+    try:
+        got = triggering.trigger(get_engine(), task_name, body.model_name, user=user_name(user),
+                                 options=body.options.model_dump(exclude_none=True), force=body.force)
+    except ConflictError as err:
+        if err.existing_id is not None:
+            err.run = _summary(request, err.existing_id).model_dump(mode="json")  # type: ignore[attr-defined]
+        raise
+    return _summary(request, got.run_id)
+
+
+@router.get("/runs/{run_id}", response_model=RunPublic, responses=responses(401, 403, 404, 422))
+def get_run(request: Request, run_id: RunId, session: SessionDep) -> RunPublic:
+    """One run: status, progress, metrics, error, timestamps, history and links to its Airflow run and logs."""
+    run = session.get(EvalRun, run_id, options=[selectinload(EvalRun.events)])
+    if run is None:
+        raise NotFoundError(f"no eval run with id {run_id}")
+    return represent.run_public(request, run)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=CancelResponse, dependencies=[CanTrigger],
+             responses=responses(401, 403, 404, 409, 422))
+def cancel_run(request: Request, run_id: RunId, user: UserDep) -> CancelResponse:
+    """Cancel a queued or running run: the row becomes `cancelled` and its DAG run is failed (tasks killed)."""
+    stopped = triggering.cancel(get_engine(), run_id, user=user_name(user))
+    return CancelResponse(run=_summary(request, run_id), dag_run_stopped=stopped)

@@ -1,0 +1,183 @@
+"""Read queries behind the evals API: run listings, leaderboards and score histories.
+
+Each leaderboard is one row per model picked by a LATERAL `... ORDER BY ... LIMIT 1` per model, so PostgreSQL
+answers it with one probe of the partial index `ix_eval_runs_leaderboard` (best) or `ix_eval_runs_pair_finished`
+(latest) per model instead of sorting every run of the task: the cost grows with the number of models, not
+with the number of runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import Select, func, select, true
+from sqlalchemy.orm import Session, aliased, joinedload
+
+from vlmevals.db.models import EvalRun, Model, Task
+
+Pick = Literal["best", "latest"]
+MAX_HISTORY_POINTS = 500
+
+
+@dataclass
+class LeaderboardEntry:
+    """One ranked model: its chosen run and where it stands."""
+
+    rank: int
+    model: Model
+    run: EvalRun
+    categories: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class UnrankedEntry:
+    """A model with runs on the task but no completed, scored one (yet)."""
+
+    model: Model
+    latest_run_id: int
+    latest_status: str
+
+
+@dataclass
+class Leaderboard:
+    task: Task
+    pick: Pick
+    entries: list[LeaderboardEntry]
+    unranked: list[UnrankedEntry]
+
+
+@dataclass
+class HistoryPoint:
+    run_id: int
+    finished_at: dt.datetime
+    score: float
+
+
+@dataclass
+class HistorySeries:
+    model: Model
+    points: list[HistoryPoint]
+
+
+def list_runs(
+    session: Session,
+    task: Task | None,
+    *,
+    statuses: Sequence[str] = (),
+    model: Model | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[EvalRun], int]:
+    """A page of the task's (or all) runs, newest first, and the total matching the filters."""
+    cond = [EvalRun.task_id == task.id] if task is not None else []
+    if statuses:
+        cond.append(EvalRun.status.in_(list(statuses)))
+    if model is not None:
+        cond.append(EvalRun.model_id == model.id)
+    total = session.scalar(select(func.count()).select_from(EvalRun).where(*cond)) or 0
+    rows = session.scalars(
+        select(EvalRun)
+        .where(*cond)
+        .options(joinedload(EvalRun.model), joinedload(EvalRun.task))
+        .order_by(EvalRun.created_at.desc(), EvalRun.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def _chosen_run(task: Task, pick: Pick) -> Select[Any]:
+    """The correlated subquery picking each model's run (LATERAL, one index probe per model)."""
+    r = aliased(EvalRun)
+    base = (
+        select(r.id)
+        .where(r.task_id == task.id, r.model_id == Model.id, r.status == "completed", r.primary_metric.is_not(None))
+        .correlate(Model)
+    )
+    if pick == "latest":
+        order = [r.finished_at.desc(), r.id.desc()]
+    elif task.higher_is_better:
+        order = [r.primary_metric.desc(), r.finished_at.desc(), r.id.desc()]
+    else:
+        order = [r.primary_metric.asc(), r.finished_at.desc(), r.id.desc()]
+    return base.order_by(*order).limit(1)
+
+
+def category_scores(metrics: dict[str, Any] | None, primary_key: str) -> dict[str, float]:
+    """The per-category breakdown of a run's metric table, with a single `split=…|` prefix dropped."""
+    table = (metrics or {}).get("table") or {}
+    if not isinstance(table, dict):
+        return {}
+    items = {str(k): float(v) for k, v in table.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    prefixes = {k.split("|", 1)[0] for k in items if "|" in k}
+    if len(prefixes) == 1 and all("|" in k for k in items):
+        items = {k.split("|", 1)[1]: v for k, v in items.items()}
+    return items
+
+
+def leaderboard(session: Session, task: Task, pick: Pick = "best") -> Leaderboard:
+    """One row per model from its best (or latest) completed run, ranked by the task's metric direction.
+
+    Ties share a rank (competition ranking: 1, 2, 2, 4) and are listed by display name.
+    """
+    chosen = _chosen_run(task, pick).lateral("chosen")
+    rows = session.execute(
+        select(Model, EvalRun)
+        .select_from(Model)
+        .join(chosen, true())
+        .join(EvalRun, EvalRun.id == chosen.c.id)
+    ).all()
+    sign = -1.0 if task.higher_is_better else 1.0
+    rows.sort(key=lambda r: (sign * float(r[1].primary_metric), r[0].display_name.lower(), r[0].name))
+    entries: list[LeaderboardEntry] = []
+    prev: float | None = None
+    rank = 0
+    for i, (model, run) in enumerate(rows, start=1):
+        if prev is None or run.primary_metric != prev:
+            rank, prev = i, run.primary_metric
+        entries.append(LeaderboardEntry(rank, model, run, category_scores(run.metrics, task.primary_metric_key)))
+    ranked = {e.model.id for e in entries}
+    last = (
+        select(EvalRun.id, EvalRun.status)
+        .where(EvalRun.task_id == task.id, EvalRun.model_id == Model.id)
+        .order_by(EvalRun.id.desc())
+        .limit(1)
+        .lateral("last")
+    )
+    stmt = select(Model, last.c.id, last.c.status).select_from(Model).join(last, true())
+    if ranked:
+        stmt = stmt.where(Model.id.not_in(ranked))
+    unranked = [UnrankedEntry(m, rid, status) for m, rid, status in session.execute(stmt.order_by(Model.name))]
+    return Leaderboard(task, pick, entries, unranked)
+
+
+def score_history(
+    session: Session, task: Task, *, model: Model | None = None, per_model: int = 50
+) -> list[HistorySeries]:
+    """Each model's completed scores on the task over time (oldest first), the last `per_model` runs."""
+    per_model = max(1, min(per_model, MAX_HISTORY_POINTS))
+    pts = (
+        select(EvalRun.id, EvalRun.finished_at, EvalRun.primary_metric)
+        .where(
+            EvalRun.task_id == task.id,
+            EvalRun.model_id == Model.id,
+            EvalRun.status == "completed",
+            EvalRun.primary_metric.is_not(None),
+        )
+        .order_by(EvalRun.finished_at.desc(), EvalRun.id.desc())
+        .limit(per_model)
+        .lateral("pts")
+    )
+    stmt = select(Model, pts.c.id, pts.c.finished_at, pts.c.primary_metric).select_from(Model).join(pts, true())
+    if model is not None:
+        stmt = stmt.where(Model.id == model.id)
+    series: dict[int, HistorySeries] = {}
+    for m, run_id, finished_at, score in session.execute(stmt):
+        series.setdefault(m.id, HistorySeries(m, [])).points.append(HistoryPoint(run_id, finished_at, score))
+    out = sorted(series.values(), key=lambda s: s.model.name)
+    for s in out:
+        s.points.sort(key=lambda p: (p.finished_at, p.run_id))
+    return out

@@ -1,0 +1,383 @@
+// Leaderboard page of the VLM evals API. No build step, no dependencies: DOM + SVG.
+// Served at {base}/api/evals/ui/leaderboard inside the Airflow UI (iframe, same origin): the browser sends
+// Airflow's `_token` cookie with every fetch, so the API sees the signed-in Airflow user.
+"use strict";
+
+const API = new URL("../", window.location.href).pathname.replace(/\/$/, ""); // …/api/evals
+const SITE = API.replace(/\/api\/evals$/, "");
+const PALETTE = ["#4f7fbf", "#d9822b", "#3fa46a", "#c9485b", "#8a63c7", "#2aa3a3", "#b8a32e", "#7a7f87"];
+const state = { tasks: [], models: [], me: null, task: null, board: null, timer: null, lastActive: "" };
+const $ = (id) => document.getElementById(id);
+
+// ---------- theme: follow the Airflow UI around us (light/dark), copying its live colour tokens ----------
+const TOKENS = {
+  "--bg": ["--chakra-colors-bg", "--chakra-colors-bg-panel"],
+  "--bg-subtle": ["--chakra-colors-bg-subtle"],
+  "--bg-muted": ["--chakra-colors-bg-muted"],
+  "--fg": ["--chakra-colors-fg"],
+  "--fg-muted": ["--chakra-colors-fg-muted"],
+  "--border": ["--chakra-colors-border"],
+  "--font": ["--chakra-fonts-body"],
+};
+function syncTheme() {
+  let root;
+  try { root = window.parent !== window ? window.parent.document.documentElement : null; } catch (e) { root = null; }
+  if (!root) return;
+  const dark = root.classList.contains("dark");
+  document.documentElement.classList.toggle("dark", dark);
+  document.documentElement.classList.toggle("light", !dark);
+  const cs = window.parent.getComputedStyle(root);
+  for (const [mine, theirs] of Object.entries(TOKENS)) {
+    const v = theirs.map((t) => cs.getPropertyValue(t).trim()).find((x) => x);
+    if (v) document.documentElement.style.setProperty(mine, v); else document.documentElement.style.removeProperty(mine);
+  }
+}
+function watchTheme() {
+  syncTheme();
+  try {
+    if (window.parent !== window) {
+      new MutationObserver(() => { syncTheme(); renderCharts(); })
+        .observe(window.parent.document.documentElement, { attributes: true, attributeFilter: ["class", "style"] });
+    }
+  } catch (e) { /* not same-origin: keep our own palette */ }
+}
+
+// ---------- API ----------
+async function api(path, opts = {}) {
+  const r = await fetch(API + path, {
+    credentials: "same-origin",
+    headers: { Accept: "application/json", ...(opts.body ? { "Content-Type": "application/json" } : {}) },
+    ...opts,
+  });
+  let body = null;
+  try { body = await r.json(); } catch (e) { body = null; }
+  if (r.status === 401) {
+    showAlert("You are not signed in to Airflow. ", "error",
+      { href: `${SITE}/auth/login/?next=${encodeURIComponent(SITE + "/plugin/leaderboard")}`, text: "Sign in" });
+    throw new Error("unauthenticated");
+  }
+  if (!r.ok) {
+    const err = new Error(detailText(body) || `HTTP ${r.status}`);
+    err.status = r.status; err.body = body;
+    throw err;
+  }
+  return body;
+}
+function detailText(body) {
+  if (!body) return "";
+  if (typeof body.detail === "string") return body.detail;
+  if (Array.isArray(body.detail)) return body.detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+  return JSON.stringify(body);
+}
+
+// ---------- helpers ----------
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") e.className = v; else if (k === "text") e.textContent = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+function showAlert(msg, kind = "ok", link = null) {
+  const a = $("alert");
+  a.replaceChildren(document.createTextNode(msg));
+  if (link) a.append(el("a", { href: link.href, target: "_top", text: link.text }));
+  a.className = `alert ${kind}`;
+  a.hidden = false;
+}
+function fmtScore(v, scale) {
+  if (v === null || v === undefined) return "–";
+  const digits = scale >= 10 ? 2 : 4;
+  return Number(v).toFixed(digits);
+}
+function fmtParams(p) { return p === null || p === undefined ? "–" : (p < 0.01 ? p.toExponential(1) : String(+p.toFixed(2))); }
+function fmtDate(s) { return s ? new Date(s).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "–"; }
+function color(i) { return PALETTE[i % PALETTE.length]; }
+function airflowLink(url, text) { return url ? el("a", { href: url, target: "_top", text }) : document.createTextNode(text); }
+
+// ---------- load ----------
+async function init() {
+  watchTheme();
+  try {
+    [state.me, state.tasks, state.models] = await Promise.all([
+      api("/me"), api("/tasks?limit=1000").then((r) => r.data), api("/models?limit=1000").then((r) => r.data),
+    ]);
+  } catch (e) {
+    if (e.message !== "unauthenticated") showAlert(`Could not load the catalogue: ${e.message}`, "error");
+    return;
+  }
+  const params = new URLSearchParams(window.location.search);
+  const sel = $("task");
+  for (const t of state.tasks) sel.append(el("option", { value: t.name, text: t.display_name }));
+  if (!state.tasks.length) { showAlert("No tasks registered yet (POST /api/evals/tasks or `vlmevals seed`).", "error"); return; }
+  sel.value = await initialTask(params.get("task"));
+  if (params.get("pick") === "latest") $("pick").value = "latest";
+  const ms = $("trigger-model");
+  for (const m of state.models) ms.append(el("option", { value: m.name, text: `${m.display_name} (${m.name})` }));
+  $("trigger-open").hidden = !state.me.can_trigger;
+  sel.addEventListener("change", () => { state.lastActive = ""; load(); });
+  $("pick").addEventListener("change", load);
+  $("trigger-open").addEventListener("click", () => { $("trigger-form").hidden = false; });
+  $("trigger-cancel").addEventListener("click", () => { $("trigger-form").hidden = true; });
+  $("trigger-form").addEventListener("submit", onTrigger);
+  await load();
+  state.timer = setInterval(refreshActive, 3000);
+}
+
+// the task in the URL, else the one picked last time, else the task of the latest completed run, else the first
+async function initialTask(fromUrl) {
+  const known = (n) => n && state.tasks.some((t) => t.name === n);
+  if (known(fromUrl)) return fromUrl;
+  let stored = null;
+  try { stored = localStorage.getItem("evals.leaderboard.task"); } catch (e) { /* private mode */ }
+  if (known(stored)) return stored;
+  try {
+    const latest = await api("/runs?status=completed&limit=1");
+    if (latest.data.length && known(latest.data[0].task_name)) return latest.data[0].task_name;
+  } catch (e) { /* fall through */ }
+  return state.tasks[0].name;
+}
+
+async function load() {
+  const task = $("task").value;
+  try { localStorage.setItem("evals.leaderboard.task", task); } catch (e) { /* private mode */ }
+  state.task = state.tasks.find((t) => t.name === task);
+  const url = new URL(window.location.href);
+  url.searchParams.set("task", task); url.searchParams.set("pick", $("pick").value);
+  window.history.replaceState(null, "", url);
+  try {
+    const [board, history] = await Promise.all([
+      api(`/tasks/${encodeURIComponent(task)}/leaderboard?pick=${$("pick").value}`),
+      api(`/tasks/${encodeURIComponent(task)}/leaderboard/history?per_model=100`),
+    ]);
+    state.board = board; state.history = history;
+  } catch (e) {
+    if (e.message !== "unauthenticated") showAlert(`Could not load the leaderboard: ${e.message}`, "error");
+    return;
+  }
+  renderHeader(); renderBoard(); renderCategories(); renderCharts();
+  await refreshActive();
+}
+
+// ---------- render ----------
+function renderHeader() {
+  const t = state.board.task;
+  $("task-desc").textContent = `${t.display_name} · metric ${t.primary_metric_key} (0–${t.metric_scale})`;
+  $("direction").textContent = t.higher_is_better ? "higher is better" : "lower is better";
+  $("compare-open").href = `compare?task=${encodeURIComponent(t.name)}`;
+}
+
+function renderBoard() {
+  const { data, unranked, task } = state.board;
+  const tbody = $("board").querySelector("tbody");
+  tbody.replaceChildren(...data.map((r) => {
+    const score = el("td", { class: "num" }, el("span", { class: "score", text: fmtScore(r.score, task.metric_scale) }));
+    if (r.ci_low !== null && r.ci_high !== null) {
+      score.append(el("span", { class: "ci", text: `[${fmtScore(r.ci_low, task.metric_scale)}, ${fmtScore(r.ci_high, task.metric_scale)}]` }));
+    }
+    if (r.regression) score.append(" ", el("span", { class: "badge regression", title: "dropped against its previous run", text: "regression" }));
+    if (r.drift && r.drift.length) score.append(" ", el("span", { class: "badge drift", title: `not comparable with the rest of the table: ${r.drift.join("; ")}`, text: "drift" }));
+    const failed = r.samples_failed === null ? "–" : `${r.samples_failed}${r.samples_total ? ` / ${r.samples_total}` : ""}`;
+    return el("tr", { "data-model": r.model_name },
+      el("td", { class: "num rank", text: String(r.rank) }),
+      el("td", {}, el("span", { text: r.model_display_name }), el("div", { class: "muted small", text: r.model_name })),
+      el("td", { class: "num", text: fmtParams(r.params_b) }),
+      score,
+      el("td", { class: "num", text: failed }),
+      el("td", { text: fmtDate(r.finished_at) }),
+      el("td", {}, airflowLink(r.links.airflow_run, `#${r.run_id}`), " · ",
+        el("a", { href: r.links.worker_log, target: "_blank", text: "log" }),
+        r.samples_total ? el("span", {}, " · ", el("a", { href: `samples?run=${r.run_id}&outcome=wrong`, text: "wrong answers" })) : null,
+        r.samples_total && data[0].run_id !== r.run_id ? el("span", {}, " · ", el("a", { href: `compare?task=${encodeURIComponent(task.name)}&run_a=${data[0].run_id}&run_b=${r.run_id}`, title: `compare with ${data[0].model_display_name}`, text: "compare" })) : null),
+    );
+  }));
+  $("board-empty").hidden = data.length > 0;
+  const u = $("unranked");
+  u.replaceChildren();
+  if (unranked.length) {
+    u.append("Not ranked (no completed run): ");
+    unranked.forEach((x, i) => {
+      if (i) u.append(", ");
+      u.append(`${x.model_display_name} — `, el("span", { class: `badge ${x.latest_status}`, text: x.latest_status }));
+    });
+  }
+}
+
+function renderCategories() {
+  const { data, task } = state.board;
+  const keys = [];
+  for (const r of data) for (const k of Object.keys(r.categories)) if (!keys.includes(k)) keys.push(k);
+  const table = $("categories");
+  $("categories-empty").hidden = keys.length > 0;
+  table.hidden = keys.length === 0;
+  table.querySelector("thead").replaceChildren(el("tr", {}, el("th", { text: "Model" }),
+    ...keys.map((k) => el("th", { class: "num", text: k }))));
+  table.querySelector("tbody").replaceChildren(...data.map((r) => el("tr", {},
+    el("td", { text: r.model_display_name }),
+    ...keys.map((k) => {
+      const v = r.categories[k];
+      const td = el("td", { class: "num" });
+      if (v === undefined) { td.textContent = "–"; return td; }
+      const frac = Math.max(0, Math.min(1, v / task.metric_scale));
+      const good = task.higher_is_better ? frac : 1 - frac;
+      td.append(el("span", { class: "heat", style: `background: color-mix(in oklch, var(--brand) ${Math.round(good * 45)}%, transparent)`, text: fmtScore(v, task.metric_scale) }));
+      return td;
+    }))));
+}
+
+// ---------- charts (SVG) ----------
+const W = 560, H = 300, M = { l: 52, r: 16, t: 14, b: 40 };
+function svg(tag, attrs = {}) {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+}
+function axes(root, xTicks, yTicks, xLabel, yLabel) {
+  for (const [y, label] of yTicks) {
+    root.append(svg("line", { x1: M.l, x2: W - M.r, y1: y, y2: y, class: "grid-line" }));
+    const t = svg("text", { x: M.l - 6, y: y + 4, "text-anchor": "end" }); t.textContent = label; root.append(t);
+  }
+  for (const [x, label] of xTicks) {
+    const t = svg("text", { x, y: H - M.b + 16, "text-anchor": "middle" }); t.textContent = label; root.append(t);
+  }
+  root.append(svg("line", { x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b, class: "axis" }));
+  root.append(svg("line", { x1: M.l, x2: M.l, y1: M.t, y2: H - M.b, class: "axis" }));
+  const xl = svg("text", { x: (M.l + W - M.r) / 2, y: H - 6, "text-anchor": "middle" }); xl.textContent = xLabel; root.append(xl);
+  const yl = svg("text", { x: 12, y: (M.t + H - M.b) / 2, "text-anchor": "middle", transform: `rotate(-90 12 ${(M.t + H - M.b) / 2})` });
+  yl.textContent = yLabel; root.append(yl);
+}
+function yScale(values, scale) {
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (!isFinite(lo)) { lo = 0; hi = scale; }
+  if (hi - lo < scale * 0.05) { const mid = (hi + lo) / 2; lo = mid - scale * 0.05; hi = mid + scale * 0.05; }
+  lo = Math.max(0, lo - (hi - lo) * 0.1); hi = Math.min(scale, hi + (hi - lo) * 0.1);
+  if (hi <= lo) hi = lo + 1;
+  const f = (v) => H - M.b - ((v - lo) / (hi - lo)) * (H - M.t - M.b);
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((q) => { const v = lo + q * (hi - lo); return [f(v), fmtScore(v, scale)]; });
+  return { f, ticks };
+}
+function renderSizeChart() {
+  const box = $("size-chart");
+  box.replaceChildren();
+  const rows = (state.board?.data || []).filter((r) => r.params_b !== null && r.params_b > 0);
+  if (!rows.length) { box.append(el("p", { class: "muted", text: "No ranked model with a known size." })); return; }
+  const scale = state.board.task.metric_scale;
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "score against model size" });
+  const lx = rows.map((r) => Math.log10(r.params_b));
+  let lo = Math.floor(Math.min(...lx)), hi = Math.ceil(Math.max(...lx));
+  if (hi === lo) { lo -= 1; hi += 1; }
+  const fx = (p) => M.l + 10 + ((Math.log10(p) - lo) / (hi - lo)) * (W - M.l - M.r - 20);
+  const ys = yScale(rows.map((r) => r.score), scale);
+  const xt = []; for (let e = lo; e <= hi; e++) xt.push([fx(10 ** e), e >= 0 ? `${10 ** e}B` : `${+(10 ** e).toPrecision(1)}B`]);
+  axes(root, xt, ys.ticks, "parameters (billions, log scale)", "score");
+  rows.forEach((r, i) => {
+    const cx = fx(r.params_b), cy = ys.f(r.score);
+    const c = svg("circle", { cx, cy, r: 6, fill: color(i), "fill-opacity": 0.85 });
+    const title = svg("title"); title.textContent = `${r.model_display_name}: ${fmtScore(r.score, scale)} (${fmtParams(r.params_b)}B)`;
+    c.append(title); root.append(c);
+    const left = cx > W * 0.55;  // keep the label inside the chart
+    const t = svg("text", { x: left ? cx - 9 : cx + 9, y: cy + 4, class: "label", "text-anchor": left ? "end" : "start" });
+    t.textContent = r.model_display_name; root.append(t);
+  });
+  box.append(root);
+}
+function renderTimeChart() {
+  const box = $("time-chart");
+  box.replaceChildren();
+  const series = (state.history?.data || []).filter((s) => s.points.length);
+  if (!series.length) { box.append(el("p", { class: "muted", text: "No completed runs yet." })); return; }
+  const scale = state.history.task.metric_scale;
+  const all = series.flatMap((s) => s.points);
+  const ts = all.map((p) => Date.parse(p.finished_at));
+  let t0 = Math.min(...ts), t1 = Math.max(...ts);
+  if (t1 - t0 < 60000) { t0 -= 3600000; t1 += 3600000; }
+  const fx = (t) => M.l + 10 + ((t - t0) / (t1 - t0)) * (W - M.l - M.r - 20);
+  const ys = yScale(all.map((p) => p.score), scale);
+  const xt = [0, 0.5, 1].map((q) => { const t = t0 + q * (t1 - t0); return [fx(t), new Date(t).toLocaleDateString(undefined, { month: "short", day: "numeric" })]; });
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "score over time" });
+  axes(root, xt, ys.ticks, "finished", "score");
+  const legend = el("div", { class: "legend" });
+  series.forEach((s, i) => {
+    const pts = s.points.map((p) => [fx(Date.parse(p.finished_at)), ys.f(p.score), p]);
+    if (pts.length > 1) root.append(svg("polyline", { points: pts.map(([x, y]) => `${x},${y}`).join(" "), fill: "none", stroke: color(i), "stroke-width": 2 }));
+    for (const [x, y, p] of pts) {
+      const c = svg("circle", { cx: x, cy: y, r: 3.5, fill: color(i) });
+      const title = svg("title"); title.textContent = `${s.model_display_name} · run ${p.run_id}: ${fmtScore(p.score, scale)} (${fmtDate(p.finished_at)})`;
+      c.append(title); root.append(c);
+    }
+    legend.append(el("span", { style: `--c: ${color(i)}`, text: s.model_display_name }));
+  });
+  box.append(root, legend);
+}
+function renderCharts() { if (state.board) { renderSizeChart(); renderTimeChart(); } }
+
+// ---------- active runs, trigger, cancel ----------
+async function refreshActive() {
+  if (!state.task) return;
+  let page;
+  try {
+    page = await api(`/tasks/${encodeURIComponent(state.task.name)}/runs?status=queued&status=running&limit=100`);
+  } catch (e) { return; }
+  const tbody = $("active").querySelector("tbody");
+  tbody.replaceChildren(...page.data.map((r) => {
+    const pct = r.progress === null ? null : Math.round(r.progress * 100);
+    const prog = el("td", {});
+    if (pct !== null) {
+      const bar = el("div", { class: "progress" }, el("div", { style: `width:${pct}%` }));
+      prog.append(bar, ` ${r.progress_done}/${r.progress_total}`);
+    } else prog.textContent = "–";
+    const act = el("td", {});
+    if (state.me?.can_trigger) {
+      const b = el("button", { class: "btn small danger", type: "button", text: "Cancel" });
+      b.addEventListener("click", () => onCancel(r.id));
+      act.append(b);
+    }
+    return el("tr", {},
+      el("td", {}, airflowLink(r.links.airflow_run, `#${r.id}`)),
+      el("td", { text: r.model_display_name }),
+      el("td", {}, el("span", { class: `badge ${r.status}`, text: r.status })),
+      prog,
+      el("td", { class: "muted", text: `${fmtDate(r.created_at)}${r.triggered_by_user ? ` by ${r.triggered_by_user}` : ""}` }),
+      act);
+  }));
+  $("active-empty").hidden = page.data.length > 0;
+  $("active").hidden = page.data.length === 0;
+  const sig = page.data.map((r) => r.id).join(",") || "-";
+  if (state.lastActive && sig !== state.lastActive) {  // a run finished or started: the ranking may have moved
+    state.lastActive = sig;
+    await load();
+    return;
+  }
+  state.lastActive = sig;
+}
+
+async function onTrigger(ev) {
+  ev.preventDefault();
+  const body = { model_name: $("trigger-model").value, force: $("trigger-force").checked, options: {} };
+  const limit = $("trigger-limit").value;
+  if (limit) body.options.limit = Number(limit);
+  try {
+    const run = await api(`/tasks/${encodeURIComponent(state.task.name)}/runs`, { method: "POST", body: JSON.stringify(body) });
+    showAlert(`Triggered run #${run.id} (DAG run ${run.dag_run_id}). `, "ok", { href: run.links.airflow_run, text: "Open in Airflow" });
+    $("trigger-form").hidden = true;
+  } catch (e) {
+    if (e.status === 409 && e.body?.existing_run_id) showAlert(`${e.message} `, "error", e.body.run?.links?.airflow_run ? { href: e.body.run.links.airflow_run, text: `Open run #${e.body.existing_run_id}` } : null);
+    else if (e.message !== "unauthenticated") showAlert(`Trigger failed: ${e.message}`, "error");
+  }
+  await refreshActive();
+}
+
+async function onCancel(runId) {
+  if (!window.confirm(`Cancel eval run #${runId}? Its running task and VLMEvalKit process are stopped.`)) return;
+  try {
+    await api(`/runs/${runId}/cancel`, { method: "POST" });
+    showAlert(`Run #${runId} cancelled.`, "ok");
+  } catch (e) {
+    if (e.message !== "unauthenticated") showAlert(`Cancel failed: ${e.message}`, "error");
+  }
+  await refreshActive();
+}
+
+init();

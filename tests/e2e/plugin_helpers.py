@@ -1,0 +1,44 @@
+"""Shared by the plugin's e2e tests: API clients for the running stack and waits."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+
+def client(stack, user: str | None) -> httpx.Client:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {stack.token(user)}"} if user else {}
+    return httpx.Client(base_url=stack.api_url, timeout=60, headers=headers)
+
+
+def wait_dag(c: httpx.Client) -> None:
+    """eval_run parsed by the dag-processor and unpaused."""
+    deadline = time.monotonic() + 120
+    while (r := c.get("/api/v2/dags/eval_run")).status_code != 200:
+        assert time.monotonic() < deadline, "eval_run never parsed by the dag-processor"
+        time.sleep(1)
+    if r.json()["is_paused"]:
+        c.patch("/api/v2/dags/eval_run", json={"is_paused": False})
+
+
+def wait_run(c: httpx.Client, run_id: int, timeout_s: float = 300) -> dict:
+    deadline = time.monotonic() + timeout_s
+    run: dict = {}
+    while time.monotonic() < deadline:
+        run = c.get(f"/api/evals/runs/{run_id}").json()
+        if run["status"] not in ("queued", "running"):
+            return run
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} still {run.get('status')} after {timeout_s} s")
+
+
+def wait_dag_run_over(c: httpx.Client, dag_run_id: str, timeout_s: float = 120) -> str:
+    deadline = time.monotonic() + timeout_s
+    state = "?"
+    while time.monotonic() < deadline:
+        state = c.get(f"/api/v2/dags/eval_run/dagRuns/{dag_run_id}").json()["state"]
+        if state in ("success", "failed"):
+            return state
+        time.sleep(1)
+    raise AssertionError(f"DAG run {dag_run_id} still {state}")

@@ -1,0 +1,85 @@
+"""The leaderboard page in real headless Chromium: sign in on Airflow's login page, open "Leaderboard" from
+the navigation, see the demo run's score; light and dark screenshots go to test-artifacts/ (and to docs/ when
+UPDATE_DOCS_SCREENSHOTS=1)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.plugin_helpers import client, wait_dag, wait_run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def check_page(api_url: str, run: dict, out_dir: Path, docs_dir: Path | None = None) -> None:
+    """Log in as admin, open the page from the nav, check the row and the theme, take screenshots."""
+    from playwright.sync_api import expect, sync_playwright
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            page.goto(f"{api_url}/")
+            page.wait_for_url("**/auth/login**", timeout=30_000)  # Airflow sends us to its login page
+            page.get_by_label("Username").fill("admin")
+            page.get_by_label("Password").fill("admin")
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{api_url}/", timeout=60_000)
+            page.get_by_role("link", name="Leaderboard").click()
+            page.wait_for_url("**/plugin/leaderboard**", timeout=30_000)
+            frame = page.frame_locator("iframe")
+            row = frame.locator(f'#board tr[data-model="{run["model_name"]}"]')
+            expect(row).to_be_visible(timeout=30_000)
+            expect(row.locator(".score")).to_have_text(f"{run['primary_metric']:.4f}")
+            expect(row.locator("td.rank")).to_have_text("1")
+            expect(frame.locator("#trigger-open")).to_be_visible()  # admin may trigger
+            expect(frame.locator("#size-chart svg circle")).to_have_count(1)
+            expect(frame.locator("#time-chart svg circle")).to_have_count(1)
+            expect(frame.locator("#categories tbody tr")).to_have_count(1)
+            page.wait_for_timeout(500)
+            shots = [out_dir / "leaderboard.png"]
+            page.screenshot(path=str(shots[0]))
+            # dark mode, the Airflow way (its colour-mode setting lives in localStorage "theme")
+            page.evaluate("localStorage.setItem('theme', 'dark')")
+            page.reload()
+            expect(frame.locator(f'#board tr[data-model="{run["model_name"]}"]')).to_be_visible(timeout=30_000)
+            assert "dark" in (frame.locator("html").get_attribute("class") or "")
+            bg = frame.locator("body").evaluate("e => getComputedStyle(e).backgroundColor")
+            assert bg != "rgb(255, 255, 255)", "dark mode not followed"
+            page.wait_for_timeout(500)
+            shots.append(out_dir / "leaderboard-dark.png")
+            page.screenshot(path=str(shots[1]))
+            if docs_dir is not None:
+                docs_dir.mkdir(exist_ok=True)
+                for s in shots:
+                    (docs_dir / s.name).write_bytes(s.read_bytes())
+        finally:
+            browser.close()
+
+
+def test_leaderboard_page_in_airflow_ui(live_stack, seeded, demo_assets) -> None:  # type: ignore[no-untyped-def]
+    assert Path(CHROMIUM).exists(), "needs Debian's chromium: apt-get install -y chromium (scripts/install-browser.sh)"
+    op = client(live_stack, "op")
+    wait_dag(op)
+    r = op.post("/api/evals/tasks/demo-shapes-mcq/runs", json={"model_name": "demo-tiny-idefics3"})
+    assert r.status_code == 201, r.text
+    run = wait_run(op, r.json()["id"])
+    assert run["status"] == "completed", run["error"]
+    docs = ROOT / "docs" if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1" else None
+    check_page(live_stack.api_url, run, ROOT / "test-artifacts", docs)

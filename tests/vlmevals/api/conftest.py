@@ -1,0 +1,178 @@
+"""The evals API as users reach it: Airflow's own api-server app (create_app) with our plugin mounted at
+/api/evals, real SimpleAuthManager users (admin, op, viewer) and real JWTs from POST /auth/token, our tables in
+the test PostgreSQL and Airflow's metadata DB (DAG runs are really created).
+
+During each test `eval_run` is paused in Airflow's metadata DB, so that the scheduler of a live stack started
+by other tests of this session leaves the DAG runs created here alone; they are deleted after the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+USERS = {"admin": "admin", "op": "op", "viewer": "viewer"}
+
+
+def _set_paused(paused: bool) -> bool | None:
+    from airflow.models import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as s:
+        dm = s.scalar(select(DagModel).where(DagModel.dag_id == "eval_run"))
+        if dm is None:
+            return None
+        before = bool(dm.is_paused)
+        dm.is_paused = paused
+        return before
+
+
+def _api_dag_runs() -> set[str]:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as s:
+        return set(
+            s.scalars(select(DagRun.run_id).where(DagRun.dag_id == "eval_run", DagRun.run_id.like("evals_api__%")))
+        )
+
+
+def _delete_dag_runs(run_ids: set[str]) -> None:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    if not run_ids:
+        return
+    with create_session() as s:
+        s.execute(
+            delete(DagRun)
+            .where(DagRun.dag_id == "eval_run", DagRun.run_id.in_(run_ids))
+            .execution_options(synchronize_session=False)
+        )
+
+
+@pytest.fixture(scope="session")
+def airflow_api(airflow_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Airflow's FastAPI app with the plugin mounted, as `airflow api-server` builds it."""
+    pw = tmp_path_factory.mktemp("auth") / "passwords.json"
+    pw.write_text(json.dumps(USERS))
+    os.environ.update(
+        {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{u}" for u in USERS),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw),
+        }
+    )
+    os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(48))
+    if _set_paused(True) is None:  # eval_run never parsed into this metadata DB yet: do what the dag-processor does
+        res = subprocess.run(
+            [sys.executable, "-m", "airflow", "dags", "reserialize"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"},
+        )
+        assert res.returncode == 0, res.stderr[-3000:]
+    assert _set_paused(False) is not None, "eval_run not serialised"
+    from airflow.api_fastapi.app import create_app
+
+    yield create_app()
+
+
+@pytest.fixture()
+def paused_eval_run(airflow_api) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """eval_run paused during the test, the DAG runs it created deleted after it, then unpaused again."""
+    before_runs = _api_dag_runs()
+    was = _set_paused(True)
+    try:
+        yield
+    finally:
+        _delete_dag_runs(_api_dag_runs() - before_runs)
+        _set_paused(bool(was))
+
+
+@pytest.fixture(scope="session")
+def tokens(airflow_api) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    out = {}
+    with TestClient(airflow_api) as c:
+        for user, password in USERS.items():
+            r = c.post("/auth/token", json={"username": user, "password": password})
+            assert r.status_code == 201, r.text
+            out[user] = r.json()["access_token"]
+    return out
+
+
+class Clients:
+    """One TestClient per role (and one without credentials), all on the same app."""
+
+    def __init__(self, app, tokens: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+        from fastapi.testclient import TestClient
+
+        self.tokens = tokens
+        self.anon = TestClient(app, raise_server_exceptions=False)
+        self.by_role = {
+            u: TestClient(app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {t}"})
+            for u, t in tokens.items()
+        }
+
+    @property
+    def admin(self):  # type: ignore[no-untyped-def]
+        return self.by_role["admin"]
+
+    @property
+    def op(self):  # type: ignore[no-untyped-def]
+        return self.by_role["op"]
+
+    @property
+    def viewer(self):  # type: ignore[no-untyped-def]
+        return self.by_role["viewer"]
+
+
+@pytest.fixture()
+def clients(airflow_api, tokens, seeded, paused_eval_run) -> Clients:  # type: ignore[no-untyped-def]
+    """Clients on a freshly seeded catalogue (tables are truncated after each test by `engine`)."""
+    return Clients(airflow_api, tokens)
+
+
+def add_run(
+    engine,
+    task: str,
+    model: str,
+    status: str = "completed",
+    score: float | None = None,  # type: ignore[no-untyped-def]
+    finished_days_ago: float | None = 0,
+    **extra,
+) -> int:
+    """Store a run row directly (as the DAG would leave it) and return its id."""
+    import datetime as dt
+
+    from vlmevals import runs
+    from vlmevals.db.engine import session_scope
+
+    with session_scope(engine) as s:
+        run = runs.create_run(s, task, model, triggered_by="cli")
+        run.status = status
+        if status in ("completed", "failed", "cancelled") and finished_days_ago is not None:
+            run.finished_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=finished_days_ago)
+        run.primary_metric = score
+        for k, v in extra.items():
+            setattr(run, k, v)
+        s.flush()
+        return run.id
+
+
+def add_model(client, name: str, params_b: float | None = None) -> None:  # type: ignore[no-untyped-def]
+    r = client.post(
+        "/api/evals/models",
+        json={"name": name, "display_name": name.upper(), "vlmeval_model": name, "params_b": params_b},
+    )
+    assert r.status_code == 201, r.text

@@ -1,0 +1,140 @@
+"""Leaderboard ordering in both metric directions, ties, best vs latest, unranked models, breakdown, history."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.vlmevals.api.conftest import add_model, add_run
+
+pytestmark = pytest.mark.integration
+
+
+def _task(clients, name: str, higher: bool, scale: float = 1.0) -> str:  # type: ignore[no-untyped-def]
+    r = clients.op.post(
+        "/api/evals/tasks",
+        json={
+            "name": name,
+            "display_name": name.title(),
+            "vlmeval_data": "X",
+            "higher_is_better": higher,
+            "metric_scale": scale,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return name
+
+
+@pytest.fixture()
+def models(clients):  # type: ignore[no-untyped-def]
+    for name, size in (("alpha", 1.0), ("beta", 7.0), ("gamma", 13.0), ("delta", None)):
+        add_model(clients.op, name, size)
+    return clients
+
+
+def _board(clients, task: str, **q) -> dict:  # type: ignore[no-untyped-def]
+    qs = "&".join(f"{k}={v}" for k, v in q.items())
+    r = clients.viewer.get(f"/api/evals/tasks/{task}/leaderboard?{qs}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_higher_is_better_ranks_descending_with_ties(models, seeded) -> None:  # type: ignore[no-untyped-def]
+    task = _task(models, "acc-task", higher=True)
+    add_run(seeded, task, "alpha", score=0.40, finished_days_ago=3)
+    best_alpha = add_run(seeded, task, "alpha", score=0.70, finished_days_ago=2)
+    add_run(seeded, task, "alpha", score=0.55, finished_days_ago=1)  # latest, not best
+    add_run(seeded, task, "beta", score=0.80)
+    add_run(seeded, task, "gamma", score=0.70)  # ties with alpha's best
+    add_run(seeded, task, "gamma", status="failed", score=None)
+    add_run(seeded, task, "delta", status="running")  # no completed run yet
+    board = _board(models, task)
+    assert board["task"]["higher_is_better"] is True and board["pick"] == "best"
+    rows = [(r["rank"], r["model_name"], r["score"]) for r in board["data"]]
+    assert rows == [(1, "beta", 0.80), (2, "alpha", 0.70), (2, "gamma", 0.70)]
+    assert board["data"][1]["run_id"] == best_alpha and board["count"] == 3
+    assert board["data"][0]["params_b"] == 7.0 and board["data"][0]["model_display_name"] == "BETA"
+    assert board["unranked"] == [
+        {
+            "model_name": "delta",
+            "model_display_name": "DELTA",
+            "params_b": None,
+            "latest_run_id": board["unranked"][0]["latest_run_id"],
+            "latest_status": "running",
+        }
+    ]
+    latest = _board(models, task, pick="latest")
+    assert [(r["rank"], r["model_name"], r["score"]) for r in latest["data"]] == [
+        (1, "beta", 0.80),
+        (2, "gamma", 0.70),
+        (3, "alpha", 0.55),
+    ]
+
+
+def test_lower_is_better_ranks_ascending(models, seeded) -> None:  # type: ignore[no-untyped-def]
+    task = _task(models, "error-rate", higher=False, scale=100.0)
+    add_run(seeded, task, "alpha", score=12.5)
+    add_run(seeded, task, "alpha", score=30.0)
+    add_run(seeded, task, "beta", score=8.0)
+    add_run(seeded, task, "gamma", score=20.0)
+    add_run(seeded, task, "gamma", score=15.0, finished_days_ago=5)
+    board = _board(models, task)
+    assert board["task"] == {
+        "name": task,
+        "display_name": "Error-Rate",
+        "primary_metric_key": "Overall",
+        "higher_is_better": False,
+        "metric_scale": 100.0,
+    }
+    assert [(r["rank"], r["model_name"], r["score"]) for r in board["data"]] == [
+        (1, "beta", 8.0),
+        (2, "alpha", 12.5),
+        (3, "gamma", 15.0),
+    ]
+    latest = _board(models, task, pick="latest")
+    assert [(r["model_name"], r["score"]) for r in latest["data"]] == [("beta", 8.0), ("gamma", 20.0), ("alpha", 30.0)]
+
+
+def test_row_carries_breakdown_ci_failures_and_links(models, seeded) -> None:  # type: ignore[no-untyped-def]
+    task = _task(models, "cats", higher=True)
+    rid = add_run(
+        seeded,
+        task,
+        "alpha",
+        score=0.5,
+        ci_low=0.4,
+        ci_high=0.6,
+        samples_total=20,
+        samples_failed=2,
+        regression=True,
+        dag_id="eval_run",
+        dag_run_id="evals_api__1__x",
+        metrics={"table": {"split=dev|Overall": 0.5, "split=dev|circle": 0.75, "split=dev|square": 0.25}},
+    )
+    row = _board(models, task)["data"][0]
+    assert row["categories"] == {"Overall": 0.5, "circle": 0.75, "square": 0.25}
+    assert (row["ci_low"], row["ci_high"], row["samples_failed"], row["regression"]) == (0.4, 0.6, 2, True)
+    assert row["links"]["self"] == f"/api/evals/runs/{rid}"
+    assert row["links"]["airflow_run"] == "/dags/eval_run/runs/evals_api__1__x"
+
+
+def test_empty_and_unknown(models) -> None:  # type: ignore[no-untyped-def]
+    board = _board(models, "demo-shapes-mcq")
+    assert board["data"] == [] and board["unranked"] == [] and board["count"] == 0
+    assert models.viewer.get("/api/evals/tasks/ghost/leaderboard").status_code == 404
+    assert models.viewer.get("/api/evals/tasks/demo-shapes-mcq/leaderboard?pick=worst").status_code == 422
+
+
+def test_history_per_model_oldest_first(models, seeded) -> None:  # type: ignore[no-untyped-def]
+    task = _task(models, "nightly", higher=True)
+    for day, score in ((3, 0.5), (2, 0.55), (1, 0.6)):
+        add_run(seeded, task, "alpha", score=score, finished_days_ago=day)
+    add_run(seeded, task, "beta", score=0.9)
+    add_run(seeded, task, "beta", status="failed")
+    hist = models.viewer.get(f"/api/evals/tasks/{task}/leaderboard/history").json()
+    assert hist["count"] == 2
+    alpha, beta = hist["data"]
+    assert alpha["model_name"] == "alpha" and [p["score"] for p in alpha["points"]] == [0.5, 0.55, 0.6]
+    assert [p["score"] for p in beta["points"]] == [0.9]
+    last2 = models.viewer.get(f"/api/evals/tasks/{task}/leaderboard/history?model=alpha&per_model=2").json()
+    assert [[p["score"] for p in s["points"]] for s in last2["data"]] == [[0.55, 0.6]]
+    assert models.viewer.get(f"/api/evals/tasks/{task}/leaderboard/history?per_model=0").status_code == 422
