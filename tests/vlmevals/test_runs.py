@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from vlmevals import runs
 from vlmevals.db.engine import session_scope
@@ -23,7 +25,8 @@ def test_life_cycle_and_history(seeded) -> None:  # type: ignore[no-untyped-def]
         run = runs.get_run(s, run_id)
         assert (run.status, run.primary_metric, run.progress_done, run.error) == ("completed", 0.5, 5, None)
         assert run.options == {"limit": 5, "reuse": True, "api_nproc": 4}
-        assert run.artifacts_dir.endswith(f"runs/{run_id}")
+        folder = Path(run.artifacts_dir)
+        assert folder.parent.name == "runs" and folder.name.split("-")[0] == str(run_id)
         assert [e.status for e in run.events] == ["queued", "running", "completed"]
         assert run.triggered_by_user == "alice" and run.finished_at >= run.started_at
 
@@ -56,3 +59,12 @@ def test_bad_requests(seeded) -> None:  # type: ignore[no-untyped-def]
     run_id = _new(seeded, dag_id="eval_run", dag_run_id="manual__a")
     with session_scope(seeded) as s, pytest.raises(InvalidRequestError, match="already belongs"):
         runs.adopt_run(s, run_id, dag_id="eval_run", dag_run_id="manual__b")
+
+
+def test_artifacts_folder_of_another_run_is_never_reused(seeded) -> None:  # type: ignore[no-untyped-def]
+    run_id = _new(seeded)
+    with session_scope(seeded) as s:
+        first = Path(runs.get_run(s, run_id).artifacts_dir)
+    first.mkdir(parents=True, exist_ok=True)
+    (first / "worker_stdout.log").write_text("someone else's run")
+    assert Path(runs.fresh_artifacts_dir(run_id)) != first  # ids restart when a database is recreated
