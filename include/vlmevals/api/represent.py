@@ -72,10 +72,12 @@ def task_header(lb_task) -> s.LeaderboardTask:  # type: ignore[no-untyped-def]
                              higher_is_better=lb_task.higher_is_better, metric_scale=lb_task.metric_scale)
 
 
-def leaderboard(request: Request, lb: Leaderboard) -> s.LeaderboardResponse:
+def leaderboard(request: Request, lb: Leaderboard, limit: int | None = None, offset: int = 0,
+                ) -> s.LeaderboardResponse:
     from vlmevals.drift import drift_marks
 
-    drift = drift_marks((e.run.id, e.run.fingerprint) for e in lb.entries)
+    drift = drift_marks((e.run.id, e.run.fingerprint) for e in lb.entries)  # the majority is over all rows
+    page = lb.entries[offset: None if limit is None else offset + limit]
     rows = [
         s.LeaderboardRow(
             rank=e.rank, model_name=e.model.name, model_display_name=e.model.display_name,
@@ -85,12 +87,12 @@ def leaderboard(request: Request, lb: Leaderboard) -> s.LeaderboardResponse:
             finished_at=e.run.finished_at, categories=e.categories, links=links(request, e.run),
             drift=drift[e.run.id],
         )
-        for e in lb.entries
+        for e in page
     ]
     unranked = [
         s.UnrankedRow(model_name=u.model.name, model_display_name=u.model.display_name, params_b=u.model.params_b,
                       latest_run_id=u.latest_run_id, latest_status=u.latest_status)  # type: ignore[arg-type]
         for u in lb.unranked
     ]
-    return s.LeaderboardResponse(task=task_header(lb.task), pick=lb.pick, data=rows, count=len(rows),
+    return s.LeaderboardResponse(task=task_header(lb.task), pick=lb.pick, data=rows, count=len(lb.entries),
                                  unranked=unranked)

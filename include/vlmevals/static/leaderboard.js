@@ -149,7 +149,7 @@ async function load() {
   window.history.replaceState(null, "", url);
   try {
     const [board, history] = await Promise.all([
-      api(`/tasks/${encodeURIComponent(task)}/leaderboard?pick=${$("pick").value}`),
+      api(`/tasks/${encodeURIComponent(task)}/leaderboard?pick=${$("pick").value}&limit=1000`),
       api(`/tasks/${encodeURIComponent(task)}/leaderboard/history?per_model=100`),
     ]);
     state.board = board; state.history = history;

@@ -140,6 +140,26 @@ def prediction_file(pred_root: Path, model: str, data: str) -> Path | None:
     return None
 
 
+def unreadable_prediction(pred_root: Path, model: str, data: str) -> str | None:
+    """Why the prediction file cannot be read (corrupt, truncated by a full disk), or None if it reads fine.
+
+    Checked when scoring produced nothing: VLMEvalKit then only says "Incomplete infer result"."""
+    pred = prediction_file(pred_root, model, data)
+    if pred is None:
+        return None
+    try:
+        if pred.suffix == ".xlsx":
+            pd.read_excel(pred, nrows=1)
+        elif pred.suffix == ".tsv":
+            pd.read_csv(pred, sep="\t", nrows=1)
+        else:
+            json.loads(pred.read_text(encoding="utf-8"))
+    except Exception as err:
+        return (f"prediction file {pred.name} is unreadable ({type(err).__name__}: {str(err)[:200]}); it was "
+                "damaged after inference. Trigger the evaluation again with reuse off to re-infer it")
+    return None
+
+
 def count_partial(pred_root: Path, model: str, data: str) -> int:
     """Samples answered so far: VLMEvalKit's per-rank pickles (saved every 10 items), the API models'
     checkpoint (saved as answers arrive) and predictions reused from an earlier attempt."""

@@ -69,16 +69,30 @@ def kill_leftover(artifacts: Path) -> None:
 
 
 def _pump(stream, path: Path, header: str, sink: Callable[[str], None], tail: deque[str] | None) -> None:  # type: ignore[no-untyped-def]
-    with path.open("a", encoding="utf-8", errors="replace") as fh:
+    """Tee one pipe to its log file. Keeps draining if the file cannot be written (full disk): a pump that stopped
+    reading would leave VLMEvalKit blocked on a full pipe, and the tail must still carry its error message."""
+    fh = None
+    with contextlib.suppress(OSError):
+        fh = path.open("a", encoding="utf-8", errors="replace")
         fh.write(header)
         fh.flush()
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", errors="replace")
-            fh.write(line)
-            fh.flush()
-            sink(line.rstrip("\n"))
-            if tail is not None:
-                tail.append(line)
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", errors="replace")
+        if fh is not None:
+            try:
+                fh.write(line)
+                fh.flush()
+            except OSError as err:
+                log.warning("cannot write %s (%s); its output goes to the task log only", path, err)
+                with contextlib.suppress(OSError):
+                    fh.close()
+                fh = None
+        sink(line.rstrip("\n"))
+        if tail is not None:
+            tail.append(line)
+    if fh is not None:
+        with contextlib.suppress(OSError):
+            fh.close()
     stream.close()
 
 
@@ -102,7 +116,8 @@ def run_streaming(
         argv, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True, preexec_fn=_die_with_parent,
     )
-    (artifacts / PIDFILE).write_text(str(proc.pid))
+    with contextlib.suppress(OSError):  # a full disk must not orphan the process before the pumps drain it
+        (artifacts / PIDFILE).write_text(str(proc.pid))
     tail: deque[str] = deque(maxlen=60)
     pumps = [
         threading.Thread(target=_pump, args=(proc.stdout, artifacts / "worker_stdout.log", header,

@@ -138,3 +138,16 @@ def test_history_per_model_oldest_first(models, seeded) -> None:  # type: ignore
     last2 = models.viewer.get(f"/api/evals/tasks/{task}/leaderboard/history?model=alpha&per_model=2").json()
     assert [[p["score"] for p in s["points"]] for s in last2["data"]] == [[0.55, 0.6]]
     assert models.viewer.get(f"/api/evals/tasks/{task}/leaderboard/history?per_model=0").status_code == 422
+
+
+def test_pages_keep_global_ranks(models, seeded) -> None:  # type: ignore[no-untyped-def]
+    task = _task(models, "paged-task", higher=True)
+    for name, score in (("alpha", 0.9), ("beta", 0.8), ("gamma", 0.7)):
+        add_run(seeded, task, name, score=score)
+    first = _board(models, task, limit=2)
+    assert [(r["rank"], r["model_name"]) for r in first["data"]] == [(1, "alpha"), (2, "beta")]
+    assert first["count"] == 3
+    rest = _board(models, task, limit=2, offset=2)
+    assert [(r["rank"], r["model_name"]) for r in rest["data"]] == [(3, "gamma")]
+    r = models.viewer.get(f"/api/evals/tasks/{task}/leaderboard?limit=0")
+    assert r.status_code == 422 and "limit" in r.text

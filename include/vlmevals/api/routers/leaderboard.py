@@ -25,13 +25,16 @@ def get_leaderboard(
     session: SessionDep,
     pick: Annotated[Literal["best", "latest"], Query(description="each model's best or latest completed run")]
     = "best",
+    limit: Annotated[int, Query(ge=1, le=1000, description="rows per page (ranks are over all models)")] = 100,
+    offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
 ) -> LeaderboardResponse:
     """One row per model, ranked by the task's primary metric in its direction (`higher_is_better`).
 
-    Ties share a rank; models with runs but no completed score are listed under `unranked`.
+    Ties share a rank; models with runs but no completed score are listed under `unranked`. `count` is the
+    number of ranked models; `data` holds the page `offset`..`offset + limit`.
     """
     task = get_task(session, task_name)
-    return represent.leaderboard(request, queries.leaderboard(session, task, pick))
+    return represent.leaderboard(request, queries.leaderboard(session, task, pick), limit=limit, offset=offset)
 
 
 @router.get("/history", response_model=HistoryResponse, responses=responses(401, 403, 404, 422))

@@ -1,0 +1,115 @@
+"""Orchestration overhead: one evaluation (the demo model on a 200-question demo MCQ benchmark) run directly with
+VLMEvalKit's CLI and through the `eval_run` DAG on a running stack, alternated A B A B ... in one invocation.
+
+Direct = `python -m vlmeval --config ... --mode all --judge exact_matching` (the same config our command builder
+writes), timed from spawn to exit. DAG = `POST /api/v2/dags/eval_run/dagRuns` to the DAG run observed `success`
+(polled every 0.2 s). Prints medians, the ratio DAG / direct (target <= 1.10) and the last DAG run's per-task
+durations (where the overhead goes).
+
+Usage: .venv/bin/python bench/overhead_bench.py [--pairs 3] [--n 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import bench_stack, client, emit, log, median, task_durations, trigger_dag, wait_dag, wait_dag_run
+
+DATA = "BENCH_SHAPES_200"
+TASK = "bench-shapes-200"
+MODEL = "demo-tiny-idefics3"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--n", type=int, default=200)
+    args = ap.parse_args()
+    with bench_stack(gpu_slots=1) as stack:
+        from vlmevals.db.engine import get_engine, session_scope
+        from vlmevals.db.models import Model, Task
+        from vlmevals.demo.benchmark import render_benchmark
+        from vlmevals.settings import get_settings
+        from vlmevals.vlmeval.command import ModelSpec, TaskSpec, build_invocation, write_config
+
+        settings = get_settings()
+        (settings.lmu_data / f"{DATA}.tsv").write_bytes(render_benchmark("DEMO_SHAPES_MCQ", n=args.n))
+        with session_scope(get_engine(stack.database_url)) as s:
+            s.add(
+                Task(
+                    name=TASK,
+                    display_name=f"Shapes x{args.n}",
+                    vlmeval_data=DATA,
+                    vlmeval_dataset_class="CustomMCQDataset",
+                )
+            )
+            m = s.query(Model).filter_by(name=MODEL).one()
+            spec = ModelSpec(m.vlmeval_model, m.model_spec, None, None, m.gpus, m.launch_mode)
+        c = client(stack)
+        wait_dag(c)
+        work = Path(tempfile.mkdtemp(prefix="overhead-direct-"))
+
+        def direct(i: int) -> float:
+            wd = work / str(i)
+            inv = build_invocation(
+                settings=settings,
+                task=TaskSpec(DATA, "CustomMCQDataset"),
+                model=spec,
+                work_dir=wd,
+                mode="all",
+                judge="exact_matching",
+                reuse=False,
+            )
+            write_config(inv, wd / "vlmeval_config.json")
+            t0 = time.monotonic()
+            res = subprocess.run(
+                inv.argv, env={**__import__("os").environ, **inv.env}, cwd=wd, capture_output=True, text=True
+            )
+            took = time.monotonic() - t0
+            if res.returncode != 0 or not list(wd.glob(f"*/*_{DATA}_acc.csv")):
+                raise RuntimeError(f"direct run failed:\n{res.stderr[-2000:]}")
+            return took
+
+        last_breakdown: dict[str, float] = {}
+
+        def via_dag() -> float:
+            nonlocal last_breakdown
+            t0 = time.monotonic()
+            dr = trigger_dag(c, {"task": TASK, "model": MODEL, "triggered_by": "rest"})
+            state = wait_dag_run(c, dr)
+            took = time.monotonic() - t0
+            if state != "success":
+                raise RuntimeError(f"DAG run {dr} ended {state}")
+            last_breakdown = task_durations(c, dr)
+            return took
+
+        directs, dags = [], []
+        for i in range(args.pairs):
+            directs.append(direct(i))
+            dags.append(via_dag())
+            log(f"pair {i + 1}: direct {directs[-1]:.1f} s, DAG {dags[-1]:.1f} s")
+        md, mg = median(directs), median(dags)
+        emit(
+            {
+                "bench": "orchestration_overhead",
+                "questions": args.n,
+                "pairs": args.pairs,
+                "direct_s": [round(x, 2) for x in directs],
+                "dag_s": [round(x, 2) for x in dags],
+                "direct_median_s": round(md, 2),
+                "dag_median_s": round(mg, 2),
+                "ratio_dag_over_direct": round(mg / md, 3),
+                "target_ratio": 1.10,
+                "last_dag_task_durations_s": last_breakdown,
+            }
+        )
+
+
+if __name__ == "__main__":
+    main()
