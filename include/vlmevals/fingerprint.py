@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,16 @@ def model_part(model: ModelSpec, settings: Settings) -> dict[str, Any]:
 @lru_cache(maxsize=4)
 def package_versions(python: str) -> dict[str, str]:
     """Versions in the interpreter that runs VLMEvalKit (without importing the packages: that costs seconds)."""
+    if os.path.realpath(python) == os.path.realpath(sys.executable):  # our own interpreter: no subprocess
+        import importlib.metadata
+
+        out: dict[str, str] = {"python": platform.python_version()}
+        for dist in ("torch", "transformers", "ms-vlmeval"):
+            try:
+                out[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                out[dist] = None  # type: ignore[assignment]
+        return out
     code = ("import importlib.metadata as m, json, platform\nout = {'python': platform.python_version()}\n"
             "for p in ('torch', 'transformers', 'ms-vlmeval'):\n"
             "    try: out[p] = m.version(p)\n    except Exception: out[p] = None\nprint(json.dumps(out))")

@@ -159,6 +159,13 @@ def vlmeval_version(python: str, root: str | None) -> str:
     if root:
         res = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True)
         return f"git:{res.stdout.strip()[:12]}" if res.returncode == 0 else f"checkout:{root}"
+    if os.path.realpath(python) == os.path.realpath(sys.executable):  # our own interpreter: no subprocess
+        import importlib.metadata
+
+        try:
+            return f"ms-vlmeval=={importlib.metadata.version('ms-vlmeval')}"
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
     code = "import importlib.metadata as m; print(m.version('ms-vlmeval'))"
     res = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
     return f"ms-vlmeval=={res.stdout.strip()}" if res.returncode == 0 else "unknown"
