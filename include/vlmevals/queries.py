@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import Select, func, select, true
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import Session, aliased, defer, joinedload
 
 from vlmevals.db.models import EvalRun, Model, Task
 
@@ -30,6 +30,8 @@ class LeaderboardEntry:
     model: Model
     run: EvalRun
     categories: dict[str, float] = field(default_factory=dict)
+    # the fingerprint parts drift marks compare (dataset md5, judge, toolkit); None: no fingerprint recorded
+    comparability: dict[str, Any] | None = None
 
 
 @dataclass
@@ -118,27 +120,41 @@ def category_scores(metrics: dict[str, Any] | None, primary_key: str) -> dict[st
     return items
 
 
-def leaderboard(session: Session, task: Task, pick: Pick = "best") -> Leaderboard:
+def leaderboard(session: Session, task: Task, pick: Pick = "best", limit: int | None = None,
+                offset: int = 0) -> Leaderboard:
     """One row per model from its best (or latest) completed run, ranked by the task's metric direction.
 
-    Ties share a rank (competition ranking: 1, 2, 2, 4) and are listed by display name.
+    Ties share a rank (competition ranking: 1, 2, 2, 4) and are listed by display name. Ranks and drift marks
+    are over all models; the large JSON columns are read only where needed (the fingerprint's three compared
+    parts for every row, the metric table for the rows of the page `offset`..`offset + limit`).
     """
     chosen = _chosen_run(task, pick).lateral("chosen")
+    fp = EvalRun.fingerprint
     rows = session.execute(
-        select(Model, EvalRun)
+        select(Model, EvalRun, fp["dataset"]["md5"].astext, fp["judge"]["name"].astext,
+               fp["toolkit"]["vlmeval"].astext)
         .select_from(Model)
         .join(chosen, true())
         .join(EvalRun, EvalRun.id == chosen.c.id)
+        .options(defer(EvalRun.metrics), defer(EvalRun.fingerprint))
     ).all()
     sign = -1.0 if task.higher_is_better else 1.0
     rows.sort(key=lambda r: (sign * float(r[1].primary_metric), r[0].display_name.lower(), r[0].name))
     entries: list[LeaderboardEntry] = []
     prev: float | None = None
     rank = 0
-    for i, (model, run) in enumerate(rows, start=1):
+    for i, (model, run, md5, judge, toolkit) in enumerate(rows, start=1):
         if prev is None or run.primary_metric != prev:
             rank, prev = i, run.primary_metric
-        entries.append(LeaderboardEntry(rank, model, run, category_scores(run.metrics, task.primary_metric_key)))
+        comparable = (None if md5 is None and judge is None and toolkit is None else
+                      {"dataset": {"md5": md5}, "judge": {"name": judge}, "toolkit": {"vlmeval": toolkit}})
+        entries.append(LeaderboardEntry(rank, model, run, comparability=comparable))
+    page = entries[offset: None if limit is None else offset + limit]
+    if page:
+        metrics = dict(session.execute(select(EvalRun.id, EvalRun.metrics)
+                                       .where(EvalRun.id.in_([e.run.id for e in page]))).all())
+        for e in page:
+            e.categories = category_scores(metrics.get(e.run.id), task.primary_metric_key)
     ranked = {e.model.id for e in entries}
     last = (
         select(EvalRun.id, EvalRun.status)

@@ -76,7 +76,7 @@ def leaderboard(request: Request, lb: Leaderboard, limit: int | None = None, off
                 ) -> s.LeaderboardResponse:
     from vlmevals.drift import drift_marks
 
-    drift = drift_marks((e.run.id, e.run.fingerprint) for e in lb.entries)  # the majority is over all rows
+    drift = drift_marks((e.run.id, e.comparability) for e in lb.entries)  # the majority is over all rows
     page = lb.entries[offset: None if limit is None else offset + limit]
     rows = [
         s.LeaderboardRow(

@@ -151,3 +151,25 @@ def test_pages_keep_global_ranks(models, seeded) -> None:  # type: ignore[no-unt
     assert [(r["rank"], r["model_name"]) for r in rest["data"]] == [(3, "gamma")]
     r = models.viewer.get(f"/api/evals/tasks/{task}/leaderboard?limit=0")
     assert r.status_code == 422 and "limit" in r.text
+
+
+def test_drift_marks_and_categories_through_the_endpoint(models, seeded) -> None:  # type: ignore[no-untyped-def]
+    task = _task(models, "drift-task", higher=True)
+
+    def fp(md5: str) -> dict:
+        return {"dataset": {"md5": md5}, "judge": {"name": "exact_matching"}, "toolkit": {"vlmeval": "v1"},
+                "model": {"kind": "registry"}}
+
+    table = {"table": {"split=none|Overall": 0.5, "split=none|shape": 0.25}}
+    add_run(seeded, task, "alpha", score=0.9, fingerprint=fp("aaa"), metrics=table)
+    add_run(seeded, task, "beta", score=0.8, fingerprint=fp("aaa"), metrics=table)
+    add_run(seeded, task, "gamma", score=0.7, fingerprint=fp("bbb"), metrics=table)
+    add_run(seeded, task, "delta", score=0.6)  # backfilled-like: no fingerprint
+    rows = {r["model_name"]: r for r in _board(models, task)["data"]}
+    assert rows["alpha"]["drift"] == [] and rows["beta"]["drift"] == []
+    assert rows["gamma"]["drift"] == ["dataset md5 differs"]
+    assert rows["delta"]["drift"] == ["no fingerprint recorded"]
+    assert rows["alpha"]["categories"]["shape"] == 0.25
+    # drift is judged against the whole table, also on a page that does not hold the majority
+    page = _board(models, task, limit=1, offset=2)["data"]
+    assert [(r["model_name"], r["drift"]) for r in page] == [("gamma", ["dataset md5 differs"])]

@@ -34,7 +34,8 @@ def get_leaderboard(
     number of ranked models; `data` holds the page `offset`..`offset + limit`.
     """
     task = get_task(session, task_name)
-    return represent.leaderboard(request, queries.leaderboard(session, task, pick), limit=limit, offset=offset)
+    board = queries.leaderboard(session, task, pick, limit=limit, offset=offset)
+    return represent.leaderboard(request, board, limit=limit, offset=offset)
 
 
 @router.get("/history", response_model=HistoryResponse, responses=responses(401, 403, 404, 422))
