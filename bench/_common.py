@@ -102,15 +102,9 @@ def client(stack: Any, user: str = "admin") -> httpx.Client:
 
 
 def wait_dag(c: httpx.Client, dag_id: str = "eval_run", timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        r = c.get(f"/api/v2/dags/{dag_id}")
-        if r.status_code == 200:
-            if r.json().get("is_paused"):
-                c.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
-            return
-        time.sleep(1)
-    raise TimeoutError(f"{dag_id} not parsed after {timeout_s} s")
+    from vlmevals.stack import wait_for_dag
+
+    wait_for_dag(c, dag_id, timeout_s)
 
 
 def trigger_dag(c: httpx.Client, conf: dict[str, Any]) -> str:

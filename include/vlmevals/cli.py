@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from vlmevals.settings import get_settings
-from vlmevals.stack import USERS, Stack
+from vlmevals.stack import USERS, Stack, wait_for_dag
 
 app = typer.Typer(no_args_is_help=True, help="VLM evaluation service (VLMEvalKit on Airflow).")
 db_app = typer.Typer(help="Our tables' migrations (Alembic, in sql/).")
@@ -117,18 +117,6 @@ def _print_access(stack: Stack) -> None:
     console.print("Stop everything: [bold]./scripts/stop.sh[/]")
 
 
-def _wait_for_dag(stack: Stack, client: httpx.Client, dag_id: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        r = client.get(f"/api/v2/dags/{dag_id}")
-        if r.status_code == 200:
-            if r.json().get("is_paused"):
-                client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
-            return
-        time.sleep(1)
-    raise TimeoutError(f"DAG {dag_id} not parsed after {timeout_s:.0f} s; see {stack.home}/logs/dag-processor.log")
-
-
 @app.command()
 def trigger(task: str = DEMO_TASK, model: str = DEMO_MODEL, wait: bool = True,
             timeout_s: float = 1800) -> None:
@@ -136,7 +124,7 @@ def trigger(task: str = DEMO_TASK, model: str = DEMO_MODEL, wait: bool = True,
     stack = Stack()
     client = httpx.Client(base_url=stack.api_url, timeout=30,
                           headers={"Authorization": f"Bearer {stack.token()}"})
-    _wait_for_dag(stack, client, "eval_run")
+    wait_for_dag(client, "eval_run")
     r = client.post("/api/v2/dags/eval_run/dagRuns",
                     json={"logical_date": None, "conf": {"task": task, "model": model, "triggered_by": "rest"}})
     if r.status_code >= 300:

@@ -242,3 +242,16 @@ class Stack:
                        json={"username": username, "password": password or USERS[username]}, timeout=30)
         r.raise_for_status()
         return r.json()["access_token"]
+
+
+def wait_for_dag(client: httpx.Client, dag_id: str = "eval_run", timeout_s: float = 180) -> None:
+    """Wait until the dag-processor has parsed `dag_id`, and unpause it (CLI, tests and benchmarks share this)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        r = client.get(f"/api/v2/dags/{dag_id}")
+        if r.status_code == 200:
+            if r.json().get("is_paused"):
+                client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+            return
+        time.sleep(1)
+    raise TimeoutError(f"DAG {dag_id} not parsed after {timeout_s:.0f} s; see the dag-processor log")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+from vlmevals.stack import wait_for_dag
 
 
 def client(stack, user: str | None) -> httpx.Client:  # type: ignore[no-untyped-def]
@@ -14,12 +15,7 @@ def client(stack, user: str | None) -> httpx.Client:  # type: ignore[no-untyped-
 
 def wait_dag(c: httpx.Client) -> None:
     """eval_run parsed by the dag-processor and unpaused."""
-    deadline = time.monotonic() + 120
-    while (r := c.get("/api/v2/dags/eval_run")).status_code != 200:
-        assert time.monotonic() < deadline, "eval_run never parsed by the dag-processor"
-        time.sleep(1)
-    if r.json()["is_paused"]:
-        c.patch("/api/v2/dags/eval_run", json={"is_paused": False})
+    wait_for_dag(c, "eval_run", timeout_s=120)
 
 
 def wait_run(c: httpx.Client, run_id: int, timeout_s: float = 300) -> dict:
