@@ -60,7 +60,7 @@ def log(msg: str) -> None:
 
 @contextlib.contextmanager
 def bench_stack(gpu_slots: int = 1, parallelism: int = 4, keep: bool = False) -> Iterator[Any]:
-    """A fresh local stack (PostgreSQL + Airflow on LocalExecutor) in a temp dir; yields vlmevals.stack.Stack."""
+    """A fresh local stack (PostgreSQL + Airflow on LocalExecutor) in a temp dir; yields a devtools Stack."""
     home = Path(tempfile.mkdtemp(prefix="vlmevals-bench-"))
     for k in ("DATABASE_URL", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW_HOME"):
         os.environ.pop(k, None)
@@ -80,8 +80,8 @@ def bench_stack(gpu_slots: int = 1, parallelism: int = 4, keep: bool = False) ->
     (home / "LMUData").mkdir(parents=True)
     from rich.console import Console
     from vlmevals import cli
-    from vlmevals.settings import get_settings
-    from vlmevals.stack import Stack, StackSettings
+    from vlmevals.core.settings import get_settings
+    from vlmevals.devtools.stack import Stack, StackSettings
 
     cli.console = Console(stderr=True)  # keep stdout for the JSON line
     get_settings.cache_clear()
@@ -102,7 +102,7 @@ def client(stack: Any, user: str = "admin") -> httpx.Client:
 
 
 def wait_dag(c: httpx.Client, dag_id: str = "eval_run", timeout_s: float = 180) -> None:
-    from vlmevals.stack import wait_for_dag
+    from vlmevals.devtools.stack import wait_for_dag
 
     wait_for_dag(c, dag_id, timeout_s)
 

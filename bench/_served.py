@@ -11,11 +11,11 @@ TASK = "bench-served-mcq"
 
 def setup_served(stack: Any, models: int, n: int = 20, delay_s: float = 0.0) -> tuple[Any, list[str]]:
     """Start the server, write the benchmark TSV, add the task and `models` served models; return (server, names)."""
+    from vlmevals.core.settings import get_settings
     from vlmevals.db.engine import get_engine, session_scope
     from vlmevals.db.models import Model, Task
-    from vlmevals.demo.benchmark import render_benchmark
-    from vlmevals.settings import get_settings
-    from vlmevals.testing.openai_server import serve
+    from vlmevals.devtools.demo.benchmark import render_benchmark
+    from vlmevals.devtools.openai_server import serve
 
     tsv = get_settings().lmu_data / f"{DATA}.tsv"
     tsv.write_bytes(render_benchmark("DEMO_SHAPES_MCQ", n=n))

@@ -75,7 +75,7 @@ def main() -> None:
     pg = None
     url = args.database_url
     if url is None:
-        from vlmevals.localpg import LocalPostgres
+        from vlmevals.devtools.localpg import LocalPostgres
 
         pg = LocalPostgres(tmp / "pgdata", port=_free_port())
         pg.start()

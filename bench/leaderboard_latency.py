@@ -74,9 +74,9 @@ def synthetic_mode(args: argparse.Namespace) -> dict[str, Any]:
 
     import psycopg
     from sqlalchemy import text
-    from vlmevals import queries
     from vlmevals.db.engine import get_engine, session_scope, upgrade
     from vlmevals.db.models import Task
+    from vlmevals.results import leaderboard as queries
 
     base = args.server_url.rsplit("/", 1)[0]
     db_url = f"{base}/{args.database}"

@@ -32,11 +32,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     args = ap.parse_args()
     with bench_stack(gpu_slots=1) as stack:
+        from vlmevals.core.settings import get_settings
         from vlmevals.db.engine import get_engine, session_scope
         from vlmevals.db.models import Model, Task
-        from vlmevals.demo.benchmark import render_benchmark
-        from vlmevals.settings import get_settings
-        from vlmevals.vlmeval.command import ModelSpec, TaskSpec, build_invocation, write_config
+        from vlmevals.devtools.demo.benchmark import render_benchmark
+        from vlmevals.toolkit.command import ModelSpec, TaskSpec, build_invocation, write_config
 
         settings = get_settings()
         (settings.lmu_data / f"{DATA}.tsv").write_bytes(render_benchmark("DEMO_SHAPES_MCQ", n=args.n))

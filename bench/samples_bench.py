@@ -25,7 +25,7 @@ def _free_port() -> int:
 
 def synthetic(n: int, seed: int, accuracy: float) -> list:  # type: ignore[type-arg]
     """MCQ-like records with realistic text sizes (question ~120 chars, 4 options, short prediction, judge log)."""
-    from vlmevals.samples import SampleRecord
+    from vlmevals.results.samples import SampleRecord
 
     rng = random.Random(seed)
     words = ["what", "which", "colour", "shape", "chart", "value", "axis", "shown", "image", "bar", "line"]
@@ -61,7 +61,7 @@ def main() -> None:
     pg = None
     url = os.environ.get("BENCH_DATABASE_URL")
     if not url:
-        from vlmevals.localpg import LocalPostgres
+        from vlmevals.devtools.localpg import LocalPostgres
 
         pg = LocalPostgres(tmp / "pgdata", port=_free_port())
         pg.start()
@@ -78,9 +78,9 @@ def main() -> None:
 def run(url: str, n: int, n_runs: int, tmp: Path) -> dict[str, object]:
     import pandas as pd
     from sqlalchemy import func, text
-    from vlmevals import compare, samples
     from vlmevals.db.engine import get_engine, session_scope, upgrade
     from vlmevals.db.models import EvalRun, Model, Task
+    from vlmevals.results import compare, samples
 
     upgrade(url)
     engine = get_engine(url)

@@ -18,7 +18,7 @@ import datetime as dt
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from vlmevals.slots import GPU_POOL, GPU_QUEUE, GPU_SLOT_BUCKETS, inference_task_id
+from vlmevals.gpu.slots import GPU_POOL, GPU_QUEUE, GPU_SLOT_BUCKETS, inference_task_id
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -37,14 +37,14 @@ def _run_id_from(context: dict[str, Any]) -> int | None:
 
 def _on_failure(context: dict[str, Any]) -> None:
     """A task failed for good: the run row gets the readable reason."""
-    from vlmevals.pipeline import record_task_failure
+    from vlmevals.pipeline.steps import record_task_failure
 
     record_task_failure(_engine(), _run_id_from(context), context["ti"].task_id, context.get("exception"))
 
 
 def _on_ingested(context: dict[str, Any]) -> None:
     """A nightly run flagged as a regression fires the notifier named by EVALS_REGRESSION_NOTIFIER."""
-    from vlmevals.regression import notify
+    from vlmevals.results.regression import notify
 
     notify(_engine(), _run_id_from(context), context)
 
@@ -52,7 +52,7 @@ def _on_ingested(context: dict[str, Any]) -> None:
 def _as_airflow_error(err: Exception) -> Exception:
     """Our request errors and failures VLMEvalKit recorded itself are final: don't burn retries on them."""
     from airflow.sdk.exceptions import AirflowFailException
-    from vlmevals.errors import EvalsError, VLMEvalFailure
+    from vlmevals.core.errors import EvalsError, VLMEvalFailure
 
     if isinstance(err, VLMEvalFailure) and err.retryable:
         return err
@@ -73,7 +73,7 @@ def _inference_task(slots: int):  # type: ignore[no-untyped-def]
         on_failure_callback=_on_failure,
     )
     def _inference(info: dict[str, Any], ti=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-        from vlmevals.pipeline import inference_step
+        from vlmevals.pipeline.steps import inference_step
 
         try:
             return inference_step(_engine(), info["eval_run_id"], ti.try_number)
@@ -109,7 +109,7 @@ def _inference_task(slots: int):  # type: ignore[no-untyped-def]
 def eval_run() -> None:
     @task(retries=1, retry_delay=dt.timedelta(seconds=5), on_failure_callback=_on_failure)
     def queue(params=None, dag_run=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-        from vlmevals.pipeline import queue_step
+        from vlmevals.pipeline.steps import queue_step
 
         conf = {**dict(params or {}), **(dag_run.conf or {})}
         try:
@@ -125,7 +125,7 @@ def eval_run() -> None:
     @task(trigger_rule="none_failed_min_one_success", retries=1, retry_delay=dt.timedelta(seconds=5),
           on_failure_callback=_on_failure)
     def scoring(info: dict[str, Any], ti=None) -> None:  # type: ignore[no-untyped-def]
-        from vlmevals.pipeline import scoring_step
+        from vlmevals.pipeline.steps import scoring_step
 
         try:
             scoring_step(_engine(), info["eval_run_id"], ti.try_number)
@@ -135,7 +135,7 @@ def eval_run() -> None:
     @task(retries=5, retry_delay=dt.timedelta(seconds=3), retry_exponential_backoff=2.0,
           on_failure_callback=_on_failure, on_success_callback=_on_ingested)
     def ingest_metrics(info: dict[str, Any]) -> dict[str, Any]:
-        from vlmevals.pipeline import ingest_step
+        from vlmevals.pipeline.steps import ingest_step
 
         try:
             return ingest_step(_engine(), info["eval_run_id"])
@@ -144,7 +144,7 @@ def eval_run() -> None:
 
     @task(retries=3, retry_delay=dt.timedelta(seconds=3))
     def finalize(info: dict[str, Any] | None, dag_run=None) -> str:  # type: ignore[no-untyped-def]
-        from vlmevals.pipeline import finalize_step
+        from vlmevals.pipeline.steps import finalize_step
 
         run_id = info.get("eval_run_id") if isinstance(info, dict) else None
         return finalize_step(_engine(), run_id, dag_run.run_id)

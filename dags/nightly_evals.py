@@ -31,7 +31,7 @@ def _engine():  # type: ignore[no-untyped-def]
 
 def _trigger_failed(context: dict[str, Any]) -> None:
     """The eval_run DAG run could not be started: its eval run must not stay queued forever."""
-    from vlmevals.runs import mark_failed
+    from vlmevals.runs.lifecycle import mark_failed
 
     conf = getattr(context.get("task"), "conf", None) or {}
     if conf.get("eval_run_id"):
@@ -62,7 +62,7 @@ def _trigger_failed(context: dict[str, Any]) -> None:
 def nightly_evals() -> None:
     @task(retries=1, retry_delay=dt.timedelta(seconds=30))
     def plan(params=None, dag_run=None, ti=None) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-        from vlmevals.nightly import plan_and_create
+        from vlmevals.nightly.planning import plan_and_create
 
         triggers, summary = plan_and_create(
             _engine(),
@@ -78,7 +78,7 @@ def nightly_evals() -> None:
         import logging
 
         got = ti.xcom_pull(task_ids="plan", key="summary") or {}
-        logging.getLogger("vlmevals.nightly").info("nightly summary: %s", got.get("text", "plan did not run"))
+        logging.getLogger("vlmevals.nightly.planning").info("nightly summary: %s", got.get("text", "plan did not run"))
         return got
 
     triggers = plan()

@@ -47,9 +47,9 @@ def sync_outputs() -> None:
     def sync(params=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         from airflow.sdk.exceptions import AirflowFailException
         from vlmevals.backfill import sync_outputs as do_sync
+        from vlmevals.core.errors import EvalsError
+        from vlmevals.core.settings import get_settings
         from vlmevals.db.engine import engine_for_tasks
-        from vlmevals.errors import EvalsError
-        from vlmevals.settings import get_settings
 
         folder = (params or {}).get("folder") or str(get_settings().outputs_dir)
         try:

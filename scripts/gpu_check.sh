@@ -26,19 +26,20 @@ from pathlib import Path
 work = Path(sys.argv[1])
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
-from vlmevals.localpg import LocalPostgres
+from vlmevals.devtools.localpg import LocalPostgres
 pg = LocalPostgres(work / "pgdata", port=port)
 pg.start(); pg.ensure_database("evals")
 os.environ["DATABASE_URL"] = pg.url("evals")
 
 from sqlalchemy import text
-from vlmevals import gpus, pipeline
-from vlmevals.catalogue import seed
+from vlmevals.gpu import leases as gpus
+from vlmevals.pipeline import steps as pipeline
+from vlmevals.catalogue.store import seed
 from vlmevals.db.engine import get_engine, session_scope, upgrade
-from vlmevals.demo.benchmark import write_benchmark
-from vlmevals.demo.model import build_demo_model
-from vlmevals.settings import get_settings
-from vlmevals.vlmeval.command import build_invocation
+from vlmevals.devtools.demo.benchmark import write_benchmark
+from vlmevals.devtools.demo.model import build_demo_model
+from vlmevals.core.settings import get_settings
+from vlmevals.toolkit.command import build_invocation
 
 settings = get_settings()
 upgrade(settings.database_url)

@@ -2,8 +2,8 @@
 
 from alembic import context
 from sqlalchemy import create_engine, pool
+from vlmevals.core.settings import get_settings
 from vlmevals.db.models import Base
-from vlmevals.settings import get_settings
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or get_settings().database_url

@@ -87,7 +87,7 @@ def pg_server() -> Iterator[str]:
     if TEST_DATABASE_URL:
         yield SERVER_URL
         return
-    from vlmevals.localpg import LocalPostgres
+    from vlmevals.devtools.localpg import LocalPostgres
 
     pg = LocalPostgres(RUN_DIR / "pgdata", port=PG_PORT)
     pg.start()
@@ -142,7 +142,7 @@ def session(engine):  # type: ignore[no-untyped-def]
 
 @pytest.fixture()
 def seeded(engine):  # type: ignore[no-untyped-def]
-    from vlmevals.catalogue import seed
+    from vlmevals.catalogue.store import seed
     from vlmevals.db.engine import session_scope
 
     with session_scope(engine) as s:
@@ -163,9 +163,9 @@ def airflow_db(db_url: str) -> str:
 @pytest.fixture(scope="session")
 def demo_assets(pg_server: str) -> dict[str, Path]:
     """The demo benchmarks (in this session's LMUData) and the demo model (cached across sessions)."""
-    from vlmevals.demo.benchmark import DEMO_BENCHMARKS, write_benchmark
-    from vlmevals.demo.model import build_demo_model
-    from vlmevals.settings import get_settings
+    from vlmevals.core.settings import get_settings
+    from vlmevals.devtools.demo.benchmark import DEMO_BENCHMARKS, write_benchmark
+    from vlmevals.devtools.demo.model import build_demo_model
 
     get_settings.cache_clear()
     settings = get_settings()
@@ -177,8 +177,8 @@ def demo_assets(pg_server: str) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def live_stack(airflow_db: str, demo_assets: dict[str, Path]):  # type: ignore[no-untyped-def]
     """A running Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor) on this session's
-    databases, started once and stopped at the end. Yields the `vlmevals.stack.Stack` driving it."""
-    from vlmevals.stack import Stack, StackSettings
+    databases, started once and stopped at the end. Yields the `vlmevals.devtools.stack.Stack` driving it."""
+    from vlmevals.devtools.stack import Stack, StackSettings
 
     settings = StackSettings.model_validate({
         "EVALS_HOME": str(RUN_DIR / "stack"),

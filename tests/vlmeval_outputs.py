@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import vlmevals.demo.benchmark as demo_benchmark
-import vlmevals.demo.model as demo_model
-from vlmevals.demo.benchmark import DEMO_BENCHMARKS, md5_of, write_benchmark
-from vlmevals.demo.model import DEMO_MODEL_SPEC, build_demo_model
+import vlmevals.devtools.demo.benchmark as demo_benchmark
+import vlmevals.devtools.demo.model as demo_model
+from vlmevals.devtools.demo.benchmark import DEMO_BENCHMARKS, md5_of, write_benchmark
+from vlmevals.devtools.demo.model import DEMO_MODEL_SPEC, build_demo_model
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE_ROOT = REPO / ".local" / "test-cache"

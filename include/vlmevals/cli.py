@@ -12,8 +12,8 @@ import httpx
 import typer
 from rich.console import Console
 
-from vlmevals.settings import get_settings
-from vlmevals.stack import USERS, Stack, wait_for_dag
+from vlmevals.core.settings import get_settings
+from vlmevals.devtools.stack import USERS, Stack, wait_for_dag
 
 app = typer.Typer(no_args_is_help=True, help="VLM evaluation service (VLMEvalKit on Airflow).")
 db_app = typer.Typer(help="Our tables' migrations (Alembic, in sql/).")
@@ -43,8 +43,8 @@ def db_downgrade(revision: str = "base") -> None:
 @app.command()
 def seed(path: Annotated[Path | None, typer.Option(help="catalogue YAML")] = None) -> None:
     """Load the catalogue (idempotent)."""
-    from vlmevals.catalogue import SEED_FILE
-    from vlmevals.catalogue import seed as do_seed
+    from vlmevals.catalogue.store import SEED_FILE
+    from vlmevals.catalogue.store import seed as do_seed
     from vlmevals.db.engine import session_scope
 
     with session_scope() as s:
@@ -56,8 +56,8 @@ def seed(path: Annotated[Path | None, typer.Option(help="catalogue YAML")] = Non
 @app.command("demo-assets")
 def demo_assets() -> None:
     """Build the demo benchmark TSVs and the tiny demo model (deterministic, offline)."""
-    from vlmevals.demo.benchmark import DEMO_BENCHMARKS, write_benchmark
-    from vlmevals.demo.model import build_demo_model
+    from vlmevals.devtools.demo.benchmark import DEMO_BENCHMARKS, write_benchmark
+    from vlmevals.devtools.demo.model import build_demo_model
 
     settings = get_settings()
     for name in DEMO_BENCHMARKS:
@@ -205,7 +205,7 @@ def sync_outputs(
     import json
 
     from vlmevals.backfill import sync_outputs as do_sync
-    from vlmevals.errors import EvalsError
+    from vlmevals.core.errors import EvalsError
 
     try:
         report = do_sync(folder or get_settings().outputs_dir, create_unknown=create_unknown)
@@ -224,10 +224,10 @@ def sync_outputs(
 def enrol(task: Annotated[str | None, typer.Option(help="task name (alone: every model on it)")] = None,
           model: Annotated[str | None, typer.Option(help="model name (alone: every task of it)")] = None) -> None:
     """Add a pair, a whole task or a whole model to the nightly re-evaluation."""
+    from vlmevals.catalogue.enrolments import enrol as do_enrol
+    from vlmevals.catalogue.enrolments import public
+    from vlmevals.core.errors import EvalsError
     from vlmevals.db.engine import session_scope
-    from vlmevals.enrolments import enrol as do_enrol
-    from vlmevals.enrolments import public
-    from vlmevals.errors import EvalsError
 
     try:
         with session_scope() as s:
@@ -241,9 +241,9 @@ def enrol(task: Annotated[str | None, typer.Option(help="task name (alone: every
 def unenrol(task: Annotated[str | None, typer.Option(help="task name")] = None,
             model: Annotated[str | None, typer.Option(help="model name")] = None) -> None:
     """Take a pair, a task or a model out of the nightly re-evaluation."""
+    from vlmevals.catalogue.enrolments import unenrol as do_unenrol
+    from vlmevals.core.errors import EvalsError
     from vlmevals.db.engine import session_scope
-    from vlmevals.enrolments import unenrol as do_unenrol
-    from vlmevals.errors import EvalsError
 
     try:
         with session_scope() as s:
@@ -255,9 +255,9 @@ def unenrol(task: Annotated[str | None, typer.Option(help="task name")] = None,
 @app.command()
 def enrolments() -> None:
     """List enrolments and the pairs the next nightly run covers."""
+    from vlmevals.catalogue.enrolments import list_enrolments
     from vlmevals.db.engine import session_scope
-    from vlmevals.enrolments import list_enrolments
-    from vlmevals.nightly import resolve_pairs
+    from vlmevals.nightly.planning import resolve_pairs
 
     with session_scope() as s:
         for e in list_enrolments(s):

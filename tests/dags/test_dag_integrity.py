@@ -36,7 +36,7 @@ print(json.dumps({
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "dag_ids": sorted(bag.dag_ids),
     "seconds": sorted(times)[1],
-    "heavy": sorted(m for m in ("vlmeval", "torch", "transformers", "pandas", "vlmevals.pipeline", "vlmevals.db")
+    "heavy": sorted(m for m in ("vlmeval", "torch", "transformers", "pandas", "vlmevals.pipeline.steps", "vlmevals.db")
                     if m in sys.modules),
     "connects": attempts,
 }))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
-from vlmevals.stack import wait_for_dag
+from vlmevals.devtools.stack import wait_for_dag
 
 
 def client(stack, user: str | None) -> httpx.Client:  # type: ignore[no-untyped-def]

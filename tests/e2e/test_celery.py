@@ -68,7 +68,7 @@ def redis_url() -> Iterator[str]:
 def celery_stack(redis_url: str, airflow_db: str, demo_assets):  # type: ignore[no-untyped-def]
     """Airflow on CeleryExecutor with its own metadata DB (a second scheduler on the session's DB would take
     our runs), plus a CPU worker (queue default) and a GPU worker (queue gpu, one fake GPU: EVALS_GPUS=0)."""
-    from vlmevals.stack import COMPONENTS, Stack, StackSettings
+    from vlmevals.devtools.stack import COMPONENTS, Stack, StackSettings
 
     create_database(CELERY_AIRFLOW_DB)
     home = RUN_DIR / "celery-stack"

@@ -22,9 +22,9 @@ def two_runs(airflow_db: str, demo_assets: dict[str, Path]) -> Any:
     """(engine, oracle run id, wrong run id), run once for the module; rows are removed afterwards."""
     from airflow.dag_processing.dagbag import DagBag
     from sqlalchemy import text
-    from vlmevals.catalogue import seed
+    from vlmevals.catalogue.store import seed
     from vlmevals.db.engine import get_engine
-    from vlmevals.testing.openai_server import serve
+    from vlmevals.devtools.openai_server import serve
 
     engine = get_engine()
     with session_scope(engine) as s:
@@ -60,9 +60,9 @@ def two_runs(airflow_db: str, demo_assets: dict[str, Path]) -> Any:
 def client(two_runs: Any) -> Any:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
-    from vlmevals.api import compare as compare_api
     from vlmevals.api import errors
-    from vlmevals.api import samples as samples_api
+    from vlmevals.api.routers import compare as compare_api
+    from vlmevals.api.routers import samples as samples_api
 
     app = FastAPI(root_path="/api/evals")
     errors.install(app)
@@ -124,7 +124,7 @@ def test_samples_endpoint_lists_wrong_answers_with_images(client: Any, two_runs:
 
 
 def test_compare_endpoint_on_two_real_runs(client: Any, two_runs: Any) -> None:
-    from vlmevals import stats
+    from vlmevals.results import stats
 
     engine, right_id, wrong_id = two_runs
     r = client.get(f"/tasks/{TASK}/compare", params={"run_a": right_id, "run_b": wrong_id})
@@ -176,8 +176,8 @@ def test_compare_endpoint_on_two_real_runs(client: Any, two_runs: Any) -> None:
 
 
 def test_paired_regression_and_drift(two_runs: Any) -> None:
-    from vlmevals import drift, regression
-    from vlmevals.compare import regression_verdict
+    from vlmevals.results import drift, regression
+    from vlmevals.results.compare import regression_verdict
 
     engine, right_id, wrong_id = two_runs
     with session_scope(engine) as s:

@@ -61,7 +61,7 @@ def test_unknown_model_fails_in_queue(eval_dag, seeded, demo_assets) -> None:  #
 
 
 def test_adopting_a_finished_run_is_refused(eval_dag, seeded, demo_assets) -> None:  # type: ignore[no-untyped-def]
-    from vlmevals import runs
+    from vlmevals.runs import lifecycle as runs
 
     with session_scope(seeded) as s:
         run_id = runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="plugin").id
@@ -87,7 +87,7 @@ def test_missing_dataset_fails_before_inference(eval_dag, seeded, demo_assets) -
 
 def test_vlmeval_failure_recorded_only_in_status_json(eval_dag, seeded, demo_assets) -> None:  # type: ignore[no-untyped-def]
     """VLMEvalKit exits 0 here; only status.json's error_message tells the run failed."""
-    from vlmevals.settings import get_settings
+    from vlmevals.core.settings import get_settings
 
     lmu = get_settings().lmu_data
     (lmu / "NO_IMAGE_MCQ.tsv").write_text("index\tquestion\tA\tB\tanswer\n0\tWhich?\tx\ty\tA\n")

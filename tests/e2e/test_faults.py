@@ -29,13 +29,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
-from vlmevals import pipeline, runs
+from vlmevals.core.errors import VLMEvalFailure
+from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalSample, Model, Task
-from vlmevals.demo.benchmark import render_benchmark
-from vlmevals.errors import VLMEvalFailure
-from vlmevals.settings import get_settings
-from vlmevals.testing.openai_server import ServerHandle, serve
+from vlmevals.devtools.demo.benchmark import render_benchmark
+from vlmevals.devtools.openai_server import ServerHandle, serve
+from vlmevals.pipeline import steps as pipeline
+from vlmevals.runs import lifecycle as runs
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,7 +180,7 @@ def _free_port() -> int:
 def private_pg(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A PostgreSQL of this module alone, so stopping it disturbs no other test."""
     from vlmevals.db.engine import get_engine, upgrade
-    from vlmevals.localpg import LocalPostgres
+    from vlmevals.devtools.localpg import LocalPostgres
 
     pg = LocalPostgres(tmp_path_factory.mktemp("faults-pg") / "pgdata", port=_free_port())
     pg.start()

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from vlmevals.catalogue.enrolments import enrol
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, Model
-from vlmevals.enrolments import enrol
-from vlmevals.testing.openai_server import serve
+from vlmevals.devtools.openai_server import serve
 
 pytestmark = pytest.mark.e2e
 MCQ, DEMO, SERVED = "demo-shapes-mcq", "demo-tiny-idefics3", "served-e2e"
@@ -63,7 +63,7 @@ def _all_final(engine, n: int) -> list[EvalRun] | None:  # type: ignore[no-untyp
 
 
 def test_nightly_triggers_skips_forces_and_flags_regressions(live_stack, seeded) -> None:  # type: ignore[no-untyped-def]
-    from vlmevals.settings import get_settings
+    from vlmevals.core.settings import get_settings
 
     client = httpx.Client(
         base_url=live_stack.api_url, timeout=30, headers={"Authorization": f"Bearer {live_stack.token('admin')}"}

@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from vlmevals import pipeline, runs
+from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Model, Task
-from vlmevals.demo.benchmark import render_benchmark
-from vlmevals.settings import get_settings
-from vlmevals.testing.openai_server import serve
+from vlmevals.devtools.demo.benchmark import render_benchmark
+from vlmevals.devtools.openai_server import serve
+from vlmevals.pipeline import steps as pipeline
+from vlmevals.runs import lifecycle as runs
 
 pytestmark = pytest.mark.e2e
 N = 40
@@ -78,7 +79,7 @@ def test_killed_task_process_resumes(seeded, served, kill_at: int) -> None:  # t
     reference = REFERENCE
 
     run_id = _queue(seeded)
-    code = f"from vlmevals.pipeline import inference_step; inference_step(None, {run_id}, 1)"
+    code = f"from vlmevals.pipeline.steps import inference_step; inference_step(None, {run_id}, 1)"
     task_proc = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy())
     with session_scope(seeded) as s:
         artifacts = Path(runs.get_run(s, run_id).artifacts_dir)

@@ -15,12 +15,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from vlmevals.api import compare as compare_api
-from vlmevals.api import enrolments as enrolments_api
-from vlmevals.api import errors, trust_pages
-from vlmevals.api import samples as samples_api
+from vlmevals.api import errors
 from vlmevals.api.represent import api_root
 from vlmevals.api.routers import artifacts, leaderboard, models, runs, tasks, ui
+from vlmevals.api.routers import compare as compare_api
+from vlmevals.api.routers import enrolments as enrolments_api
+from vlmevals.api.routers import pages as trust_pages
+from vlmevals.api.routers import samples as samples_api
 
 ROUTERS: list[APIRouter] = [
     tasks.router,

@@ -1,6 +1,6 @@
 """Error mapping: every refusal is a 4xx whose `detail` names the problem and the fix; nothing becomes a 500.
 
-Domain errors (vlmevals.errors) map to 404/409/422; database errors caused by input that slipped past
+Domain errors (vlmevals.core.errors) map to 404/409/422; database errors caused by input that slipped past
 validation (a NUL character, a number out of range) map to 422; a concurrent duplicate insert to 409.
 """
 
@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError
 
-from vlmevals.errors import ConflictError, EvalsError, InvalidRequestError, NotFoundError
-from vlmevals.triggering import AirflowTriggerError
+from vlmevals.core.errors import ConflictError, EvalsError, InvalidRequestError, NotFoundError
+from vlmevals.runs.triggering import AirflowTriggerError
 
 log = logging.getLogger(__name__)
 

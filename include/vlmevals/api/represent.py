@@ -8,8 +8,8 @@ from fastapi import Request
 
 from vlmevals.api import schemas as s
 from vlmevals.db.models import EvalRun
-from vlmevals.queries import Leaderboard, category_scores
-from vlmevals.slots import inference_task_id, slots_for
+from vlmevals.gpu.slots import inference_task_id, slots_for
+from vlmevals.results.leaderboard import Leaderboard, category_scores
 
 API_PREFIX = "/api/evals"
 
@@ -74,7 +74,7 @@ def task_header(lb_task) -> s.LeaderboardTask:  # type: ignore[no-untyped-def]
 
 def leaderboard(request: Request, lb: Leaderboard, limit: int | None = None, offset: int = 0,
                 ) -> s.LeaderboardResponse:
-    from vlmevals.drift import drift_marks
+    from vlmevals.results.drift import drift_marks
 
     drift = drift_marks((e.run.id, e.comparability) for e in lb.entries)  # the majority is over all rows
     page = lb.entries[offset: None if limit is None else offset + limit]

@@ -8,7 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vlmevals.schemas import ModelPublic, RunOptions, RunStatus, Slug, TaskPublic
+from vlmevals.catalogue.schemas import ModelPublic, RunOptions, RunStatus, Slug, TaskPublic
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """Backfill: record results already sitting in a VLMEvalKit work dir as eval runs.
 
 Matching: the folder's model name to `models.vlmeval_model`, the dataset to `tasks.vlmeval_data`. A finished
-result becomes a completed run with its metrics (read with `vlmevals.vlmeval.results`, the same readers the
+result becomes a completed run with its metrics (read with `vlmevals.toolkit.outputs`, the same readers the
 pipeline uses), a result VLMEvalKit recorded as failed becomes a failed run with its error. Unknown models or
 tasks are reported (or created with `create_unknown`), malformed results are reported with the file and the
 reason; nothing stops the scan.
@@ -28,10 +28,10 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from vlmevals.backfill.scanner import STATUS_FILE, ResultRef, datasets_in, list_folders, results_of
+from vlmevals.core.errors import InvalidRequestError, VLMEvalFailure
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import SLUG_PATTERN, EvalRun, EvalRunEvent, Model, Task
-from vlmevals.errors import InvalidRequestError, VLMEvalFailure
-from vlmevals.vlmeval import results
+from vlmevals.toolkit import outputs as results
 
 log = logging.getLogger(__name__)
 TRIGGERED_BY = "backfill"

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from vlmevals.settings import PROJECT_ROOT, Settings, get_settings
+from vlmevals.core.settings import PROJECT_ROOT, Settings, get_settings
 
 ALEMBIC_INI = PROJECT_ROOT / "sql" / "alembic.ini"
 

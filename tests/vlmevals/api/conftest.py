@@ -155,8 +155,8 @@ def add_run(
     """Store a run row directly (as the DAG would leave it) and return its id."""
     import datetime as dt
 
-    from vlmevals import runs
     from vlmevals.db.engine import session_scope
+    from vlmevals.runs import lifecycle as runs
 
     with session_scope(engine) as s:
         run = runs.create_run(s, task, model, triggered_by="cli")

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 from vlmevals.backfill import sync_outputs
 from vlmevals.backfill.scanner import FolderListing, datasets_in
+from vlmevals.core.errors import InvalidRequestError
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, Model, Task
-from vlmevals.errors import InvalidRequestError
 
 from tests.vlmevals.backfill import trees
 

@@ -12,11 +12,11 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
-from vlmevals import runs as run_rows
 from vlmevals.api.deps import SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import ArtifactFile, ArtifactList
-from vlmevals.errors import InvalidRequestError, NotFoundError
+from vlmevals.core.errors import InvalidRequestError, NotFoundError
+from vlmevals.runs import lifecycle as run_rows
 
 router = APIRouter(prefix="/runs/{run_id}/artifacts", tags=["artifacts"])
 RunId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="eval run id")]

@@ -6,13 +6,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 
-from vlmevals import queries
 from vlmevals.api import represent
 from vlmevals.api.deps import SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import HistoryPointOut, HistoryResponse, HistorySeriesOut, LeaderboardResponse
-from vlmevals.catalogue import get_model, get_task
+from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.db.models import SLUG_PATTERN
+from vlmevals.results import leaderboard as queries
 
 router = APIRouter(prefix="/tasks/{task_name}/leaderboard", tags=["leaderboard"])
 TaskName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the task")]

@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import ModelList
-from vlmevals.catalogue import get_model
+from vlmevals.catalogue.schemas import ModelCreate, ModelPublic
+from vlmevals.catalogue.store import get_model
+from vlmevals.core.errors import ConflictError
 from vlmevals.db.models import SLUG_PATTERN, Model
-from vlmevals.errors import ConflictError
-from vlmevals.schemas import ModelCreate, ModelPublic
 
 router = APIRouter(prefix="/models", tags=["models"])
 ModelName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the model")]

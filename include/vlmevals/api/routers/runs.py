@@ -7,18 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, status
 from sqlalchemy.orm import selectinload
 
-from vlmevals import runs as run_rows
-from vlmevals import triggering
 from vlmevals.api import represent
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList, RunPublic, RunSummary, TriggerRequest
-from vlmevals.catalogue import get_model, get_task
+from vlmevals.catalogue.schemas import RunStatus
+from vlmevals.catalogue.store import get_model, get_task
+from vlmevals.core.errors import ConflictError, NotFoundError
 from vlmevals.db.engine import get_engine, session_scope
 from vlmevals.db.models import SLUG_PATTERN, EvalRun
-from vlmevals.errors import ConflictError, NotFoundError
-from vlmevals.queries import list_runs
-from vlmevals.schemas import RunStatus
+from vlmevals.results.leaderboard import list_runs
+from vlmevals.runs import lifecycle as run_rows
+from vlmevals.runs import triggering
 
 router = APIRouter(tags=["runs"])
 TaskName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the task")]

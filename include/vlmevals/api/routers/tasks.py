@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import TaskList
-from vlmevals.catalogue import get_task
+from vlmevals.catalogue.schemas import TaskCreate, TaskPublic
+from vlmevals.catalogue.store import get_task
+from vlmevals.core.errors import ConflictError
 from vlmevals.db.models import SLUG_PATTERN, Task
-from vlmevals.errors import ConflictError
-from vlmevals.schemas import TaskCreate, TaskPublic
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 TaskName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the task")]

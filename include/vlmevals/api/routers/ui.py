@@ -13,9 +13,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from vlmevals.api.deps import UserDep, can_trigger, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import Me
-from vlmevals.errors import NotFoundError
+from vlmevals.core.errors import NotFoundError
 
-STATIC = Path(__file__).resolve().parents[2] / "static"
+STATIC = Path(__file__).resolve().parents[1] / "static"
 ASSETS = {"leaderboard.js": "text/javascript", "leaderboard.css": "text/css", "icon.svg": "image/svg+xml"}
 router = APIRouter(tags=["ui"])
 

@@ -1,0 +1,67 @@
+"""Enrolments in the nightly re-evaluation: list, enrol (a pair, a task or a model), unenrol.
+
+Reads need an authenticated user (the app's global dependency); writes need the right to trigger eval_run,
+like every other write of the evals API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel
+
+from vlmevals.api.deps import CanTrigger, SessionDep, UserDep, user_name
+from vlmevals.api.errors import responses
+from vlmevals.catalogue.enrolments import EnrolmentCreate, EnrolmentPublic, enrol, list_enrolments, public, unenrol
+from vlmevals.nightly.planning import resolve_pairs
+
+router = APIRouter(prefix="/enrolments", tags=["nightly"])
+
+
+class Pair(BaseModel):
+    task: str
+    model: str
+
+
+class EnrolmentList(BaseModel):
+    data: list[EnrolmentPublic]
+    count: int
+    pairs: list[Pair]
+
+
+class Unenrolled(BaseModel):
+    detail: str
+
+
+@router.get("", response_model=EnrolmentList, responses=responses(401, 403))
+def get_enrolments(session: SessionDep) -> EnrolmentList:
+    """Every enrolment, and the (task, model) pairs the next nightly run covers."""
+    rows = list_enrolments(session)
+    pairs = [Pair(task=t.name, model=m.name) for t, m in resolve_pairs(session)]
+    return EnrolmentList(data=rows, count=len(rows), pairs=pairs)
+
+
+@router.post(
+    "",
+    response_model=EnrolmentPublic,
+    dependencies=[CanTrigger],
+    responses={**responses(401, 403, 404, 422), 201: {"description": "enrolled"}},
+)
+def post_enrolment(body: EnrolmentCreate, session: SessionDep, user: UserDep, response: Response) -> EnrolmentPublic:
+    """Enrol a pair (`task` and `model`), a whole task (`task` only) or a whole model (`model` only); 201 when
+    created or re-enabled, 200 when it was already enrolled."""
+    row, changed = enrol(session, body.task, body.model, user=user_name(user))
+    response.status_code = status.HTTP_201_CREATED if changed else status.HTTP_200_OK
+    return public(session, row)
+
+
+@router.delete("", response_model=Unenrolled, dependencies=[CanTrigger], responses=responses(401, 403, 404, 422))
+def delete_enrolment(
+    session: SessionDep,
+    user: UserDep,
+    task: Annotated[str | None, Query(description="task name")] = None,
+    model: Annotated[str | None, Query(description="model name")] = None,
+) -> Unenrolled:
+    """Unenrol a pair, a task or a model. A pair whose task or model stays enrolled is stored as an exclusion."""
+    return Unenrolled(detail=unenrol(session, task, model, user=user_name(user)))

@@ -1,0 +1,147 @@
+"""Which (task, model) pairs the nightly DAG re-evaluates: enrol a pair, a whole task or a whole model.
+
+A row with task and model is a pair; task only means every model on that task; model only, every task of that
+model. A pair row with `enabled = false` is an exclusion: it keeps the pair out even when its task or model is
+enrolled (that is what unenrolling one pair of an enrolled task stores).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vlmevals.catalogue.store import get_model, get_task
+from vlmevals.core.errors import InvalidRequestError, NotFoundError
+from vlmevals.db.models import Enrolment, Model, Task
+
+
+class EnrolmentCreate(BaseModel):
+    """Enrol a pair (task and model), a whole task (task only) or a whole model (model only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str | None = Field(default=None, description="catalogue name of the task; empty: every task")
+    model: str | None = Field(default=None, description="catalogue name of the model; empty: every model")
+
+    @model_validator(mode="after")
+    def _target(self) -> EnrolmentCreate:
+        if not self.task and not self.model:
+            raise ValueError(
+                "give a task, a model, or both (a task alone enrols every model on it, a model alone every task)"
+            )
+        return self
+
+
+class EnrolmentPublic(BaseModel):
+    id: int
+    task: str | None
+    model: str | None
+    scope: str = Field(description="pair, task (every model) or model (every task)")
+    enabled: bool = Field(description="false: an exclusion that keeps the pair out of the nightly run")
+    created_by: str | None
+    created_at: dt.datetime
+
+
+def _scope(task_id: int | None, model_id: int | None) -> str:
+    return "pair" if task_id and model_id else ("task" if task_id else "model")
+
+
+def public(session: Session, row: Enrolment) -> EnrolmentPublic:
+    task = session.get(Task, row.task_id).name if row.task_id else None  # type: ignore[union-attr]
+    model = session.get(Model, row.model_id).name if row.model_id else None  # type: ignore[union-attr]
+    return EnrolmentPublic(
+        id=row.id,
+        task=task,
+        model=model,
+        scope=_scope(row.task_id, row.model_id),
+        enabled=row.enabled,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
+
+
+def _ids(session: Session, task: str | None, model: str | None) -> tuple[int | None, int | None]:
+    if not task and not model:
+        raise InvalidRequestError("give a task, a model, or both")
+    return (get_task(session, task).id if task else None, get_model(session, model).id if model else None)
+
+
+def _find(session: Session, task_id: int | None, model_id: int | None) -> Enrolment | None:
+    return session.scalar(
+        select(Enrolment).where(
+            Enrolment.task_id.is_(None) if task_id is None else Enrolment.task_id == task_id,
+            Enrolment.model_id.is_(None) if model_id is None else Enrolment.model_id == model_id,
+        )
+    )
+
+
+def enrol(session: Session, task: str | None, model: str | None, user: str | None = None) -> tuple[Enrolment, bool]:
+    """Enrol (or re-enable); returns the row and whether anything changed."""
+    task_id, model_id = _ids(session, task, model)
+    row = _find(session, task_id, model_id)
+    if row is not None:
+        if row.enabled:
+            return row, False
+        row.enabled, row.created_by = True, user or row.created_by
+        session.flush()
+        return row, True
+    row = Enrolment(task_id=task_id, model_id=model_id, enabled=True, created_by=user)
+    session.add(row)
+    session.flush()
+    session.refresh(row)
+    return row, True
+
+
+def _covered_by_wider(session: Session, task_id: int, model_id: int) -> bool:
+    return (
+        session.scalar(
+            select(Enrolment.id)
+            .where(
+                Enrolment.enabled.is_(True),
+                ((Enrolment.task_id == task_id) & Enrolment.model_id.is_(None))
+                | ((Enrolment.model_id == model_id) & Enrolment.task_id.is_(None)),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def unenrol(session: Session, task: str | None, model: str | None, user: str | None = None) -> str:
+    """Take a pair, task or model out of the nightly run; says what was done."""
+    task_id, model_id = _ids(session, task, model)
+    row = _find(session, task_id, model_id)
+    label = " x ".join(x for x in (task, model) if x)
+    if task_id and model_id and _covered_by_wider(session, task_id, model_id):
+        if row is None:
+            session.add(Enrolment(task_id=task_id, model_id=model_id, enabled=False, created_by=user))
+        else:
+            row.enabled = False
+        session.flush()
+        return f"{label} excluded (its task or model stays enrolled)"
+    if row is None:
+        raise NotFoundError(
+            f"{label} is not enrolled; list enrolments with GET /api/evals/enrolments or `vlmevals enrolments`"
+        )
+    session.delete(row)
+    session.flush()
+    return f"{label} unenrolled"
+
+
+def list_enrolments(session: Session) -> list[EnrolmentPublic]:
+    rows = session.scalars(select(Enrolment).order_by(Enrolment.id)).all()
+    return [public(session, r) for r in rows]
+
+
+def seed_enrolments(session: Session, items: list[dict[str, str | None]]) -> tuple[int, int]:
+    """The seed file's `enrolments:` section ({task, model} each, either may be omitted); (created, unchanged)."""
+    created = unchanged = 0
+    for item in items:
+        body = EnrolmentCreate.model_validate(item)
+        _, changed = enrol(session, body.task, body.model, user="seed")
+        created += changed
+        unchanged += not changed
+    return created, unchanged

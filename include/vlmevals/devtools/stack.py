@@ -1,0 +1,257 @@
+"""The local stack: our PostgreSQL, Airflow's components on LocalExecutor, and the environment they share.
+
+`vlmevals up` / `vlmevals down` drive it; the tests use the same environment builder so what they run is
+what a user runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vlmevals.core.settings import LOCAL_DIR, PROJECT_ROOT
+from vlmevals.devtools.localpg import LocalPostgres, port_open
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+USERS = {"admin": "admin", "op": "op", "viewer": "viewer"}
+
+
+class StackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    home: Path = Field(default=LOCAL_DIR, alias="EVALS_HOME")
+    pg_port: int = Field(default=55432, alias="EVALS_PG_PORT")
+    api_port: int = Field(default=8080, alias="EVALS_AIRFLOW_PORT")
+    gpu_slots: int | None = Field(default=None, alias="EVALS_GPU_SLOTS")
+    parallelism: int = Field(default=4, alias="EVALS_AIRFLOW_PARALLELISM")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    airflow_db_url: str | None = Field(default=None, alias="AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    executor: str = Field(default="LocalExecutor", alias="EVALS_EXECUTOR")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL", description="Celery broker (CeleryExecutor)")
+
+
+@dataclass
+class Stack:
+    settings: StackSettings = field(default_factory=StackSettings)
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home.resolve()
+
+    @property
+    def pg(self) -> LocalPostgres:
+        return LocalPostgres(self.home / "pgdata", port=self.settings.pg_port)
+
+    @property
+    def own_postgres(self) -> bool:
+        return self.settings.database_url is None
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or self.pg.url("evals")
+
+    @property
+    def airflow_db_url(self) -> str:
+        return self.settings.airflow_db_url or self.pg.url("airflow", driver="postgresql+psycopg2")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.api_port}"
+
+    def _jwt_secret(self) -> str:
+        path = self.home / "airflow" / "jwt_secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def env(self) -> dict[str, str]:
+        """Environment for every Airflow process and CLI call of this stack."""
+        airflow_home = self.home / "airflow"
+        airflow_home.mkdir(parents=True, exist_ok=True)
+        pw = airflow_home / "passwords.json"
+        if not pw.exists():
+            pw.write_text(json.dumps(USERS))
+        conn_url = self.database_url.replace("postgresql+psycopg://", "postgresql://")
+        env = {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+            "AIRFLOW__CORE__EXECUTOR": self.settings.executor,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__PARALLELISM": str(self.settings.parallelism),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{u}" for u in USERS),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.airflow_db_url,
+            "AIRFLOW__API__PORT": str(self.settings.api_port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__BASE_URL": self.api_url,
+            "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret(),
+            "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+            "AIRFLOW_CONN_EVALS_DB": conn_url,
+            "DATABASE_URL": self.database_url,
+            "LMUData": os.environ.get("LMUData", str(LOCAL_DIR / "LMUData")),
+            "VLMEVAL_OUTPUTS": os.environ.get("VLMEVAL_OUTPUTS", str(LOCAL_DIR / "outputs")),
+            "EVALS_MODELS_DIR": os.environ.get("EVALS_MODELS_DIR", str(LOCAL_DIR / "models")),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+        if self.settings.executor == "CeleryExecutor":
+            env.update(self._celery_env())
+        return env
+
+    def _celery_env(self) -> dict[str, str]:
+        """Broker, result backend (Airflow's metadata DB) and worker names that tell workers on one host apart."""
+        if not self.settings.redis_url:
+            raise RuntimeError("CeleryExecutor needs a broker: set REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
+        return {
+            "AIRFLOW__CELERY__BROKER_URL": self.settings.redis_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.airflow_db_url,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "vlmevals.gpu.leases.worker_hostname",
+        }
+
+    def write_env_file(self) -> Path:
+        """`source .local/env.sh` gives a shell the stack's environment (for airflow CLI calls)."""
+        path = self.home / "env.sh"
+        lines = [f"export {k}={json.dumps(v)}" for k, v in sorted(self.env().items()) if k != "PATH"]
+        path.write_text("\n".join(lines) + f"\nexport PATH={json.dumps(str(Path(sys.executable).parent))}:$PATH\n")
+        return path
+
+    # --- processes -----------------------------------------------------------------------------------------
+    def _pidfile(self, name: str) -> Path:
+        return self.home / "run" / f"{name}.pid"
+
+    def pid(self, name: str) -> int | None:
+        p = self._pidfile(name)
+        if not p.exists():
+            return None
+        try:
+            pid = int(p.read_text())
+            os.kill(pid, 0)
+            return pid
+        except (ValueError, ProcessLookupError, PermissionError):
+            p.unlink(missing_ok=True)
+            return None
+
+    def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "airflow", *args], env={**os.environ, **self.env()},
+                              check=check, capture_output=True, text=True)
+
+    def start_database(self) -> None:
+        if self.own_postgres:
+            self.pg.start()
+            self.pg.ensure_database("evals")
+            self.pg.ensure_database("airflow")
+
+    def migrate(self) -> None:
+        from vlmevals.db.engine import upgrade
+
+        res = self.airflow("db", "migrate", check=False)
+        if res.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed:\n{res.stderr[-3000:]}")
+        upgrade(self.database_url)
+
+    def start_component(self, name: str, args: tuple[str, ...] | None = None,
+                        extra_env: dict[str, str] | None = None) -> int:
+        """Start `airflow {args or name}` in the background (e.g. name "worker-gpu", args ("celery", "worker", …))."""
+        if (pid := self.pid(name)) is not None:
+            return pid
+        logs = self.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self._pidfile(name).parent.mkdir(parents=True, exist_ok=True)
+        with (logs / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "airflow", *(args or (name,))],
+                                    env={**os.environ, **self.env(), **(extra_env or {})},
+                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, cwd=PROJECT_ROOT)
+        self._pidfile(name).write_text(str(proc.pid))
+        return proc.pid
+
+    def start_components(self, components: tuple[str, ...] = COMPONENTS) -> None:
+        if "api-server" in components and self.pid("api-server") is None and port_open(self.settings.api_port):
+            raise RuntimeError(f"port {self.settings.api_port} is taken; set EVALS_AIRFLOW_PORT to a free port")
+        for name in components:
+            self.start_component(name)
+
+    def wait_healthy(self, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            for name in COMPONENTS:
+                if self._pidfile(name).exists() and self.pid(name) is None:
+                    log = (self.home / "logs" / f"{name}.log").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"airflow {name} exited:\n{log}")
+            try:
+                r = httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=3)
+                if r.status_code == 200:
+                    return
+                last = r.text
+            except httpx.HTTPError as err:
+                last = str(err)
+            time.sleep(1)
+        raise TimeoutError(f"Airflow api-server not healthy after {timeout_s:.0f} s: {last}")
+
+    def stop(self, components: tuple[str, ...] = COMPONENTS, database: bool = True, grace_s: float = 20) -> list[str]:
+        """SIGTERM every component's process group at once, SIGKILL what is left after `grace_s`."""
+        pids = {name: pid for name in components if (pid := self.pid(name)) is not None}
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        alive = dict(pids)
+        while alive and time.monotonic() < deadline:
+            for name, pid in list(alive.items()):
+                try:
+                    os.killpg(pid, 0)
+                except ProcessLookupError:
+                    del alive[name]
+            time.sleep(0.2)
+        for pid in alive.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        for name in pids:
+            self._pidfile(name).unlink(missing_ok=True)
+        stopped = list(pids)
+        if database and self.own_postgres and self.pg.running():
+            self.pg.stop()
+            stopped.append("postgresql")
+        return stopped
+
+    def token(self, username: str = "admin", password: str | None = None) -> str:
+        r = httpx.post(f"{self.api_url}/auth/token",
+                       json={"username": username, "password": password or USERS[username]}, timeout=30)
+        r.raise_for_status()
+        return r.json()["access_token"]
+
+
+def wait_for_dag(client: httpx.Client, dag_id: str = "eval_run", timeout_s: float = 180) -> None:
+    """Wait until the dag-processor has parsed `dag_id`, and unpause it (CLI, tests and benchmarks share this)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        r = client.get(f"/api/v2/dags/{dag_id}")
+        if r.status_code == 200:
+            if r.json().get("is_paused"):
+                client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+            return
+        time.sleep(1)
+    raise TimeoutError(f"DAG {dag_id} not parsed after {timeout_s:.0f} s; see the dag-processor log")

@@ -1,0 +1,234 @@
+"""Nightly re-evaluation: which enrolled pairs to run, which to skip and why, and the runs it creates.
+
+A pair is skipped when its last completed run has the same fingerprint hash as now (same toolkit, model and
+weights, dataset md5, judge, generation settings: see vlmevals.results.fingerprint), unless forced; a pair that already
+has a queued or running evaluation is never doubled up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from vlmevals.core.settings import Settings, get_settings
+from vlmevals.db.engine import session_scope
+from vlmevals.db.models import Enrolment, EvalRun, Model, Task
+from vlmevals.results import fingerprint
+from vlmevals.runs import lifecycle as runs
+from vlmevals.toolkit.command import ModelSpec, TaskSpec
+
+log = logging.getLogger(__name__)
+SCHEDULE_ENV = "EVALS_NIGHTLY_SCHEDULE"
+DEFAULT_SCHEDULE = "0 2 * * *"
+EVAL_DAG_ID = "eval_run"
+
+
+def schedule() -> str:
+    """The nightly cron (UTC), from the environment: read at DAG parse time, so no database query."""
+    return os.environ.get(SCHEDULE_ENV, "").strip() or DEFAULT_SCHEDULE
+
+
+@dataclass
+class Decision:
+    task: str
+    model: str
+    action: str  # trigger | skip
+    reason: str  # kind of reason: new, changed, forced, unchanged, active
+    detail: str
+    fingerprint_hash: str | None = None
+    last_run_id: int | None = None
+    eval_run_id: int | None = None
+
+
+def resolve_pairs(session: Session) -> list[tuple[Task, Model]]:
+    """Every (task, model) the enrolments cover, by name; pair exclusions (enabled = false) win."""
+    rows = session.scalars(select(Enrolment)).all()
+    all_tasks = {t.id: t for t in session.scalars(select(Task))}
+    all_models = {m.id: m for m in session.scalars(select(Model))}
+    pairs: set[tuple[int, int]] = set()
+    excluded: set[tuple[int, int]] = set()
+    for r in rows:
+        if r.task_id and r.model_id:
+            (pairs if r.enabled else excluded).add((r.task_id, r.model_id))
+        elif not r.enabled:
+            continue
+        elif r.task_id:
+            pairs.update((r.task_id, m) for m in all_models)
+        elif r.model_id:
+            pairs.update((t, r.model_id) for t in all_tasks)
+    out = [(all_tasks[t], all_models[m]) for t, m in pairs - excluded]
+    return sorted(out, key=lambda p: (p[0].name, p[1].name))
+
+
+def current_fingerprint(task: Task, model: Model, settings: Settings) -> tuple[dict[str, Any], str]:
+    """What a run of the pair would record now (the defaults a nightly run uses: no limit, the default judge)."""
+    return fingerprint.compute(
+        task=TaskSpec(task.vlmeval_data, task.vlmeval_dataset_class),
+        model=ModelSpec(
+            model.vlmeval_model,
+            model.model_spec,
+            model.endpoint_base_url,
+            model.endpoint_key_env,
+            model.gpus,
+            model.launch_mode,
+        ),
+        settings=settings,
+        judge=None,
+        limit=None,
+        with_environment=False,
+    )
+
+
+def last_completed(session: Session, task_id: int, model_id: int) -> EvalRun | None:
+    return session.scalar(
+        select(EvalRun)
+        .where(EvalRun.task_id == task_id, EvalRun.model_id == model_id, EvalRun.status == "completed")
+        .order_by(EvalRun.finished_at.desc().nulls_last(), EvalRun.id.desc())
+        .limit(1)
+    )
+
+
+def _changed_parts(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return [
+        p
+        for p in fingerprint.HASHED_PARTS
+        if fingerprint.fingerprint_hash({p: old.get(p)}) != fingerprint.fingerprint_hash({p: new.get(p)})
+    ]
+
+
+def plan(session: Session, *, force: bool = False, settings: Settings | None = None) -> list[Decision]:
+    """Trigger or skip, with the reason, for every enrolled pair."""
+    settings = settings or get_settings()
+    out: list[Decision] = []
+    for task, model in resolve_pairs(session):
+        active = runs.find_active_run(session, task.id, model.id)
+        if active is not None:
+            out.append(
+                Decision(
+                    task.name,
+                    model.name,
+                    "skip",
+                    "active",
+                    f"run {active.id} is already {active.status}",
+                    last_run_id=active.id,
+                )
+            )
+            continue
+        fp, digest = current_fingerprint(task, model, settings)
+        last = last_completed(session, task.id, model.id)
+        if last is None:
+            d = Decision(task.name, model.name, "trigger", "new", "no completed run yet", digest)
+        elif force:
+            d = Decision(
+                task.name, model.name, "trigger", "forced", f"forced (last completed run {last.id})", digest, last.id
+            )
+        elif last.fingerprint_hash == digest:
+            d = Decision(
+                task.name,
+                model.name,
+                "skip",
+                "unchanged",
+                f"unchanged since run {last.id} (fingerprint {digest[:12]})",
+                digest,
+                last.id,
+            )
+        elif not last.fingerprint_hash:
+            d = Decision(
+                task.name,
+                model.name,
+                "trigger",
+                "changed",
+                f"run {last.id} has no fingerprint (backfilled or older)",
+                digest,
+                last.id,
+            )
+        else:
+            parts = _changed_parts(last.fingerprint or {}, fp) or ["fingerprint"]
+            d = Decision(
+                task.name,
+                model.name,
+                "trigger",
+                "changed",
+                f"{', '.join(parts)} changed since run {last.id}",
+                digest,
+                last.id,
+            )
+        out.append(d)
+    return out
+
+
+def create_runs(
+    engine: Engine | None, decisions: list[Decision], *, nightly_run_id: str, user: str | None = None
+) -> list[dict[str, Any]]:
+    """Record an eval run (triggered_by=schedule) per pair to trigger, bound to the eval_run DAG run id it will
+    get; returns what the trigger step needs."""
+    out: list[dict[str, Any]] = []
+    safe = "".join(c if c.isalnum() or c in "-_.:+" else "_" for c in nightly_run_id)[:150]
+    for d in decisions:
+        if d.action != "trigger":
+            continue
+        with session_scope(engine) as s:
+            run = runs.create_run(s, d.task, d.model, triggered_by="schedule", user=user, dag_id=EVAL_DAG_ID)
+            run.dag_run_id = f"nightly__{safe}__{run.id}"
+            d.eval_run_id = run.id
+            out.append({"conf": {"eval_run_id": run.id, "triggered_by": "schedule"}, "trigger_run_id": run.dag_run_id})
+    return out
+
+
+def summarise(decisions: list[Decision]) -> dict[str, Any]:
+    triggered = [d for d in decisions if d.action == "trigger"]
+    skipped = [d for d in decisions if d.action == "skip"]
+    return {
+        "pairs": len(decisions),
+        "triggered": len(triggered),
+        "skipped": len(skipped),
+        "triggered_by_reason": dict(Counter(d.reason for d in triggered)),
+        "skipped_by_reason": dict(Counter(d.reason for d in skipped)),
+        "decisions": [asdict(d) for d in decisions],
+    }
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """One line for the DAG run note and the task log."""
+
+    def reasons(kind: str) -> str:
+        got = summary[f"{kind}_by_reason"]
+        return f" ({', '.join(f'{v} {k}' for k, v in sorted(got.items()))})" if got else ""
+
+    return (
+        f"{summary['pairs']} enrolled pairs: {summary['triggered']} triggered{reasons('triggered')}, "
+        f"{summary['skipped']} skipped{reasons('skipped')}"
+    )
+
+
+def plan_and_create(
+    engine: Engine | None,
+    *,
+    force: bool,
+    nightly_run_id: str,
+    user: str | None = None,
+    settings: Settings | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The nightly DAG's planning step: decide, record the runs, log every decision."""
+    with session_scope(engine) as s:
+        decisions = plan(s, force=force, settings=settings)
+    triggers = create_runs(engine, decisions, nightly_run_id=nightly_run_id, user=user)
+    summary = summarise(decisions)
+    for d in decisions:
+        log.info(
+            "%s %s x %s: %s%s",
+            d.action.upper(),
+            d.task,
+            d.model,
+            d.detail,
+            f" -> eval run {d.eval_run_id}" if d.eval_run_id else "",
+        )
+    summary["text"] = summary_text(summary)
+    log.info("nightly plan: %s", summary["text"])
+    return triggers, summary

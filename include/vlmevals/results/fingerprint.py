@@ -1,0 +1,156 @@
+"""What determines a result, recorded with every run: toolkit, model and weights, dataset, judge, generation
+settings and environment.
+
+`hash` covers the parts that change the score (toolkit, model identity, dataset md5, judge, generation);
+the environment is recorded for diagnosis but left out of the hash, so a driver update does not look like
+a new model. The nightly DAG skips a pair whose last completed run has the same hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from vlmevals.core.settings import Settings
+from vlmevals.toolkit.command import ModelSpec, TaskSpec, expand_paths, python_executable, vlmeval_version
+from vlmevals.toolkit.datasets import file_md5
+
+HASHED_PARTS = ("toolkit", "model", "dataset", "judge", "generation")
+GENERATION_KEYS = ("max_new_tokens", "max_tokens", "temperature", "top_p", "top_k", "do_sample", "num_beams",
+                   "repetition_penalty", "system_prompt")
+SECRET_KEYS = {"key", "api_key", "token", "access_token", "secret", "password"}
+SECRET_SUFFIXES = ("_key", "_secret", "_password", "_token")
+
+
+def weights_identity(path: Path) -> dict[str, Any]:
+    """Identity of local weights without reading them: file names, sizes and mtimes (or a revision file)."""
+    if not path.exists():
+        return {"path": str(path), "missing": True}
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    total = 0
+    for f in files:
+        st = f.stat()
+        total += st.st_size
+        h.update(f"{f.relative_to(path) if f != path else f.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return {"path": str(path), "files": len(files), "bytes": total, "sha256_names_sizes_mtimes": h.hexdigest()}
+
+
+def _public_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    def secret(k: str) -> bool:
+        return k.lower() in SECRET_KEYS or k.lower().endswith(SECRET_SUFFIXES)
+
+    return {k: ("***" if secret(k) else v) for k, v in spec.items()}
+
+
+def model_part(model: ModelSpec, settings: Settings) -> dict[str, Any]:
+    if model.model_spec is not None:
+        spec = expand_paths(model.model_spec, settings)
+        part: dict[str, Any] = {"kind": "spec", "vlmeval_model": model.vlmeval_model, "class": spec.get("class"),
+                                "kwargs": _public_spec({k: v for k, v in spec.items() if k != "class"})}
+        revision = spec.get("revision")
+        local = spec.get("model_path") or spec.get("model")
+        if revision:
+            part["weights"] = {"revision": revision}
+        elif isinstance(local, str) and os.path.isabs(local):
+            part["weights"] = weights_identity(Path(local))
+        return part
+    if model.endpoint_base_url:
+        return {"kind": "endpoint", "served_model": model.vlmeval_model, "base_url": model.endpoint_base_url}
+    return {"kind": "registry", "vlmeval_model": model.vlmeval_model}
+
+
+@lru_cache(maxsize=4)
+def package_versions(python: str) -> dict[str, str]:
+    """Versions in the interpreter that runs VLMEvalKit (without importing the packages: that costs seconds)."""
+    if os.path.realpath(python) == os.path.realpath(sys.executable):  # our own interpreter: no subprocess
+        import importlib.metadata
+
+        out: dict[str, str] = {"python": platform.python_version()}
+        for dist in ("torch", "transformers", "ms-vlmeval"):
+            try:
+                out[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                out[dist] = None  # type: ignore[assignment]
+        return out
+    code = ("import importlib.metadata as m, json, platform\nout = {'python': platform.python_version()}\n"
+            "for p in ('torch', 'transformers', 'ms-vlmeval'):\n"
+            "    try: out[p] = m.version(p)\n    except Exception: out[p] = None\nprint(json.dumps(out))")
+    try:
+        res = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
+        return json.loads(res.stdout.strip().splitlines()[-1])
+    except Exception:  # the environment is informative only
+        return {"python": platform.python_version()}
+
+
+def gpu_part(visible_devices: str | None = None) -> dict[str, Any]:
+    if not shutil.which("nvidia-smi"):
+        return {"gpus": 0, "names": []}
+    res = subprocess.run(["nvidia-smi", "--query-gpu=index,name", "--format=csv,noheader"], capture_output=True,
+                         text=True, timeout=30)
+    rows = [line.split(",", 1) for line in res.stdout.strip().splitlines() if "," in line]
+    if visible_devices is not None:
+        wanted = {d.strip() for d in visible_devices.split(",") if d.strip()}
+        rows = [r for r in rows if r[0].strip() in wanted]
+    return {"gpus": len(rows), "names": sorted({r[1].strip() for r in rows})}
+
+
+def compute(
+    *,
+    task: TaskSpec,
+    model: ModelSpec,
+    settings: Settings,
+    judge: str | None,
+    limit: int | None = None,
+    dataset_md5: str | None = None,
+    dataset_rows: int | None = None,
+    visible_devices: str | None = None,
+    with_environment: bool = True,
+) -> tuple[dict[str, Any], str]:
+    """The fingerprint dict and the hash of its result-determining parts."""
+    python = python_executable(settings)
+    tsv = settings.lmu_data / f"{task.vlmeval_data}.tsv"
+    if dataset_md5 is None and tsv.exists():
+        dataset_md5 = file_md5(tsv, settings.outputs_dir / ".cache" / "md5.json")
+    judge = judge or settings.judge
+    model_fp = model_part(model, settings)
+    spec_kwargs = model_fp.get("kwargs", {})
+    fp: dict[str, Any] = {
+        "toolkit": {"vlmeval": vlmeval_version(python, str(settings.vlmeval_root) if settings.vlmeval_root else None)},
+        "model": model_fp,
+        "dataset": {"name": task.vlmeval_data, "md5": dataset_md5, "rows": dataset_rows},
+        "judge": {"name": judge,
+                  "base_url": settings.judge_base_url if judge != "exact_matching" else None},
+        "generation": {"limit": limit, **{k: spec_kwargs[k] for k in GENERATION_KEYS if k in spec_kwargs}},
+    }
+    if with_environment:
+        fp["environment"] = {**package_versions(python), "platform": platform.platform(terse=True),
+                             **gpu_part(visible_devices)}
+    return fp, fingerprint_hash(fp)
+
+
+def fingerprint_hash(fp: dict[str, Any]) -> str:
+    hashed = {k: fp.get(k) for k in HASHED_PARTS}
+    # row counts are informative; the md5 already pins the data
+    hashed["dataset"] = {k: v for k, v in (hashed.get("dataset") or {}).items() if k != "rows"}
+    return hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def comparability_breaks(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Why two runs' scores should not sit in one table unmarked (empty: comparable)."""
+    reasons = []
+    if (a.get("dataset") or {}).get("md5") != (b.get("dataset") or {}).get("md5"):
+        reasons.append("dataset md5 differs")
+    if (a.get("judge") or {}).get("name") != (b.get("judge") or {}).get("name"):
+        reasons.append("judge differs")
+    if (a.get("toolkit") or {}).get("vlmeval") != (b.get("toolkit") or {}).get("vlmeval"):
+        reasons.append("VLMEvalKit version differs")
+    return reasons

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from vlmevals.core.errors import InvalidRequestError, NotFoundError
+from vlmevals.db.engine import session_scope
+from vlmevals.runs import lifecycle as runs
+
+pytestmark = pytest.mark.integration
+
+
+def _new(engine, **kw) -> int:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as s:
+        return runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="rest", **kw).id
+
+
+def test_life_cycle_and_history(seeded) -> None:  # type: ignore[no-untyped-def]
+    run_id = _new(seeded, user="alice", options={"limit": 5})
+    assert runs.mark_running(seeded, run_id, attempt=1)
+    runs.set_progress(seeded, run_id, 7, 5)  # clamped, never above the total
+    assert runs.mark_completed(seeded, run_id, primary_metric=0.5, metrics={"table": {"Overall": 0.5}})
+    assert not runs.mark_failed(seeded, run_id, "late callback")  # terminal rows stay as they are
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, run_id)
+        assert (run.status, run.primary_metric, run.progress_done, run.error) == ("completed", 0.5, 5, None)
+        assert run.options == {"limit": 5, "reuse": True, "api_nproc": 4}
+        folder = Path(run.artifacts_dir)
+        assert folder.parent.name == "runs" and folder.name.split("-")[0] == str(run_id)
+        assert [e.status for e in run.events] == ["queued", "running", "completed"]
+        assert run.triggered_by_user == "alice" and run.finished_at >= run.started_at
+
+
+def test_cancelled_is_not_overwritten(seeded) -> None:  # type: ignore[no-untyped-def]
+    run_id = _new(seeded)
+    assert runs.mark_cancelled(seeded, run_id, user="bob")
+    assert not runs.mark_running(seeded, run_id, 1)
+    assert not runs.mark_failed(seeded, run_id, "task killed")
+    with session_scope(seeded) as s:
+        assert runs.get_run(s, run_id).status == "cancelled"
+
+
+def test_failure_message_kept_readable(seeded) -> None:  # type: ignore[no-untyped-def]
+    run_id = _new(seeded)
+    runs.mark_failed(seeded, run_id, "x" * 20000)
+    with session_scope(seeded) as s:
+        err = runs.get_run(s, run_id).error
+    assert err.endswith("[truncated]") and len(err) < 9000
+
+
+def test_bad_requests(seeded) -> None:  # type: ignore[no-untyped-def]
+    with session_scope(seeded) as s:
+        with pytest.raises(NotFoundError):
+            runs.create_run(s, "demo-shapes-mcq", "ghost", triggered_by="rest")
+        with pytest.raises(InvalidRequestError):
+            runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="pigeon")
+        with pytest.raises(ValueError, match="limit"):
+            runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="rest", options={"limit": 0})
+    run_id = _new(seeded, dag_id="eval_run", dag_run_id="manual__a")
+    with session_scope(seeded) as s, pytest.raises(InvalidRequestError, match="already belongs"):
+        runs.adopt_run(s, run_id, dag_id="eval_run", dag_run_id="manual__b")
+
+
+def test_artifacts_folder_of_another_run_is_never_reused(seeded) -> None:  # type: ignore[no-untyped-def]
+    run_id = _new(seeded)
+    with session_scope(seeded) as s:
+        first = Path(runs.get_run(s, run_id).artifacts_dir)
+    first.mkdir(parents=True, exist_ok=True)
+    (first / "worker_stdout.log").write_text("someone else's run")
+    assert Path(runs.fresh_artifacts_dir(run_id)) != first  # ids restart when a database is recreated
