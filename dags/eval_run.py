@@ -18,6 +18,7 @@ import datetime as dt
 from typing import Any
 
 from airflow.sdk import Param, dag, task
+from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.gpu.slots import GPU_POOL, GPU_QUEUE, GPU_SLOT_BUCKETS, inference_task_id
 
 
@@ -84,7 +85,7 @@ def _inference_task(slots: int):  # type: ignore[no-untyped-def]
 
 
 @dag(
-    dag_id="eval_run",
+    dag_id=EVAL_RUN_DAG_ID,
     schedule=None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
@@ -92,18 +93,42 @@ def _inference_task(slots: int):  # type: ignore[no-untyped-def]
     tags=["evals"],
     max_active_runs=64,
     params={
-        "task": Param("demo-shapes-mcq", type="string", title="Task",
-                      description="Catalogue name of the benchmark (see /api/evals/tasks)", minLength=1),
-        "model": Param("demo-tiny-idefics3", type="string", title="Model",
-                       description="Catalogue name of the model (see /api/evals/models)", minLength=1),
-        "judge": Param("", type="string", title="Judge",
-                       description="VLMEvalKit --judge (empty: EVALS_JUDGE, default exact_matching, offline)"),
-        "reuse": Param(True, type="boolean", title="Resume",
-                       description="Resume from partial results when a task is retried"),
-        "limit": Param(None, type=["null", "integer"], minimum=1, title="Limit",
-                       description="Evaluate only the first N samples (empty: all)"),
-        "eval_run_id": Param(None, type=["null", "integer"], title="Eval run id",
-                             description="Set by the evals API; leave empty when triggering by hand"),
+        "task": Param(
+            "demo-shapes-mcq",
+            type="string",
+            title="Task",
+            description="Catalogue name of the benchmark (see /api/evals/tasks)",
+            minLength=1,
+        ),
+        "model": Param(
+            "demo-tiny-idefics3",
+            type="string",
+            title="Model",
+            description="Catalogue name of the model (see /api/evals/models)",
+            minLength=1,
+        ),
+        "judge": Param(
+            "",
+            type="string",
+            title="Judge",
+            description="VLMEvalKit --judge (empty: EVALS_JUDGE, default exact_matching, offline)",
+        ),
+        "reuse": Param(
+            True, type="boolean", title="Resume", description="Resume from partial results when a task is retried"
+        ),
+        "limit": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Limit",
+            description="Evaluate only the first N samples (empty: all)",
+        ),
+        "eval_run_id": Param(
+            None,
+            type=["null", "integer"],
+            title="Eval run id",
+            description="Set by the evals API; leave empty when triggering by hand",
+        ),
     },
 )
 def eval_run() -> None:
@@ -113,8 +138,14 @@ def eval_run() -> None:
 
         conf = {**dict(params or {}), **(dag_run.conf or {})}
         try:
-            return queue_step(_engine(), conf, dag_id=dag_run.dag_id, dag_run_id=dag_run.run_id,
-                              run_type=str(dag_run.run_type), user=dag_run.triggering_user_name)
+            return queue_step(
+                _engine(),
+                conf,
+                dag_id=dag_run.dag_id,
+                dag_run_id=dag_run.run_id,
+                run_type=str(dag_run.run_type),
+                user=dag_run.triggering_user_name,
+            )
         except Exception as err:
             raise _as_airflow_error(err) from err
 
@@ -122,8 +153,12 @@ def eval_run() -> None:
     def route_inference(info: dict[str, Any]) -> str:
         return info["inference_task"]
 
-    @task(trigger_rule="none_failed_min_one_success", retries=1, retry_delay=dt.timedelta(seconds=5),
-          on_failure_callback=_on_failure)
+    @task(
+        trigger_rule="none_failed_min_one_success",
+        retries=1,
+        retry_delay=dt.timedelta(seconds=5),
+        on_failure_callback=_on_failure,
+    )
     def scoring(info: dict[str, Any], ti=None) -> None:  # type: ignore[no-untyped-def]
         from vlmevals.pipeline.steps import scoring_step
 
@@ -132,8 +167,13 @@ def eval_run() -> None:
         except Exception as err:
             raise _as_airflow_error(err) from err
 
-    @task(retries=5, retry_delay=dt.timedelta(seconds=3), retry_exponential_backoff=2.0,
-          on_failure_callback=_on_failure, on_success_callback=_on_ingested)
+    @task(
+        retries=5,
+        retry_delay=dt.timedelta(seconds=3),
+        retry_exponential_backoff=2.0,
+        on_failure_callback=_on_failure,
+        on_success_callback=_on_ingested,
+    )
     def ingest_metrics(info: dict[str, Any]) -> dict[str, Any]:
         from vlmevals.pipeline.steps import ingest_step
 

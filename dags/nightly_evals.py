@@ -19,6 +19,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
+from vlmevals.core.constants import EVAL_RUN_DAG_ID, NIGHTLY_DAG_ID
 
 _SCHEDULE = os.environ.get("EVALS_NIGHTLY_SCHEDULE", "").strip() or "0 2 * * *"
 
@@ -43,7 +44,7 @@ def _trigger_failed(context: dict[str, Any]) -> None:
 
 
 @dag(
-    dag_id="nightly_evals",
+    dag_id=NIGHTLY_DAG_ID,
     schedule=None if _SCHEDULE.lower() in ("off", "none") else _SCHEDULE,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
@@ -84,7 +85,7 @@ def nightly_evals() -> None:
     triggers = plan()
     started = TriggerDagRunOperator.partial(
         task_id="trigger_eval_run",
-        trigger_dag_id="eval_run",
+        trigger_dag_id=EVAL_RUN_DAG_ID,
         logical_date=None,
         wait_for_completion=False,
         on_failure_callback=_trigger_failed,

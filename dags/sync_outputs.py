@@ -16,10 +16,11 @@ import datetime as dt
 from typing import Any
 
 from airflow.sdk import Param, dag, task
+from vlmevals.core.constants import SYNC_OUTPUTS_DAG_ID
 
 
 @dag(
-    dag_id="sync_outputs",
+    dag_id=SYNC_OUTPUTS_DAG_ID,
     schedule=None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,

@@ -128,8 +128,12 @@ def engine(db_url: str):  # type: ignore[no-untyped-def]
     eng = get_engine(db_url)
     yield eng
     with eng.begin() as conn:
-        conn.execute(text("TRUNCATE gpu_leases, enrolments, eval_samples, eval_run_events, eval_runs, models, tasks "
-                          "RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text(
+                "TRUNCATE gpu_leases, enrolments, eval_samples, eval_run_events, eval_runs, models, tasks "
+                "RESTART IDENTITY CASCADE"
+            )
+        )
 
 
 @pytest.fixture()
@@ -154,8 +158,9 @@ def seeded(engine):  # type: ignore[no-untyped-def]
 def airflow_db(db_url: str) -> str:
     """Airflow's metadata DB, migrated once per session (needed by dag.test())."""
     create_database(AIRFLOW_DB)
-    res = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True,
-                         env=os.environ.copy())
+    res = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, env=os.environ.copy()
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
@@ -180,13 +185,15 @@ def live_stack(airflow_db: str, demo_assets: dict[str, Path]):  # type: ignore[n
     databases, started once and stopped at the end. Yields the `vlmevals.devtools.stack.Stack` driving it."""
     from vlmevals.devtools.stack import Stack, StackSettings
 
-    settings = StackSettings.model_validate({
-        "EVALS_HOME": str(RUN_DIR / "stack"),
-        "EVALS_AIRFLOW_PORT": _free_port(),
-        "DATABASE_URL": os.environ["DATABASE_URL"],
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
-        "EVALS_AIRFLOW_PARALLELISM": 4,
-    })
+    settings = StackSettings.model_validate(
+        {
+            "EVALS_HOME": str(RUN_DIR / "stack"),
+            "EVALS_AIRFLOW_PORT": _free_port(),
+            "DATABASE_URL": os.environ["DATABASE_URL"],
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+            "EVALS_AIRFLOW_PARALLELISM": 4,
+        }
+    )
     stack = Stack(settings)
     (RUN_DIR / "stack").mkdir(exist_ok=True)
     res = stack.airflow("pools", "set", "gpu", "2", "GPU slots", check=False)

@@ -12,6 +12,7 @@ import httpx
 import typer
 from rich.console import Console
 
+from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import get_settings
 from vlmevals.devtools.stack import USERS, Stack, wait_for_dag
 
@@ -49,8 +50,9 @@ def seed(path: Annotated[Path | None, typer.Option(help="catalogue YAML")] = Non
 
     with session_scope() as s:
         report = do_seed(s, path or SEED_FILE)
-    console.print(f"seed: {len(report.created)} created, {len(report.updated)} updated, "
-                  f"{len(report.unchanged)} unchanged")
+    console.print(
+        f"seed: {len(report.created)} created, {len(report.updated)} updated, {len(report.unchanged)} unchanged"
+    )
 
 
 @app.command("demo-assets")
@@ -111,22 +113,24 @@ def up() -> None:
 
 
 def _print_access(stack: Stack) -> None:
-    console.print(f"Airflow UI: [bold]{stack.api_url}[/]  login admin/{USERS['admin']} "
-                  f"(also op/{USERS['op']}, viewer/{USERS['viewer']})")
+    console.print(
+        f"Airflow UI: [bold]{stack.api_url}[/]  login admin/{USERS['admin']} "
+        f"(also op/{USERS['op']}, viewer/{USERS['viewer']})"
+    )
     console.print(f"Shell env for the airflow CLI: source {stack.home / 'env.sh'}")
     console.print("Stop everything: [bold]./scripts/stop.sh[/]")
 
 
 @app.command()
-def trigger(task: str = DEMO_TASK, model: str = DEMO_MODEL, wait: bool = True,
-            timeout_s: float = 1800) -> None:
+def trigger(task: str = DEMO_TASK, model: str = DEMO_MODEL, wait: bool = True, timeout_s: float = 1800) -> None:
     """Trigger an eval_run through Airflow's REST API and (by default) wait for its result."""
     stack = Stack()
-    client = httpx.Client(base_url=stack.api_url, timeout=30,
-                          headers={"Authorization": f"Bearer {stack.token()}"})
-    wait_for_dag(client, "eval_run")
-    r = client.post("/api/v2/dags/eval_run/dagRuns",
-                    json={"logical_date": None, "conf": {"task": task, "model": model, "triggered_by": "rest"}})
+    client = httpx.Client(base_url=stack.api_url, timeout=30, headers={"Authorization": f"Bearer {stack.token()}"})
+    wait_for_dag(client, EVAL_RUN_DAG_ID)
+    r = client.post(
+        "/api/v2/dags/eval_run/dagRuns",
+        json={"logical_date": None, "conf": {"task": task, "model": model, "triggered_by": "rest"}},
+    )
     if r.status_code >= 300:
         raise typer.Exit(f"trigger failed: HTTP {r.status_code} {r.text}")  # type: ignore[arg-type]
     dag_run_id = r.json()["dag_run_id"]
@@ -152,8 +156,10 @@ def _wait_and_report(stack: Stack, client: httpx.Client, dag_run_id: str, timeou
                 run = s.scalar(select(EvalRun).where(EvalRun.dag_run_id == dag_run_id))
                 if run is not None:
                     label = f"{run.task.name} {run.task.primary_metric_key}, {run.model.name}"
-                    status.update(f"eval run {run.id}: {run.status} {run.progress_done}/{run.progress_total or '?'}"
-                                  f" samples (DAG run {dag_state})")
+                    status.update(
+                        f"eval run {run.id}: {run.status} {run.progress_done}/{run.progress_total or '?'}"
+                        f" samples (DAG run {dag_state})"
+                    )
             if dag_state in ("success", "failed") and (run is None or run.status not in ("queued", "running")):
                 break
             time.sleep(1)
@@ -221,8 +227,10 @@ def sync_outputs(
 
 
 @app.command()
-def enrol(task: Annotated[str | None, typer.Option(help="task name (alone: every model on it)")] = None,
-          model: Annotated[str | None, typer.Option(help="model name (alone: every task of it)")] = None) -> None:
+def enrol(
+    task: Annotated[str | None, typer.Option(help="task name (alone: every model on it)")] = None,
+    model: Annotated[str | None, typer.Option(help="model name (alone: every task of it)")] = None,
+) -> None:
     """Add a pair, a whole task or a whole model to the nightly re-evaluation."""
     from vlmevals.catalogue.enrolments import enrol as do_enrol
     from vlmevals.catalogue.enrolments import public
@@ -238,8 +246,10 @@ def enrol(task: Annotated[str | None, typer.Option(help="task name (alone: every
 
 
 @app.command()
-def unenrol(task: Annotated[str | None, typer.Option(help="task name")] = None,
-            model: Annotated[str | None, typer.Option(help="model name")] = None) -> None:
+def unenrol(
+    task: Annotated[str | None, typer.Option(help="task name")] = None,
+    model: Annotated[str | None, typer.Option(help="model name")] = None,
+) -> None:
     """Take a pair, a task or a model out of the nightly re-evaluation."""
     from vlmevals.catalogue.enrolments import unenrol as do_unenrol
     from vlmevals.core.errors import EvalsError
@@ -264,8 +274,9 @@ def enrolments() -> None:
             state = "" if e.enabled else " [excluded]"
             console.print(f"{e.id}: {e.scope} task={e.task or '*'} model={e.model or '*'}{state}")
         pairs = resolve_pairs(s)
-        console.print(f"{len(pairs)} pair(s) in the nightly run: "
-                      + ", ".join(f"{t.name} x {m.name}" for t, m in pairs))
+        console.print(
+            f"{len(pairs)} pair(s) in the nightly run: " + ", ".join(f"{t.name} x {m.name}" for t, m in pairs)
+        )
 
 
 def main() -> None:

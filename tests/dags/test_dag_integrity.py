@@ -48,8 +48,9 @@ def parsed() -> dict[str, dict]:
     out = {}
     env = {**os.environ, "AIRFLOW__CORE__UNIT_TEST_MODE": "False"}
     for f in DAG_FILES:
-        res = subprocess.run([sys.executable, "-c", PROBE, str(f)], capture_output=True, text=True, env=env,
-                             timeout=120)
+        res = subprocess.run(
+            [sys.executable, "-c", PROBE, str(f)], capture_output=True, text=True, env=env, timeout=120
+        )
         assert res.returncode == 0, res.stderr[-3000:]
         out[f.stem] = json.loads(res.stdout.strip().splitlines()[-1])
     return out
@@ -80,8 +81,17 @@ def test_eval_run_shape() -> None:
     dag = DagBag(dag_folder=str(ROOT / "dags" / "eval_run.py")).dags["eval_run"]
     assert dag.schedule is None if hasattr(dag, "schedule") else True
     ids = set(dag.task_dict)
-    assert {"queue", "route_inference", "inference", "inference_2gpu", "inference_4gpu", "inference_8gpu",
-            "scoring", "ingest_metrics", "finalize"} == ids
+    assert {
+        "queue",
+        "route_inference",
+        "inference",
+        "inference_2gpu",
+        "inference_4gpu",
+        "inference_8gpu",
+        "scoring",
+        "ingest_metrics",
+        "finalize",
+    } == ids
     for tid, slots in [("inference", 1), ("inference_2gpu", 2), ("inference_8gpu", 8)]:
         t = dag.task_dict[tid]
         assert (t.pool, t.pool_slots, t.queue, t.retries) == ("gpu", slots, "gpu", 2)

@@ -92,8 +92,14 @@ def test_vlmeval_failure_recorded_only_in_status_json(eval_dag, seeded, demo_ass
     lmu = get_settings().lmu_data
     (lmu / "NO_IMAGE_MCQ.tsv").write_text("index\tquestion\tA\tB\tanswer\n0\tWhich?\tx\ty\tA\n")
     with session_scope(seeded) as s:
-        s.add(Task(name="no-image", display_name="No image", vlmeval_data="NO_IMAGE_MCQ",
-                   vlmeval_dataset_class="CustomMCQDataset"))
+        s.add(
+            Task(
+                name="no-image",
+                display_name="No image",
+                vlmeval_data="NO_IMAGE_MCQ",
+                vlmeval_dataset_class="CustomMCQDataset",
+            )
+        )
     dr = eval_dag.test(run_conf={"task": "no-image", "model": "demo-tiny-idefics3"})
     run = _run_for(seeded, dr.run_id)
     assert run is not None and run.status == "failed", run.status

@@ -30,17 +30,36 @@ def served(seeded):  # type: ignore[no-untyped-def]
     tsv.write_bytes(render_benchmark("DEMO_SHAPES_MCQ", n=N))
     server = serve(mode="oracle", tsv=str(tsv), delay_s=0.1)
     with session_scope(seeded) as s:
-        s.add(Task(name="resume-mcq", display_name="Resume", vlmeval_data="RESUME_MCQ",
-                   vlmeval_dataset_class="CustomMCQDataset"))
-        s.add(Model(name="served-oracle", display_name="Served", vlmeval_model="served-model",
-                    endpoint_base_url=server.base_url, gpus=0))
+        s.add(
+            Task(
+                name="resume-mcq",
+                display_name="Resume",
+                vlmeval_data="RESUME_MCQ",
+                vlmeval_dataset_class="CustomMCQDataset",
+            )
+        )
+        s.add(
+            Model(
+                name="served-oracle",
+                display_name="Served",
+                vlmeval_model="served-model",
+                endpoint_base_url=server.base_url,
+                gpus=0,
+            )
+        )
     yield server
     server.stop()
 
 
 def _queue(engine) -> int:  # type: ignore[no-untyped-def]
-    info = pipeline.queue_step(engine, {"task": "resume-mcq", "model": "served-oracle", "api_nproc": 1},
-                               dag_id="eval_run", dag_run_id=f"test__{time.time_ns()}", run_type="manual", user=None)
+    info = pipeline.queue_step(
+        engine,
+        {"task": "resume-mcq", "model": "served-oracle", "api_nproc": 1},
+        dag_id="eval_run",
+        dag_run_id=f"test__{time.time_ns()}",
+        run_type="manual",
+        user=None,
+    )
     return info["eval_run_id"]
 
 

@@ -16,9 +16,9 @@ from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.db.engine import get_engine, session_scope
 
-EVAL_DAG_ID = "eval_run"
 MAX_PAGE = 1000
 
 
@@ -33,7 +33,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 UserDep = GetUserDep
 # writes (create task/model, trigger, cancel) need the right to trigger eval_run, checked by Airflow's auth
 # manager; SimpleAuthManager's custom-view check ignores the HTTP method, so reads and writes are guarded apart
-requires_trigger = requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=EVAL_DAG_ID)
+requires_trigger = requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=EVAL_RUN_DAG_ID)
 CanTrigger = Depends(requires_trigger)
 
 
@@ -45,8 +45,11 @@ def can_trigger(user: BaseUser) -> bool:
     """Whether `user` may trigger eval_run (what the page uses to show or hide its trigger button)."""
     from airflow.api_fastapi.app import get_auth_manager
 
-    return bool(get_auth_manager().is_authorized_dag(
-        method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=EVAL_DAG_ID), user=user))
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=EVAL_RUN_DAG_ID), user=user
+        )
+    )
 
 
 class Page(BaseModel):

@@ -82,15 +82,19 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def _data(request: Request, exc: DataError) -> JSONResponse:
         log.info("rejected input the database cannot store: %s", exc.orig)
-        return _json(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                     f"a value cannot be stored: {str(exc.orig).splitlines()[0]} (e.g. NUL characters are not "
-                     "allowed in text); fix the input")
+        return _json(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"a value cannot be stored: {str(exc.orig).splitlines()[0]} (e.g. NUL characters are not "
+            "allowed in text); fix the input",
+        )
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
         log.info("integrity error: %s", exc.orig)
         if getattr(exc.orig, "sqlstate", None) == "23514":  # check constraint: invalid value, not a conflict
-            return _json(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                         f"invalid value: {str(exc.orig).splitlines()[0]}; fix the input")
-        return _json(status.HTTP_409_CONFLICT,
-                     f"the change conflicts with stored data: {str(exc.orig).splitlines()[0]}")
+            return _json(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid value: {str(exc.orig).splitlines()[0]}; fix the input"
+            )
+        return _json(
+            status.HTTP_409_CONFLICT, f"the change conflicts with stored data: {str(exc.orig).splitlines()[0]}"
+        )

@@ -7,11 +7,10 @@ from urllib.parse import quote
 from fastapi import Request
 
 from vlmevals.api import schemas as s
+from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID
 from vlmevals.db.models import EvalRun
 from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.results.leaderboard import Leaderboard, category_scores
-
-API_PREFIX = "/api/evals"
 
 
 def api_root(request: Request) -> str:
@@ -26,10 +25,13 @@ def site_root(request: Request) -> str:
 
 def links(request: Request, run: EvalRun) -> s.RunLinks:
     api, site = api_root(request), site_root(request)
-    out = s.RunLinks(self=f"{api}/runs/{run.id}", artifacts=f"{api}/runs/{run.id}/artifacts",
-                     worker_log=f"{api}/runs/{run.id}/artifacts/worker_stderr.log")
+    out = s.RunLinks(
+        self=f"{api}/runs/{run.id}",
+        artifacts=f"{api}/runs/{run.id}/artifacts",
+        worker_log=f"{api}/runs/{run.id}/artifacts/worker_stderr.log",
+    )
     if run.dag_run_id:
-        dag, dr = quote(run.dag_id or "eval_run", safe=""), quote(run.dag_run_id, safe="")
+        dag, dr = quote(run.dag_id or EVAL_RUN_DAG_ID, safe=""), quote(run.dag_run_id, safe="")
         try:
             ti = inference_task_id(slots_for(run.model.gpus))
         except ValueError:
@@ -43,14 +45,32 @@ def links(request: Request, run: EvalRun) -> s.RunLinks:
 def run_summary(request: Request, run: EvalRun) -> s.RunSummary:
     total = run.progress_total
     return s.RunSummary(
-        id=run.id, task_name=run.task.name, model_name=run.model.name, model_display_name=run.model.display_name,
-        status=run.status, dag_id=run.dag_id, dag_run_id=run.dag_run_id, triggered_by=run.triggered_by,
-        triggered_by_user=run.triggered_by_user, options=run.options or {}, created_at=run.created_at,
-        started_at=run.started_at, finished_at=run.finished_at, progress_done=run.progress_done,
-        progress_total=total, progress=(run.progress_done / total) if total else None,
-        primary_metric=run.primary_metric, metric_scale=run.task.metric_scale, ci_low=run.ci_low,
-        ci_high=run.ci_high, samples_total=run.samples_total, samples_failed=run.samples_failed,
-        regression=run.regression, baseline_run_id=run.baseline_run_id, attempts=run.attempts, error=run.error,
+        id=run.id,
+        task_name=run.task.name,
+        model_name=run.model.name,
+        model_display_name=run.model.display_name,
+        status=run.status,
+        dag_id=run.dag_id,
+        dag_run_id=run.dag_run_id,
+        triggered_by=run.triggered_by,
+        triggered_by_user=run.triggered_by_user,
+        options=run.options or {},
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        progress_done=run.progress_done,
+        progress_total=total,
+        progress=(run.progress_done / total) if total else None,
+        primary_metric=run.primary_metric,
+        metric_scale=run.task.metric_scale,
+        ci_low=run.ci_low,
+        ci_high=run.ci_high,
+        samples_total=run.samples_total,
+        samples_failed=run.samples_failed,
+        regression=run.regression,
+        baseline_run_id=run.baseline_run_id,
+        attempts=run.attempts,
+        error=run.error,
         links=links(request, run),
     )
 
@@ -58,41 +78,69 @@ def run_summary(request: Request, run: EvalRun) -> s.RunSummary:
 def run_public(request: Request, run: EvalRun) -> s.RunPublic:
     return s.RunPublic(
         **run_summary(request, run).model_dump(),
-        metrics=run.metrics or {}, categories=category_scores(run.metrics, run.task.primary_metric_key),
-        vlmeval_version=run.vlmeval_version, fingerprint=run.fingerprint or {},
-        fingerprint_hash=run.fingerprint_hash, regression_detail=run.regression_detail,
-        artifacts_dir=run.artifacts_dir, source_path=run.source_path,
+        metrics=run.metrics or {},
+        categories=category_scores(run.metrics, run.task.primary_metric_key),
+        vlmeval_version=run.vlmeval_version,
+        fingerprint=run.fingerprint or {},
+        fingerprint_hash=run.fingerprint_hash,
+        regression_detail=run.regression_detail,
+        artifacts_dir=run.artifacts_dir,
+        source_path=run.source_path,
         events=[s.RunEvent.model_validate(e) for e in run.events],
     )
 
 
 def task_header(lb_task) -> s.LeaderboardTask:  # type: ignore[no-untyped-def]
-    return s.LeaderboardTask(name=lb_task.name, display_name=lb_task.display_name,
-                             primary_metric_key=lb_task.primary_metric_key,
-                             higher_is_better=lb_task.higher_is_better, metric_scale=lb_task.metric_scale)
+    return s.LeaderboardTask(
+        name=lb_task.name,
+        display_name=lb_task.display_name,
+        primary_metric_key=lb_task.primary_metric_key,
+        higher_is_better=lb_task.higher_is_better,
+        metric_scale=lb_task.metric_scale,
+    )
 
 
-def leaderboard(request: Request, lb: Leaderboard, limit: int | None = None, offset: int = 0,
-                ) -> s.LeaderboardResponse:
+def leaderboard(
+    request: Request,
+    lb: Leaderboard,
+    limit: int | None = None,
+    offset: int = 0,
+) -> s.LeaderboardResponse:
     from vlmevals.results.drift import drift_marks
 
     drift = drift_marks((e.run.id, e.comparability) for e in lb.entries)  # the majority is over all rows
-    page = lb.entries[offset: None if limit is None else offset + limit]
+    page = lb.entries[offset : None if limit is None else offset + limit]
     rows = [
         s.LeaderboardRow(
-            rank=e.rank, model_name=e.model.name, model_display_name=e.model.display_name,
-            params_b=e.model.params_b, score=float(e.run.primary_metric or 0.0), ci_low=e.run.ci_low,
-            ci_high=e.run.ci_high, samples_total=e.run.samples_total, samples_failed=e.run.samples_failed,
-            regression=e.run.regression, run_id=e.run.id, dag_run_id=e.run.dag_run_id,
-            finished_at=e.run.finished_at, categories=e.categories, links=links(request, e.run),
+            rank=e.rank,
+            model_name=e.model.name,
+            model_display_name=e.model.display_name,
+            params_b=e.model.params_b,
+            score=float(e.run.primary_metric or 0.0),
+            ci_low=e.run.ci_low,
+            ci_high=e.run.ci_high,
+            samples_total=e.run.samples_total,
+            samples_failed=e.run.samples_failed,
+            regression=e.run.regression,
+            run_id=e.run.id,
+            dag_run_id=e.run.dag_run_id,
+            finished_at=e.run.finished_at,
+            categories=e.categories,
+            links=links(request, e.run),
             drift=drift[e.run.id],
         )
         for e in page
     ]
     unranked = [
-        s.UnrankedRow(model_name=u.model.name, model_display_name=u.model.display_name, params_b=u.model.params_b,
-                      latest_run_id=u.latest_run_id, latest_status=u.latest_status)  # type: ignore[arg-type]
+        s.UnrankedRow(
+            model_name=u.model.name,
+            model_display_name=u.model.display_name,
+            params_b=u.model.params_b,
+            latest_run_id=u.latest_run_id,
+            latest_status=u.latest_status,
+        )  # type: ignore[arg-type]
         for u in lb.unranked
     ]
-    return s.LeaderboardResponse(task=task_header(lb.task), pick=lb.pick, data=rows, count=len(lb.entries),
-                                 unranked=unranked)
+    return s.LeaderboardResponse(
+        task=task_header(lb.task), pick=lb.pick, data=rows, count=len(lb.entries), unranked=unranked
+    )

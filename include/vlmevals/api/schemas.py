@@ -122,8 +122,11 @@ class LeaderboardRow(BaseModel):
     finished_at: dt.datetime | None
     categories: dict[str, float]
     links: RunLinks
-    drift: list[str] = Field(default_factory=list, description="why this row is not comparable with the table's "
-                             "majority (dataset md5, judge or VLMEvalKit version differ); empty: comparable")
+    drift: list[str] = Field(
+        default_factory=list,
+        description="why this row is not comparable with the table's "
+        "majority (dataset md5, judge or VLMEvalKit version differ); empty: comparable",
+    )
 
 
 class UnrankedRow(BaseModel):

@@ -12,8 +12,12 @@ from vlmevals.db.models import SLUG_PATTERN
 
 Slug = Annotated[
     str,
-    Field(pattern=SLUG_PATTERN, description="lower-case letters, digits, '.', '_' or '-'; starts with a letter "
-                                            "or digit; at most 128 characters", examples=["mmbench-dev-en"]),
+    Field(
+        pattern=SLUG_PATTERN,
+        description="lower-case letters, digits, '.', '_' or '-'; starts with a letter "
+        "or digit; at most 128 characters",
+        examples=["mmbench-dev-en"],
+    ),
 ]
 
 
@@ -24,7 +28,8 @@ class TaskCreate(BaseModel):
     display_name: str = Field(min_length=1, max_length=256)
     vlmeval_data: str = Field(min_length=1, max_length=256, description="VLMEvalKit --data name")
     vlmeval_dataset_class: str | None = Field(
-        default=None, max_length=128,
+        default=None,
+        max_length=128,
         description="VLMEvalKit dataset class, needed when a model with a spec runs a non-custom dataset",
     )
     primary_metric_suffix: str = Field(default="_acc.csv", min_length=1, max_length=64)
@@ -32,8 +37,10 @@ class TaskCreate(BaseModel):
     higher_is_better: bool = True
     metric_scale: float = Field(default=1.0, gt=0, description="full scale of the metric: 1 or 100")
     regression_tolerance: float = Field(
-        default=0.01, ge=0, description="nightly runs dropping more than this (absolute, on the metric's scale) are "
-                                        "flagged as regressions")
+        default=0.01,
+        ge=0,
+        description="nightly runs dropping more than this (absolute, on the metric's scale) are flagged as regressions",
+    )
     description: str = ""
 
 
@@ -54,10 +61,12 @@ class ModelCreate(BaseModel):
     model_spec: dict[str, Any] | None = Field(
         default=None, description="VLMEvalKit --config model entry: {'class': ..., **kwargs}"
     )
-    endpoint_base_url: str | None = Field(default=None, max_length=512,
-                                          description="OpenAI-compatible base URL ending in /v1")
-    endpoint_key_env: str | None = Field(default=None, max_length=128,
-                                         description="name of the environment variable holding the API key")
+    endpoint_base_url: str | None = Field(
+        default=None, max_length=512, description="OpenAI-compatible base URL ending in /v1"
+    )
+    endpoint_key_env: str | None = Field(
+        default=None, max_length=128, description="name of the environment variable holding the API key"
+    )
     gpus: int = Field(default=1, ge=0, le=64)
     launch_mode: Literal["single", "torchrun"] = "single"
     description: str = ""
@@ -101,6 +110,6 @@ class RunOptions(BaseModel):
     reuse: bool = Field(default=True, description="resume from partial results of earlier attempts")
     limit: int | None = Field(default=None, ge=1, description="evaluate only the first N samples")
     api_nproc: int = Field(default=4, ge=1, le=64, description="parallel requests for API models")
-    api_retry: int | None = Field(default=None, ge=1, le=20,
-                                  description="VLMEvalKit --retry: tries per sample for API models (default 6)")
-
+    api_retry: int | None = Field(
+        default=None, ge=1, le=20, description="VLMEvalKit --retry: tries per sample for API models (default 6)"
+    )

@@ -24,8 +24,9 @@ class SeedReport:
     unchanged: list[str] = field(default_factory=list)
 
 
-def _upsert(session: Session, cls: type[Task] | type[Model], values: dict[str, Any], report: SeedReport,
-            kind: str) -> None:
+def _upsert(
+    session: Session, cls: type[Task] | type[Model], values: dict[str, Any], report: SeedReport, kind: str
+) -> None:
     row = session.scalar(select(cls).where(cls.name == values["name"]))
     label = f"{kind}:{values['name']}"
     if row is None:
@@ -64,8 +65,10 @@ def get_task(session: Session, name: str) -> Task:
     task = session.scalar(select(Task).where(Task.name == name))
     if task is None:
         known = ", ".join(session.scalars(select(Task.name).order_by(Task.name).limit(20)))
-        raise NotFoundError(f"unknown task {name!r}; register it first (POST /api/evals/tasks or the seed "
-                            f"file). Known tasks: {known or 'none'}")
+        raise NotFoundError(
+            f"unknown task {name!r}; register it first (POST /api/evals/tasks or the seed "
+            f"file). Known tasks: {known or 'none'}"
+        )
     return task
 
 
@@ -73,6 +76,8 @@ def get_model(session: Session, name: str) -> Model:
     model = session.scalar(select(Model).where(Model.name == name))
     if model is None:
         known = ", ".join(session.scalars(select(Model.name).order_by(Model.name).limit(20)))
-        raise NotFoundError(f"unknown model {name!r}; register it first (POST /api/evals/models or the seed "
-                            f"file). Known models: {known or 'none'}")
+        raise NotFoundError(
+            f"unknown model {name!r}; register it first (POST /api/evals/models or the seed "
+            f"file). Known models: {known or 'none'}"
+        )
     return model

@@ -40,15 +40,13 @@ class Settings(BaseSettings):
         # Airflow connections and most docs say postgresql:// or postgres://; we run on psycopg 3.
         for prefix in ("postgres://", "postgresql://"):
             if v.startswith(prefix):
-                return "postgresql+psycopg://" + v[len(prefix):]
+                return "postgresql+psycopg://" + v[len(prefix) :]
         return v
 
     @model_validator(mode="after")
     def _default_outputs(self) -> Settings:
         if self.vlmeval_outputs is None:
-            self.vlmeval_outputs = (
-                self.vlmeval_root / "outputs" if self.vlmeval_root else LOCAL_DIR / "outputs"
-            )
+            self.vlmeval_outputs = self.vlmeval_root / "outputs" if self.vlmeval_root else LOCAL_DIR / "outputs"
         return self
 
     @property

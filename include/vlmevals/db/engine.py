@@ -53,9 +53,7 @@ def alembic_config(url: str | None = None):  # type: ignore[no-untyped-def]
 
     cfg = Config(str(ALEMBIC_INI))
     cfg.set_main_option("script_location", str(Path(ALEMBIC_INI).parent))
-    cfg.set_main_option(
-        "sqlalchemy.url", normalise_url(url or get_settings().database_url).replace("%", "%%")
-    )
+    cfg.set_main_option("sqlalchemy.url", normalise_url(url or get_settings().database_url).replace("%", "%%"))
     return cfg
 
 

@@ -111,9 +111,7 @@ class EvalRun(Base):
             "progress_done >= 0 AND (progress_total IS NULL OR progress_done <= progress_total)",
             name="ck_eval_runs_progress",
         ),
-        CheckConstraint(
-            "status <> 'completed' OR finished_at IS NOT NULL", name="ck_eval_runs_completed_has_finish"
-        ),
+        CheckConstraint("status <> 'completed' OR finished_at IS NOT NULL", name="ck_eval_runs_completed_has_finish"),
         Index("ix_eval_runs_task_created", "task_id", "created_at"),
         Index("ix_eval_runs_task_model_status", "task_id", "model_id", "status"),
         Index(

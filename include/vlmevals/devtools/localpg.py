@@ -32,8 +32,11 @@ def _run_as() -> dict[str, object]:
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
     return {"user": SYSTEM_USER, "group": pwd.getpwnam(SYSTEM_USER).pw_gid}
 
 
@@ -67,8 +70,7 @@ class LocalPostgres:
         return f"{driver}://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
     def _cmd(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(bin_dir() / name), *args], check=check, capture_output=True, text=True,
-                              **_run_as())  # type: ignore[call-overload]
+        return subprocess.run([str(bin_dir() / name), *args], check=check, capture_output=True, text=True, **_run_as())  # type: ignore[call-overload]
 
     def init(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
@@ -80,8 +82,7 @@ class LocalPostgres:
             _grant_traverse(bin_dir())
             shutil.chown(self.data_dir, user=SYSTEM_USER)
         self.data_dir.chmod(0o700)
-        self._cmd("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
-                  "--no-sync")
+        self._cmd("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-sync")
 
     def running(self) -> bool:
         return self._cmd("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
@@ -99,11 +100,22 @@ class LocalPostgres:
         if _run_as():
             shutil.chown(self.log_file, user=SYSTEM_USER)
         opts = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=200"
-        res = self._cmd("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir), "-l", str(self.log_file),
-                        "-o", opts, check=False)
+        res = self._cmd(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-o",
+            opts,
+            check=False,
+        )
         if res.returncode != 0:
-            raise RuntimeError(f"PostgreSQL did not start: {res.stderr or res.stdout}\n"
-                               f"Server log: {self.log_file}")
+            raise RuntimeError(f"PostgreSQL did not start: {res.stderr or res.stdout}\nServer log: {self.log_file}")
         for _ in range(100):
             if port_open(self.port):
                 return

@@ -235,9 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def _send(
-        self, status: int, body: bytes | dict[str, Any], content_type: str = "application/json"
-    ) -> None:
+    def _send(self, status: int, body: bytes | dict[str, Any], content_type: str = "application/json") -> None:
         data = json.dumps(body).encode() if isinstance(body, dict) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)

@@ -21,6 +21,7 @@ import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import LOCAL_DIR, PROJECT_ROOT
 from vlmevals.devtools.localpg import LocalPostgres, port_open
 
@@ -154,8 +155,13 @@ class Stack:
             return None
 
     def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "airflow", *args], env={**os.environ, **self.env()},
-                              check=check, capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env={**os.environ, **self.env()},
+            check=check,
+            capture_output=True,
+            text=True,
+        )
 
     def start_database(self) -> None:
         if self.own_postgres:
@@ -171,8 +177,9 @@ class Stack:
             raise RuntimeError(f"airflow db migrate failed:\n{res.stderr[-3000:]}")
         upgrade(self.database_url)
 
-    def start_component(self, name: str, args: tuple[str, ...] | None = None,
-                        extra_env: dict[str, str] | None = None) -> int:
+    def start_component(
+        self, name: str, args: tuple[str, ...] | None = None, extra_env: dict[str, str] | None = None
+    ) -> int:
         """Start `airflow {args or name}` in the background (e.g. name "worker-gpu", args ("celery", "worker", …))."""
         if (pid := self.pid(name)) is not None:
             return pid
@@ -180,10 +187,15 @@ class Stack:
         logs.mkdir(parents=True, exist_ok=True)
         self._pidfile(name).parent.mkdir(parents=True, exist_ok=True)
         with (logs / f"{name}.log").open("ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "airflow", *(args or (name,))],
-                                    env={**os.environ, **self.env(), **(extra_env or {})},
-                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=PROJECT_ROOT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *(args or (name,))],
+                env={**os.environ, **self.env(), **(extra_env or {})},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=PROJECT_ROOT,
+            )
         self._pidfile(name).write_text(str(proc.pid))
         return proc.pid
 
@@ -238,13 +250,16 @@ class Stack:
         return stopped
 
     def token(self, username: str = "admin", password: str | None = None) -> str:
-        r = httpx.post(f"{self.api_url}/auth/token",
-                       json={"username": username, "password": password or USERS[username]}, timeout=30)
+        r = httpx.post(
+            f"{self.api_url}/auth/token",
+            json={"username": username, "password": password or USERS[username]},
+            timeout=30,
+        )
         r.raise_for_status()
         return r.json()["access_token"]
 
 
-def wait_for_dag(client: httpx.Client, dag_id: str = "eval_run", timeout_s: float = 180) -> None:
+def wait_for_dag(client: httpx.Client, dag_id: str = EVAL_RUN_DAG_ID, timeout_s: float = 180) -> None:
     """Wait until the dag-processor has parsed `dag_id`, and unpause it (CLI, tests and benchmarks share this)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Enrolment, EvalRun, Model, Task
@@ -26,7 +27,6 @@ from vlmevals.toolkit.command import ModelSpec, TaskSpec
 log = logging.getLogger(__name__)
 SCHEDULE_ENV = "EVALS_NIGHTLY_SCHEDULE"
 DEFAULT_SCHEDULE = "0 2 * * *"
-EVAL_DAG_ID = "eval_run"
 
 
 def schedule() -> str:
@@ -174,7 +174,7 @@ def create_runs(
         if d.action != "trigger":
             continue
         with session_scope(engine) as s:
-            run = runs.create_run(s, d.task, d.model, triggered_by="schedule", user=user, dag_id=EVAL_DAG_ID)
+            run = runs.create_run(s, d.task, d.model, triggered_by="schedule", user=user, dag_id=EVAL_RUN_DAG_ID)
             run.dag_run_id = f"nightly__{safe}__{run.id}"
             d.eval_run_id = run.id
             out.append({"conf": {"eval_run_id": run.id, "triggered_by": "schedule"}, "trigger_run_id": run.dag_run_id})

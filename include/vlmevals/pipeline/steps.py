@@ -63,18 +63,31 @@ def load_context(engine: Engine | None, run_id: int) -> RunContext:
         r = runs.get_run(s, run_id)
         t, m = r.task, r.model
         return RunContext(
-            run_id=r.id, status=r.status, artifacts=Path(r.artifacts_dir or runs.artifacts_dir_for(r.id)),
+            run_id=r.id,
+            status=r.status,
+            artifacts=Path(r.artifacts_dir or runs.artifacts_dir_for(r.id)),
             options=RunOptions.model_validate(r.options or {}),
-            task=TaskSpec(t.vlmeval_data, t.vlmeval_dataset_class), task_name=t.name,
-            metric_suffix=t.primary_metric_suffix, metric_key=t.primary_metric_key,
-            model=ModelSpec(m.vlmeval_model, m.model_spec, m.endpoint_base_url, m.endpoint_key_env, m.gpus,
-                            m.launch_mode),
+            task=TaskSpec(t.vlmeval_data, t.vlmeval_dataset_class),
+            task_name=t.name,
+            metric_suffix=t.primary_metric_suffix,
+            metric_key=t.primary_metric_key,
+            model=ModelSpec(
+                m.vlmeval_model, m.model_spec, m.endpoint_base_url, m.endpoint_key_env, m.gpus, m.launch_mode
+            ),
             model_name=m.name,
         )
 
 
-def queue_step(engine: Engine | None, conf: dict[str, Any], *, dag_id: str, dag_run_id: str,
-               run_type: str, user: str | None, settings: Settings | None = None) -> dict[str, Any]:
+def queue_step(
+    engine: Engine | None,
+    conf: dict[str, Any],
+    *,
+    dag_id: str,
+    dag_run_id: str,
+    run_type: str,
+    user: str | None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
     """Validate the request and record (or adopt) the eval run; fail before any GPU slot is taken."""
     settings = settings or get_settings()
     eval_run_id = conf.get("eval_run_id")
@@ -86,10 +99,21 @@ def queue_step(engine: Engine | None, conf: dict[str, Any], *, dag_id: str, dag_
             if not task_name or not model_name:
                 raise InvalidRequestError("conf needs 'task' and 'model' (catalogue names), or 'eval_run_id'")
             source = {"scheduled": "schedule", "backfill": "backfill"}.get(run_type) or conf.get("triggered_by")
-            options = {k: conf[k] for k in ("judge", "reuse", "limit", "api_nproc", "api_retry")
-                       if conf.get(k) not in (None, "")}
-            run = runs.create_run(s, task_name, model_name, triggered_by=source or "ui", user=user,
-                                  options=options, dag_id=dag_id, dag_run_id=dag_run_id)
+            options = {
+                k: conf[k]
+                for k in ("judge", "reuse", "limit", "api_nproc", "api_retry")
+                if conf.get(k) not in (None, "")
+            }
+            run = runs.create_run(
+                s,
+                task_name,
+                model_name,
+                triggered_by=source or "ui",
+                user=user,
+                options=options,
+                dag_id=dag_id,
+                dag_run_id=dag_run_id,
+            )
         run_id, gpus = run.id, run.model.gpus
     ctx = load_context(engine, run_id)
     try:
@@ -102,8 +126,7 @@ def queue_step(engine: Engine | None, conf: dict[str, Any], *, dag_id: str, dag_
         info = check_dataset(ctx.task.vlmeval_data, settings, python=python, version=version)
         if ctx.model.model_spec is not None:
             # fail now on a spec that cannot be turned into a config (e.g. missing dataset class)
-            build_invocation(settings=settings, task=ctx.task, model=ctx.model, work_dir=ctx.artifacts,
-                             mode="infer")
+            build_invocation(settings=settings, task=ctx.task, model=ctx.model, work_dir=ctx.artifacts, mode="infer")
     except Exception as err:
         runs.mark_failed(engine, run_id, str(err))
         raise
@@ -119,16 +142,33 @@ def _fail_on_status(ctx: RunContext, phase: str) -> None:
     entry = results.dataset_entry(results.load_status(ctx.pred_root), ctx.task.vlmeval_data)
     err = results.entry_error(entry)
     if err:
-        raise VLMEvalFailure(f"VLMEvalKit {phase} failed for {ctx.model.vlmeval_model} x "
-                             f"{ctx.task.vlmeval_data}: {err}")
+        raise VLMEvalFailure(
+            f"VLMEvalKit {phase} failed for {ctx.model.vlmeval_model} x {ctx.task.vlmeval_data}: {err}"
+        )
 
 
-def _run_vlmeval(engine: Engine | None, ctx: RunContext, mode: str, settings: Settings, try_number: int,
-                 total: int | None, extra_env: dict[str, str] | None = None,
-                 on_tick: Callable[[], None] | None = None) -> None:
-    inv = build_invocation(settings=settings, task=ctx.task, model=ctx.model, work_dir=ctx.artifacts,
-                           mode=mode, judge=ctx.options.judge, reuse=True, limit=ctx.options.limit,
-                           api_nproc=ctx.options.api_nproc, api_retry=ctx.options.api_retry)
+def _run_vlmeval(
+    engine: Engine | None,
+    ctx: RunContext,
+    mode: str,
+    settings: Settings,
+    try_number: int,
+    total: int | None,
+    extra_env: dict[str, str] | None = None,
+    on_tick: Callable[[], None] | None = None,
+) -> None:
+    inv = build_invocation(
+        settings=settings,
+        task=ctx.task,
+        model=ctx.model,
+        work_dir=ctx.artifacts,
+        mode=mode,
+        judge=ctx.options.judge,
+        reuse=True,
+        limit=ctx.options.limit,
+        api_nproc=ctx.options.api_nproc,
+        api_retry=ctx.options.api_retry,
+    )
     write_config(inv, ctx.artifacts / "vlmeval_config.json")
     log.info("running: %s", inv.redacted())
 
@@ -136,20 +176,31 @@ def _run_vlmeval(engine: Engine | None, ctx: RunContext, mode: str, settings: Se
         if on_tick is not None:  # e.g. the GPU lease's heartbeat
             on_tick()
         if mode in ("infer", "all"):
-            runs.set_progress(engine, ctx.run_id,
-                              results.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data),
-                              total)
+            runs.set_progress(
+                engine,
+                ctx.run_id,
+                results.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data),
+                total,
+            )
 
-    res = run_streaming(inv.argv, artifacts=ctx.artifacts, env={**inv.env, **(extra_env or {})}, cwd=ctx.artifacts,
-                        label=f"{mode} attempt {try_number}", on_tick=tick, tick_s=settings.progress_interval_s)
+    res = run_streaming(
+        inv.argv,
+        artifacts=ctx.artifacts,
+        env={**inv.env, **(extra_env or {})},
+        cwd=ctx.artifacts,
+        label=f"{mode} attempt {try_number}",
+        on_tick=tick,
+        tick_s=settings.progress_interval_s,
+    )
     log.info("VLMEvalKit %s finished in %.1f s with exit code %s", mode, res.duration_s, res.returncode)
     if res.returncode != 0:
         last = "\n".join(res.stderr_tail.strip().splitlines()[-15:])
         raise VLMEvalFailure(f"VLMEvalKit {mode} exited with code {res.returncode}:\n{last}", retryable=True)
 
 
-def inference_step(engine: Engine | None, run_id: int, try_number: int = 1,
-                   settings: Settings | None = None) -> dict[str, Any]:
+def inference_step(
+    engine: Engine | None, run_id: int, try_number: int = 1, settings: Settings | None = None
+) -> dict[str, Any]:
     settings = settings or get_settings()
     ctx = load_context(engine, run_id)
     if not runs.mark_running(engine, run_id, try_number):
@@ -167,29 +218,48 @@ def inference_step(engine: Engine | None, run_id: int, try_number: int = 1,
     if resumed:
         log.info("resuming: %s samples already answered by earlier attempts", resumed)
     # the model's GPUs, exclusively, for as long as VLMEvalKit runs (CPU fallback on GPU-less workers)
-    with gpus.leased(engine, ctx.model.gpus, holder=f"eval run {run_id} inference try {try_number}",
-                     run_id=run_id) as lease:
+    with gpus.leased(
+        engine, ctx.model.gpus, holder=f"eval run {run_id} inference try {try_number}", run_id=run_id
+    ) as lease:
         ctx = replace(ctx, model=lease.adapt(ctx.model))
         record_fingerprint(engine, ctx, settings, visible_devices=lease.cuda_visible_devices)
-        _run_vlmeval(engine, ctx, inference_mode(ctx, settings), settings, try_number, total,
-                     extra_env=lease.env(), on_tick=lease.heartbeat)
+        _run_vlmeval(
+            engine,
+            ctx,
+            inference_mode(ctx, settings),
+            settings,
+            try_number,
+            total,
+            extra_env=lease.env(),
+            on_tick=lease.heartbeat,
+        )
     _fail_on_status(ctx, "inference")
     pred = results.prediction_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
     if pred is None:
-        raise VLMEvalFailure(f"VLMEvalKit wrote no prediction file for {ctx.model.vlmeval_model} x "
-                             f"{ctx.task.vlmeval_data} in {ctx.pred_root}; see worker_stderr.log")
+        raise VLMEvalFailure(
+            f"VLMEvalKit wrote no prediction file for {ctx.model.vlmeval_model} x "
+            f"{ctx.task.vlmeval_data} in {ctx.pred_root}; see worker_stderr.log"
+        )
     if total is not None:
         runs.set_progress(engine, run_id, total, total)
     return {"predictions": str(pred), "resumed_samples": resumed}
 
 
-def record_fingerprint(engine: Engine | None, ctx: RunContext, settings: Settings,
-                       visible_devices: str | None = None) -> None:
+def record_fingerprint(
+    engine: Engine | None, ctx: RunContext, settings: Settings, visible_devices: str | None = None
+) -> None:
     """Store what determines this run's result, at inference time (see vlmevals.results.fingerprint)."""
     with session_scope(engine) as s:
         total = runs.get_run(s, ctx.run_id).progress_total
-    fp, digest = fingerprint.compute(task=ctx.task, model=ctx.model, settings=settings, judge=ctx.options.judge,
-                                     limit=ctx.options.limit, dataset_rows=total, visible_devices=visible_devices)
+    fp, digest = fingerprint.compute(
+        task=ctx.task,
+        model=ctx.model,
+        settings=settings,
+        judge=ctx.options.judge,
+        limit=ctx.options.limit,
+        dataset_rows=total,
+        visible_devices=visible_devices,
+    )
     with session_scope(engine) as s:
         run = runs.get_run(s, ctx.run_id)
         run.fingerprint, run.fingerprint_hash = fp, digest
@@ -204,8 +274,7 @@ def inference_mode(ctx: RunContext, settings: Settings) -> str:
     return "all" if (ctx.options.judge or settings.judge) == "exact_matching" else "infer"
 
 
-def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1,
-                 settings: Settings | None = None) -> None:
+def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     ctx = load_context(engine, run_id)
     entry = results.dataset_entry(results.load_status(ctx.pred_root), ctx.task.vlmeval_data)
@@ -215,8 +284,7 @@ def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1,
     else:
         _run_vlmeval(engine, ctx, "eval", settings, try_number, None)
     _fail_on_status(ctx, "scoring")
-    if results.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data,
-                           ctx.metric_suffix) is None:
+    if results.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, ctx.metric_suffix) is None:
         broken = results.unreadable_prediction(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
         if broken:
             raise VLMEvalFailure(f"scoring {ctx.model.vlmeval_model} x {ctx.task.vlmeval_data} failed: {broken}")
@@ -230,14 +298,21 @@ def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1,
 
 def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
     ctx = load_context(engine, run_id)
-    got = results.collect_metrics(ctx.pred_root, model=ctx.model.vlmeval_model, data=ctx.task.vlmeval_data,
-                                  suffix=ctx.metric_suffix, key=ctx.metric_key)
+    got = results.collect_metrics(
+        ctx.pred_root,
+        model=ctx.model.vlmeval_model,
+        data=ctx.task.vlmeval_data,
+        suffix=ctx.metric_suffix,
+        key=ctx.metric_key,
+    )
     from vlmevals.results.samples import ingest_for_run  # numpy/scipy only where samples are ingested
 
-    sample_columns = ingest_for_run(engine, run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data,
-                                    got.metrics)
-    if not runs.mark_completed(engine, run_id, primary_metric=got.primary_metric, metrics=got.metrics,
-                               extra=sample_columns):
+    sample_columns = ingest_for_run(
+        engine, run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, got.metrics
+    )
+    if not runs.mark_completed(
+        engine, run_id, primary_metric=got.primary_metric, metrics=got.metrics, extra=sample_columns
+    ):
         log.warning("eval run %s was no longer active (cancelled?); metrics not recorded", run_id)
         return {"eval_run_id": run_id, "primary_metric": got.primary_metric, "metric_file": str(got.metric_file)}
     from vlmevals.results.regression import check_run  # nightly runs: compare with the pair's previous completed run
@@ -247,8 +322,12 @@ def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
     except Exception:  # the result is stored; a failed comparison must not fail (and retry) the ingest
         log.exception("regression check of eval run %s failed", run_id)
         verdict = None
-    return {"eval_run_id": run_id, "primary_metric": got.primary_metric, "metric_file": str(got.metric_file),
-            "regression": verdict.regression if verdict else None}
+    return {
+        "eval_run_id": run_id,
+        "primary_metric": got.primary_metric,
+        "metric_file": str(got.metric_file),
+        "regression": verdict.regression if verdict else None,
+    }
 
 
 def finalize_step(engine: Engine | None, run_id: int | None, dag_run_id: str) -> str:
@@ -256,15 +335,19 @@ def finalize_step(engine: Engine | None, run_id: int | None, dag_run_id: str) ->
     if run_id is None:
         return "no eval run was recorded"
     failed = runs.mark_failed(
-        engine, run_id,
-        f"the eval_run DAG run {dag_run_id} ended before ingest_metrics recorded a result; "
-        "see the Airflow task logs",
+        engine,
+        run_id,
+        f"the eval_run DAG run {dag_run_id} ended before ingest_metrics recorded a result; see the Airflow task logs",
     )
     return "marked failed" if failed else "already final"
 
 
-def record_task_failure(engine: Engine | None, run_id: int | None, task_id: str, error: BaseException | str | None,
-                        ) -> None:
+def record_task_failure(
+    engine: Engine | None,
+    run_id: int | None,
+    task_id: str,
+    error: BaseException | str | None,
+) -> None:
     if run_id is None:
         return
     runs.mark_failed(engine, run_id, f"{task_id}: {error or 'failed (see the task log)'}")

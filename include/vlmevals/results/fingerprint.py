@@ -24,8 +24,17 @@ from vlmevals.toolkit.command import ModelSpec, TaskSpec, expand_paths, python_e
 from vlmevals.toolkit.datasets import file_md5
 
 HASHED_PARTS = ("toolkit", "model", "dataset", "judge", "generation")
-GENERATION_KEYS = ("max_new_tokens", "max_tokens", "temperature", "top_p", "top_k", "do_sample", "num_beams",
-                   "repetition_penalty", "system_prompt")
+GENERATION_KEYS = (
+    "max_new_tokens",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "do_sample",
+    "num_beams",
+    "repetition_penalty",
+    "system_prompt",
+)
 SECRET_KEYS = {"key", "api_key", "token", "access_token", "secret", "password"}
 SECRET_SUFFIXES = ("_key", "_secret", "_password", "_token")
 
@@ -54,8 +63,12 @@ def _public_spec(spec: dict[str, Any]) -> dict[str, Any]:
 def model_part(model: ModelSpec, settings: Settings) -> dict[str, Any]:
     if model.model_spec is not None:
         spec = expand_paths(model.model_spec, settings)
-        part: dict[str, Any] = {"kind": "spec", "vlmeval_model": model.vlmeval_model, "class": spec.get("class"),
-                                "kwargs": _public_spec({k: v for k, v in spec.items() if k != "class"})}
+        part: dict[str, Any] = {
+            "kind": "spec",
+            "vlmeval_model": model.vlmeval_model,
+            "class": spec.get("class"),
+            "kwargs": _public_spec({k: v for k, v in spec.items() if k != "class"}),
+        }
         revision = spec.get("revision")
         local = spec.get("model_path") or spec.get("model")
         if revision:
@@ -81,9 +94,11 @@ def package_versions(python: str) -> dict[str, str]:
             except importlib.metadata.PackageNotFoundError:
                 out[dist] = None  # type: ignore[assignment]
         return out
-    code = ("import importlib.metadata as m, json, platform\nout = {'python': platform.python_version()}\n"
-            "for p in ('torch', 'transformers', 'ms-vlmeval'):\n"
-            "    try: out[p] = m.version(p)\n    except Exception: out[p] = None\nprint(json.dumps(out))")
+    code = (
+        "import importlib.metadata as m, json, platform\nout = {'python': platform.python_version()}\n"
+        "for p in ('torch', 'transformers', 'ms-vlmeval'):\n"
+        "    try: out[p] = m.version(p)\n    except Exception: out[p] = None\nprint(json.dumps(out))"
+    )
     try:
         res = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
         return json.loads(res.stdout.strip().splitlines()[-1])
@@ -94,8 +109,9 @@ def package_versions(python: str) -> dict[str, str]:
 def gpu_part(visible_devices: str | None = None) -> dict[str, Any]:
     if not shutil.which("nvidia-smi"):
         return {"gpus": 0, "names": []}
-    res = subprocess.run(["nvidia-smi", "--query-gpu=index,name", "--format=csv,noheader"], capture_output=True,
-                         text=True, timeout=30)
+    res = subprocess.run(
+        ["nvidia-smi", "--query-gpu=index,name", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
+    )
     rows = [line.split(",", 1) for line in res.stdout.strip().splitlines() if "," in line]
     if visible_devices is not None:
         wanted = {d.strip() for d in visible_devices.split(",") if d.strip()}
@@ -127,13 +143,15 @@ def compute(
         "toolkit": {"vlmeval": vlmeval_version(python, str(settings.vlmeval_root) if settings.vlmeval_root else None)},
         "model": model_fp,
         "dataset": {"name": task.vlmeval_data, "md5": dataset_md5, "rows": dataset_rows},
-        "judge": {"name": judge,
-                  "base_url": settings.judge_base_url if judge != "exact_matching" else None},
+        "judge": {"name": judge, "base_url": settings.judge_base_url if judge != "exact_matching" else None},
         "generation": {"limit": limit, **{k: spec_kwargs[k] for k in GENERATION_KEYS if k in spec_kwargs}},
     }
     if with_environment:
-        fp["environment"] = {**package_versions(python), "platform": platform.platform(terse=True),
-                             **gpu_part(visible_devices)}
+        fp["environment"] = {
+            **package_versions(python),
+            "platform": platform.platform(terse=True),
+            **gpu_part(visible_devices),
+        }
     return fp, fingerprint_hash(fp)
 
 

@@ -120,8 +120,9 @@ def category_scores(metrics: dict[str, Any] | None, primary_key: str) -> dict[st
     return items
 
 
-def leaderboard(session: Session, task: Task, pick: Pick = "best", limit: int | None = None,
-                offset: int = 0) -> Leaderboard:
+def leaderboard(
+    session: Session, task: Task, pick: Pick = "best", limit: int | None = None, offset: int = 0
+) -> Leaderboard:
     """One row per model from its best (or latest) completed run, ranked by the task's metric direction.
 
     Ties share a rank (competition ranking: 1, 2, 2, 4) and are listed by display name. Ranks and drift marks
@@ -131,8 +132,7 @@ def leaderboard(session: Session, task: Task, pick: Pick = "best", limit: int | 
     chosen = _chosen_run(task, pick).lateral("chosen")
     fp = EvalRun.fingerprint
     rows = session.execute(
-        select(Model, EvalRun, fp["dataset"]["md5"].astext, fp["judge"]["name"].astext,
-               fp["toolkit"]["vlmeval"].astext)
+        select(Model, EvalRun, fp["dataset"]["md5"].astext, fp["judge"]["name"].astext, fp["toolkit"]["vlmeval"].astext)
         .select_from(Model)
         .join(chosen, true())
         .join(EvalRun, EvalRun.id == chosen.c.id)
@@ -146,13 +146,17 @@ def leaderboard(session: Session, task: Task, pick: Pick = "best", limit: int | 
     for i, (model, run, md5, judge, toolkit) in enumerate(rows, start=1):
         if prev is None or run.primary_metric != prev:
             rank, prev = i, run.primary_metric
-        comparable = (None if md5 is None and judge is None and toolkit is None else
-                      {"dataset": {"md5": md5}, "judge": {"name": judge}, "toolkit": {"vlmeval": toolkit}})
+        comparable = (
+            None
+            if md5 is None and judge is None and toolkit is None
+            else {"dataset": {"md5": md5}, "judge": {"name": judge}, "toolkit": {"vlmeval": toolkit}}
+        )
         entries.append(LeaderboardEntry(rank, model, run, comparability=comparable))
-    page = entries[offset: None if limit is None else offset + limit]
+    page = entries[offset : None if limit is None else offset + limit]
     if page:
-        metrics = dict(session.execute(select(EvalRun.id, EvalRun.metrics)
-                                       .where(EvalRun.id.in_([e.run.id for e in page]))).all())
+        metrics = dict(
+            session.execute(select(EvalRun.id, EvalRun.metrics).where(EvalRun.id.in_([e.run.id for e in page]))).all()
+        )
         for e in page:
             e.categories = category_scores(metrics.get(e.run.id), task.primary_metric_key)
     ranked = {e.model.id for e in entries}

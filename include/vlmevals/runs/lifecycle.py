@@ -56,13 +56,24 @@ def create_run(
     task = get_task(session, task_name)
     model = get_model(session, model_name)
     opts = RunOptions.model_validate(options or {}).model_dump(exclude_none=True)
-    run = EvalRun(task=task, model=model, status="queued", triggered_by=triggered_by, triggered_by_user=user,
-                  options=opts, dag_id=dag_id, dag_run_id=dag_run_id)
+    run = EvalRun(
+        task=task,
+        model=model,
+        status="queued",
+        triggered_by=triggered_by,
+        triggered_by_user=user,
+        options=opts,
+        dag_id=dag_id,
+        dag_run_id=dag_run_id,
+    )
     session.add(run)
     session.flush()
     run.artifacts_dir = fresh_artifacts_dir(run.id)
-    session.add(EvalRunEvent(run_id=run.id, status="queued", message=f"triggered by {triggered_by}"
-                             + (f" ({user})" if user else "")))
+    session.add(
+        EvalRunEvent(
+            run_id=run.id, status="queued", message=f"triggered by {triggered_by}" + (f" ({user})" if user else "")
+        )
+    )
     session.flush()
     return run
 
@@ -97,12 +108,15 @@ def adopt_run(session: Session, run_id: int, *, dag_id: str, dag_run_id: str) ->
     return run
 
 
-def _transition(engine: Engine | None, run_id: int, values: dict[str, Any],
-                from_statuses: tuple[str, ...] = ACTIVE_STATUSES, message: str | None = None) -> bool:
+def _transition(
+    engine: Engine | None,
+    run_id: int,
+    values: dict[str, Any],
+    from_statuses: tuple[str, ...] = ACTIVE_STATUSES,
+    message: str | None = None,
+) -> bool:
     with session_scope(engine) as s:
-        res = s.execute(
-            update(EvalRun).where(EvalRun.id == run_id, EvalRun.status.in_(from_statuses)).values(**values)
-        )
+        res = s.execute(update(EvalRun).where(EvalRun.id == run_id, EvalRun.status.in_(from_statuses)).values(**values))
         changed = res.rowcount == 1  # type: ignore[attr-defined]
         if changed and "status" in values:
             s.add(EvalRunEvent(run_id=run_id, status=values["status"], message=message or values.get("error")))
@@ -128,10 +142,22 @@ def set_progress(engine: Engine | None, run_id: int, done: int, total: int | Non
     _transition(engine, run_id, {"progress_done": done, "progress_total": total})
 
 
-def mark_completed(engine: Engine | None, run_id: int, *, primary_metric: float | None,
-                   metrics: dict[str, Any], extra: dict[str, Any] | None = None) -> bool:
-    values = {"status": "completed", "finished_at": now(), "primary_metric": primary_metric,
-              "metrics": metrics, "error": None, **(extra or {})}
+def mark_completed(
+    engine: Engine | None,
+    run_id: int,
+    *,
+    primary_metric: float | None,
+    metrics: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    values = {
+        "status": "completed",
+        "finished_at": now(),
+        "primary_metric": primary_metric,
+        "metrics": metrics,
+        "error": None,
+        **(extra or {}),
+    }
     return _transition(engine, run_id, values, message=f"primary metric {primary_metric}")
 
 
@@ -144,5 +170,4 @@ def mark_failed(engine: Engine | None, run_id: int, error: str) -> bool:
 
 def mark_cancelled(engine: Engine | None, run_id: int, user: str | None = None) -> bool:
     who = f" by {user}" if user else ""
-    return _transition(engine, run_id, {"status": "cancelled", "finished_at": now(),
-                                        "error": f"cancelled{who}"})
+    return _transition(engine, run_id, {"status": "cancelled", "finished_at": now(), "error": f"cancelled{who}"})

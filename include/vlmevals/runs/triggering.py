@@ -21,13 +21,13 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from vlmevals.catalogue.store import get_model, get_task
+from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.errors import ConflictError, EvalsError
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import ACTIVE_STATUSES
 from vlmevals.runs import lifecycle as runs
 
 log = logging.getLogger(__name__)
-EVAL_DAG_ID = "eval_run"
 
 
 class AirflowTriggerError(EvalsError):
@@ -53,11 +53,17 @@ def create_dag_run(dag_run_id: str, conf: dict[str, Any], user: str | None) -> s
     from airflow.utils.types import DagRunTriggeredByType
 
     try:
-        dr = trigger_dag(EVAL_DAG_ID, triggered_by=DagRunTriggeredByType.REST_API, triggering_user_name=user,
-                         run_id=dag_run_id, conf=conf, logical_date=None)
+        dr = trigger_dag(
+            EVAL_RUN_DAG_ID,
+            triggered_by=DagRunTriggeredByType.REST_API,
+            triggering_user_name=user,
+            run_id=dag_run_id,
+            conf=conf,
+            logical_date=None,
+        )
     except DagNotFound as err:
         raise AirflowTriggerError(
-            f"the {EVAL_DAG_ID!r} DAG is not known to Airflow yet ({err}); wait for the dag-processor to parse "
+            f"the {EVAL_RUN_DAG_ID!r} DAG is not known to Airflow yet ({err}); wait for the dag-processor to parse "
             "dags/ and retry"
         ) from err
     except (DagRunAlreadyExists, ValueError) as err:
@@ -87,8 +93,9 @@ def trigger(
                     "follow it, or send force=true to start another one",
                     existing_id=active.id,
                 )
-        run = runs.create_run(s, task.name, model.name, triggered_by="plugin", user=user, options=options,
-                              dag_id=EVAL_DAG_ID)
+        run = runs.create_run(
+            s, task.name, model.name, triggered_by="plugin", user=user, options=options, dag_id=EVAL_RUN_DAG_ID
+        )
         run.dag_run_id = dag_run_id_for(run.id)
         run_id, dag_run_id = run.id, run.dag_run_id
         conf = {"eval_run_id": run_id, "task": task.name, "model": model.name, "triggered_by": "plugin"}
@@ -125,8 +132,9 @@ def fail_dag_run(dag_id: str, dag_run_id: str) -> bool:
         set_dag_run_state_to_failed(dag=dag, run_id=dag_run_id, commit=True, session=session)
         session.refresh(dr)
         if dr.state != DagRunState.FAILED:
-            for ti in session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_id,
-                                                                 TaskInstance.run_id == dag_run_id)):
+            for ti in session.scalars(
+                select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == dag_run_id)
+            ):
                 if ti.state is None or ti.state not in State.finished:
                     ti.set_state(TaskInstanceState.SKIPPED, session=session)
             dr.set_state(DagRunState.FAILED)
@@ -142,12 +150,13 @@ def cancel(engine: Engine | None, run_id: int, *, user: str | None) -> bool:
     if status not in ACTIVE_STATUSES or not runs.mark_cancelled(engine, run_id, user=user):
         with session_scope(engine) as s:
             status = runs.get_run(s, run_id).status
-        raise ConflictError(f"eval run {run_id} is already {status}; only queued or running runs can be cancelled",
-                            existing_id=run_id)
+        raise ConflictError(
+            f"eval run {run_id} is already {status}; only queued or running runs can be cancelled", existing_id=run_id
+        )
     if not dag_run_id:
         return False
     try:
-        return fail_dag_run(dag_id or EVAL_DAG_ID, dag_run_id)
+        return fail_dag_run(dag_id or EVAL_RUN_DAG_ID, dag_run_id)
     except Exception:  # the row is cancelled either way; the DAG's own tasks then stop at their next check
         log.exception("could not fail DAG run %s of eval run %s", dag_run_id, run_id)
         return False

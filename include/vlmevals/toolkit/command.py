@@ -116,8 +116,10 @@ def build_invocation(
                 f"task dataset {task.vlmeval_data!r} needs vlmeval_dataset_class to run with a model spec "
                 "(VLMEvalKit's --config requires the dataset class); set it on the task"
             )
-        config = {"model": {model.vlmeval_model: spec},
-                  "data": {task.vlmeval_data: {"class": data_cls, "dataset": task.vlmeval_data}}}
+        config = {
+            "model": {model.vlmeval_model: spec},
+            "data": {task.vlmeval_data: {"class": data_cls, "dataset": task.vlmeval_data}},
+        }
         path = config_path or (work_dir / "vlmeval_config.json")
         argv += ["--config", str(path)]
     else:

@@ -108,5 +108,4 @@ def check_dataset(data: str, settings: Settings, *, python: str, version: str) -
         )
     from vlmevals.toolkit.outputs import count_rows
 
-    return DatasetInfo(tsv, md5, count_rows(tsv), bool(info.get("registered")),
-                       str(expected) if expected else None)
+    return DatasetInfo(tsv, md5, count_rows(tsv), bool(info.get("registered")), str(expected) if expected else None)

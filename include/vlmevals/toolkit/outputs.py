@@ -28,8 +28,9 @@ def load_status(pred_root: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise VLMEvalFailure(f"{path} is not valid JSON ({err}); VLMEvalKit may have been killed while "
-                             "writing it. Rerun the evaluation.") from err
+        raise VLMEvalFailure(
+            f"{path} is not valid JSON ({err}); VLMEvalKit may have been killed while writing it. Rerun the evaluation."
+        ) from err
     return data if isinstance(data, dict) else {}
 
 
@@ -155,8 +156,10 @@ def unreadable_prediction(pred_root: Path, model: str, data: str) -> str | None:
         else:
             json.loads(pred.read_text(encoding="utf-8"))
     except Exception as err:
-        return (f"prediction file {pred.name} is unreadable ({type(err).__name__}: {str(err)[:200]}); it was "
-                "damaged after inference. Trigger the evaluation again with reuse off to re-infer it")
+        return (
+            f"prediction file {pred.name} is unreadable ({type(err).__name__}: {str(err)[:200]}); it was "
+            "damaged after inference. Trigger the evaluation again with reuse off to re-infer it"
+        )
     return None
 
 

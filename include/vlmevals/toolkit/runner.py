@@ -113,17 +113,34 @@ def run_streaming(
     started = time.monotonic()
     header = f"\n===== {label} @ {time.strftime('%Y-%m-%dT%H:%M:%S%z')} =====\n"
     proc = subprocess.Popen(
-        argv, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, preexec_fn=_die_with_parent,
+        argv,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     with contextlib.suppress(OSError):  # a full disk must not orphan the process before the pumps drain it
         (artifacts / PIDFILE).write_text(str(proc.pid))
     tail: deque[str] = deque(maxlen=60)
     pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, artifacts / "worker_stdout.log", header,
-                                             lambda s: log.info("[vlmeval] %s", s), None), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, artifacts / "worker_stderr.log", header,
-                                             lambda s: log.info("[vlmeval:err] %s", s), tail), daemon=True),
+        threading.Thread(
+            target=_pump,
+            args=(proc.stdout, artifacts / "worker_stdout.log", header, lambda s: log.info("[vlmeval] %s", s), None),
+            daemon=True,
+        ),
+        threading.Thread(
+            target=_pump,
+            args=(
+                proc.stderr,
+                artifacts / "worker_stderr.log",
+                header,
+                lambda s: log.info("[vlmeval:err] %s", s),
+                tail,
+            ),
+            daemon=True,
+        ),
     ]
     for t in pumps:
         t.start()

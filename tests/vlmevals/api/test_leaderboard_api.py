@@ -157,8 +157,12 @@ def test_drift_marks_and_categories_through_the_endpoint(models, seeded) -> None
     task = _task(models, "drift-task", higher=True)
 
     def fp(md5: str) -> dict:
-        return {"dataset": {"md5": md5}, "judge": {"name": "exact_matching"}, "toolkit": {"vlmeval": "v1"},
-                "model": {"kind": "registry"}}
+        return {
+            "dataset": {"md5": md5},
+            "judge": {"name": "exact_matching"},
+            "toolkit": {"vlmeval": "v1"},
+            "model": {"kind": "registry"},
+        }
 
     table = {"table": {"split=none|Overall": 0.5, "split=none|shape": 0.25}}
     add_run(seeded, task, "alpha", score=0.9, fingerprint=fp("aaa"), metrics=table)

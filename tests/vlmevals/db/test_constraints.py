@@ -37,8 +37,9 @@ def test_unique_names(engine) -> None:  # type: ignore[no-untyped-def]
 def test_status_trigger_and_fk_checks(engine) -> None:  # type: ignore[no-untyped-def]
     with engine.begin() as conn:
         t, m = _insert_task(conn), _insert_model(conn)
-    ins = text("INSERT INTO eval_runs (task_id, model_id, status, triggered_by, dag_run_id) "
-               "VALUES (:t, :m, :s, :by, :d)")
+    ins = text(
+        "INSERT INTO eval_runs (task_id, model_id, status, triggered_by, dag_run_id) VALUES (:t, :m, :s, :by, :d)"
+    )
     for bad in [{"s": "exploded", "by": "ui"}, {"s": "queued", "by": "nobody"}]:
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(ins, {"t": t, "m": m, "d": None, **bad})
@@ -56,7 +57,9 @@ def test_status_trigger_and_fk_checks(engine) -> None:  # type: ignore[no-untype
 
 def test_model_spec_xor_endpoint(engine) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(IntegrityError), engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO models (name, display_name, vlmeval_model, model_spec, endpoint_base_url) "
-            "VALUES ('both', 'B', 'X', '{\"class\": \"A\"}', 'http://127.0.0.1:1/v1')"
-        ))
+        conn.execute(
+            text(
+                "INSERT INTO models (name, display_name, vlmeval_model, model_spec, endpoint_base_url) "
+                "VALUES ('both', 'B', 'X', '{\"class\": \"A\"}', 'http://127.0.0.1:1/v1')"
+            )
+        )

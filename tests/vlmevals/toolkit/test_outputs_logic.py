@@ -26,11 +26,14 @@ def test_flatten_label_column_and_single_row() -> None:
     assert flatten_table(pd.DataFrame({"Overall": [0.9]})) == {"Overall": 0.9}
 
 
-@pytest.mark.parametrize("entry, expected", [
-    ({"status": "done"}, None),
-    ({"status": "done", "error_message": "boom"}, "boom"),
-    ({"status": "done", "error_message": ""}, "empty message"),
-])
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ({"status": "done"}, None),
+        ({"status": "done", "error_message": "boom"}, "boom"),
+        ({"status": "done", "error_message": ""}, "empty message"),
+    ],
+)
 def test_entry_error(entry: dict, expected: str | None) -> None:
     got = entry_error(entry)
     assert (got is None) if expected is None else (expected in got)

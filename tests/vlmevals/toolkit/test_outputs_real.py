@@ -27,13 +27,17 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return make_real_outputs(tmp_path_factory.mktemp("real"))
 
 
-@pytest.mark.parametrize("name, scale", [("DEMO_SHAPES_MCQ", 1), ("DEMO_COLORS_VQA", 100),
-                                         ("DEMO_SHAPES_YORN", 100)])
+@pytest.mark.parametrize("name, scale", [("DEMO_SHAPES_MCQ", 1), ("DEMO_COLORS_VQA", 100), ("DEMO_SHAPES_YORN", 100)])
 def test_metrics_of_each_kind(real: dict[str, Any], name: str, scale: int) -> None:
     bench = real["benchmarks"][name]
     pred_root = real["cases"]["ok"]["model_dir"]
-    got = collect_metrics(pred_root, model=MODEL_NAME, data=name, suffix=bench["benchmark"].metric_suffix,
-                          key=bench["benchmark"].metric_key)
+    got = collect_metrics(
+        pred_root,
+        model=MODEL_NAME,
+        data=name,
+        suffix=bench["benchmark"].metric_suffix,
+        key=bench["benchmark"].metric_key,
+    )
     assert got.metric_file == bench["metric_csv"]
     assert 0 <= got.primary_metric <= scale
     # what status.json reports agrees with the metric file, cell by cell

@@ -22,8 +22,15 @@ def _alive(pid: int) -> bool:
 def test_output_teed_to_artifacts(tmp_path: Path) -> None:
     ticks: list[int] = []
     code = "import sys, time\nprint('hello'); print('oops', file=sys.stderr); time.sleep(0.5); sys.exit(3)"
-    res = run_streaming([sys.executable, "-c", code], artifacts=tmp_path, env={}, cwd=tmp_path, label="t",
-                        on_tick=lambda: ticks.append(1), tick_s=0.1)
+    res = run_streaming(
+        [sys.executable, "-c", code],
+        artifacts=tmp_path,
+        env={},
+        cwd=tmp_path,
+        label="t",
+        on_tick=lambda: ticks.append(1),
+        tick_s=0.1,
+    )
     assert res.returncode == 3 and "oops" in res.stderr_tail
     assert "hello" in (tmp_path / "worker_stdout.log").read_text()
     assert "oops" in (tmp_path / "worker_stderr.log").read_text()
@@ -31,12 +38,15 @@ def test_output_teed_to_artifacts(tmp_path: Path) -> None:
 
 
 def test_timeout_kills_whole_group(tmp_path: Path) -> None:
-    code = ("import subprocess, sys, time\n"
-            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-            "print(p.pid, flush=True); time.sleep(60)")
+    code = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(p.pid, flush=True); time.sleep(60)"
+    )
     with pytest.raises(TimeoutError):
-        run_streaming([sys.executable, "-c", code], artifacts=tmp_path, env={}, cwd=tmp_path, label="t",
-                      tick_s=0.2, timeout_s=1.5)
+        run_streaming(
+            [sys.executable, "-c", code], artifacts=tmp_path, env={}, cwd=tmp_path, label="t", tick_s=0.2, timeout_s=1.5
+        )
     grandchild = int((tmp_path / "worker_stdout.log").read_text().split()[-1])
     deadline = time.monotonic() + 5
     while _alive(grandchild) and time.monotonic() < deadline:

@@ -36,12 +36,16 @@ def _inside(path: Path, root: Path) -> bool:
 def resolve_artifact(root: Path, rel: str) -> Path:
     """The real file `rel` names under `root`, or a 4xx error; symlinks are followed only while inside."""
     if not rel or "\x00" in rel or "\\" in rel:
-        raise InvalidRequestError("path: give a file path relative to the run's artifacts folder, "
-                                  "e.g. worker_stderr.log (no NUL or backslash)")
+        raise InvalidRequestError(
+            "path: give a file path relative to the run's artifacts folder, "
+            "e.g. worker_stderr.log (no NUL or backslash)"
+        )
     p = PurePosixPath(rel)
     if p.is_absolute() or ".." in p.parts:
-        raise InvalidRequestError(f"path: {rel!r} must be relative to the run's artifacts folder and must not "
-                                  "contain '..'; list the files with GET .../artifacts")
+        raise InvalidRequestError(
+            f"path: {rel!r} must be relative to the run's artifacts folder and must not "
+            "contain '..'; list the files with GET .../artifacts"
+        )
     real_root = root.resolve()
     target = (real_root / p).resolve()
     if not _inside(target, real_root) or not target.is_file():
@@ -66,8 +70,13 @@ def list_artifacts(root: Path) -> tuple[list[ArtifactFile], bool]:
                 st = real.stat()
             except OSError:
                 continue
-            out.append(ArtifactFile(name=full.relative_to(real_root).as_posix(), size=st.st_size,
-                                    modified=dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)))
+            out.append(
+                ArtifactFile(
+                    name=full.relative_to(real_root).as_posix(),
+                    size=st.st_size,
+                    modified=dt.datetime.fromtimestamp(st.st_mtime, dt.UTC),
+                )
+            )
             if len(out) >= MAX_FILES:
                 return out, True
     out.sort(key=lambda f: f.name)
@@ -84,15 +93,24 @@ def get_artifacts(run_id: RunId, session: SessionDep) -> ArtifactList:
 @router.get(
     "/{path:path}",
     response_class=FileResponse,
-    responses={**responses(401, 403, 404, 422),
-               200: {"description": "the file: text types as text/plain, others as a download",
-                     "content": {"text/plain": {}, "application/octet-stream": {}}}},
+    responses={
+        **responses(401, 403, 404, 422),
+        200: {
+            "description": "the file: text types as text/plain, others as a download",
+            "content": {"text/plain": {}, "application/octet-stream": {}},
+        },
+    },
 )
 def get_artifact(run_id: RunId, path: str, session: SessionDep) -> FileResponse:
     """One artifact's content (logs and metric tables as text; predictions .xlsx/.pkl as downloads)."""
     target = resolve_artifact(_root(session, run_id), path)
     headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'"}
     if target.suffix.lower() in TEXT_SUFFIXES:
-        return FileResponse(target, media_type="text/plain; charset=utf-8", headers=headers,
-                            content_disposition_type="inline", filename=target.name)
+        return FileResponse(
+            target,
+            media_type="text/plain; charset=utf-8",
+            headers=headers,
+            content_disposition_type="inline",
+            filename=target.name,
+        )
     return FileResponse(target, media_type="application/octet-stream", headers=headers, filename=target.name)

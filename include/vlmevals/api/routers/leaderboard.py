@@ -23,8 +23,7 @@ def get_leaderboard(
     request: Request,
     task_name: TaskName,
     session: SessionDep,
-    pick: Annotated[Literal["best", "latest"], Query(description="each model's best or latest completed run")]
-    = "best",
+    pick: Annotated[Literal["best", "latest"], Query(description="each model's best or latest completed run")] = "best",
     limit: Annotated[int, Query(ge=1, le=1000, description="rows per page (ranks are over all models)")] = 100,
     offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
 ) -> LeaderboardResponse:
@@ -43,18 +42,19 @@ def get_history(
     task_name: TaskName,
     session: SessionDep,
     model: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="only this model")] = None,
-    per_model: Annotated[int, Query(ge=1, le=queries.MAX_HISTORY_POINTS, description="last N runs per model")]
-    = 50,
+    per_model: Annotated[int, Query(ge=1, le=queries.MAX_HISTORY_POINTS, description="last N runs per model")] = 50,
 ) -> HistoryResponse:
     """Each model's completed scores over time (e.g. nightly re-evaluations), oldest first."""
     task = get_task(session, task_name)
     m = get_model(session, model) if model else None
     series = queries.score_history(session, task, model=m, per_model=per_model)
     data = [
-        HistorySeriesOut(model_name=s.model.name, model_display_name=s.model.display_name,
-                         params_b=s.model.params_b,
-                         points=[HistoryPointOut(run_id=p.run_id, finished_at=p.finished_at, score=p.score)
-                                 for p in s.points])
+        HistorySeriesOut(
+            model_name=s.model.name,
+            model_display_name=s.model.display_name,
+            params_b=s.model.params_b,
+            points=[HistoryPointOut(run_id=p.run_id, finished_at=p.finished_at, score=p.score) for p in s.points],
+        )
         for s in series
     ]
     return HistoryResponse(task=represent.task_header(task), data=data, count=len(data))

@@ -33,8 +33,13 @@ def get_one(name: ModelName, session: SessionDep) -> ModelPublic:
     return ModelPublic.model_validate(get_model(session, name))
 
 
-@router.post("", response_model=ModelPublic, status_code=status.HTTP_201_CREATED, dependencies=[CanTrigger],
-             responses=responses(401, 403, 409, 422))
+@router.post(
+    "",
+    response_model=ModelPublic,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[CanTrigger],
+    responses=responses(401, 403, 409, 422),
+)
 def create_model(body: ModelCreate, session: SessionDep) -> ModelPublic:
     """Register a model (needs the right to trigger eval_run)."""
     if session.scalar(select(Model.id).where(Model.name == body.name)) is not None:

@@ -42,8 +42,7 @@ def list_task_runs(
     """The task's runs, newest first; filter by status (e.g. `?status=queued&status=running`) and model."""
     task = get_task(session, task_name)
     m = get_model(session, model) if model else None
-    rows, count = list_runs(session, task, statuses=run_status or (), model=m, limit=page.limit,
-                            offset=page.offset)
+    rows, count = list_runs(session, task, statuses=run_status or (), model=m, limit=page.limit, offset=page.offset)
     return RunList(data=[represent.run_summary(request, r) for r in rows], count=count)
 
 
@@ -64,8 +63,11 @@ def list_all_runs(
 
 
 @router.post(
-    "/tasks/{task_name}/runs", response_model=RunSummary, status_code=status.HTTP_201_CREATED,
-    dependencies=[CanTrigger], responses=responses(401, 403, 404, 409, 422, 503, conflict_model=ConflictResponse),
+    "/tasks/{task_name}/runs",
+    response_model=RunSummary,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[CanTrigger],
+    responses=responses(401, 403, 404, 409, 422, 503, conflict_model=ConflictResponse),
 )
 def trigger_run(request: Request, task_name: TaskName, body: TriggerRequest, user: UserDep) -> RunSummary:
     """Start an evaluation: the run row (`queued`) and an `eval_run` DAG run with its id in the conf.
@@ -73,8 +75,14 @@ def trigger_run(request: Request, task_name: TaskName, body: TriggerRequest, use
     If the same task x model is already queued or running, answers 409 with that run's id unless `force`.
     """
     try:
-        got = triggering.trigger(get_engine(), task_name, body.model_name, user=user_name(user),
-                                 options=body.options.model_dump(exclude_none=True), force=body.force)
+        got = triggering.trigger(
+            get_engine(),
+            task_name,
+            body.model_name,
+            user=user_name(user),
+            options=body.options.model_dump(exclude_none=True),
+            force=body.force,
+        )
     except ConflictError as err:
         if err.existing_id is not None:
             err.run = _summary(request, err.existing_id).model_dump(mode="json")  # type: ignore[attr-defined]
@@ -91,8 +99,12 @@ def get_run(request: Request, run_id: RunId, session: SessionDep) -> RunPublic:
     return represent.run_public(request, run)
 
 
-@router.post("/runs/{run_id}/cancel", response_model=CancelResponse, dependencies=[CanTrigger],
-             responses=responses(401, 403, 404, 409, 422))
+@router.post(
+    "/runs/{run_id}/cancel",
+    response_model=CancelResponse,
+    dependencies=[CanTrigger],
+    responses=responses(401, 403, 404, 409, 422),
+)
 def cancel_run(request: Request, run_id: RunId, user: UserDep) -> CancelResponse:
     """Cancel a queued or running run: the row becomes `cancelled` and its DAG run is failed (tasks killed)."""
     stopped = triggering.cancel(get_engine(), run_id, user=user_name(user))

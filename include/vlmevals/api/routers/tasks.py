@@ -33,8 +33,13 @@ def get_one(name: TaskName, session: SessionDep) -> TaskPublic:
     return TaskPublic.model_validate(get_task(session, name))
 
 
-@router.post("", response_model=TaskPublic, status_code=status.HTTP_201_CREATED, dependencies=[CanTrigger],
-             responses=responses(401, 403, 409, 422))
+@router.post(
+    "",
+    response_model=TaskPublic,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[CanTrigger],
+    responses=responses(401, 403, 409, 422),
+)
 def create_task(body: TaskCreate, session: SessionDep) -> TaskPublic:
     """Register a benchmark (needs the right to trigger eval_run)."""
     if session.scalar(select(Task.id).where(Task.name == body.name)) is not None:

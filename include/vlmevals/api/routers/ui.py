@@ -29,8 +29,10 @@ def me(user: UserDep) -> Me:
 @router.get("/ui/leaderboard", response_class=HTMLResponse, responses=responses(401, 403))
 def leaderboard_page(user: UserDep) -> HTMLResponse:
     """The leaderboard page shown in the Airflow UI's navigation."""
-    return HTMLResponse((STATIC / "leaderboard.html").read_text(),
-                        headers={"Content-Security-Policy": "frame-ancestors 'self'", "Cache-Control": "no-cache"})
+    return HTMLResponse(
+        (STATIC / "leaderboard.html").read_text(),
+        headers={"Content-Security-Policy": "frame-ancestors 'self'", "Cache-Control": "no-cache"},
+    )
 
 
 @router.get("/ui/static/{name}", response_class=FileResponse, responses=responses(401, 403, 404))

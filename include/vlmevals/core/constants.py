@@ -1,0 +1,13 @@
+"""Names shared by the DAG files, the plugin, the API and the domain code: defined once, imported everywhere.
+
+Kept free of imports so that DAG files can read it at parse time.
+"""
+
+from __future__ import annotations
+
+EVAL_RUN_DAG_ID = "eval_run"
+NIGHTLY_DAG_ID = "nightly_evals"
+SYNC_OUTPUTS_DAG_ID = "sync_outputs"
+
+API_PREFIX = "/api/evals"
+"""Where the plugin mounts the evals API inside Airflow's api-server (below Airflow's own base path)."""
