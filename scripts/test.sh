@@ -13,4 +13,6 @@ if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0
     || echo "could not install ${missing[*]}; the tests that need them will fail" >&2
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -p no:warnings "$@"
