@@ -26,9 +26,10 @@ def bin_dir() -> Path:
     return Path(pgserver.__file__).parent / "pginstall" / "bin"
 
 
-def _run_as() -> dict[str, object]:
+def _run_as() -> tuple[str, int] | None:
+    """PostgreSQL refuses to run as root: as root, run its binaries as an unprivileged system user."""
     if os.geteuid() != 0:
-        return {}
+        return None
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
@@ -37,7 +38,7 @@ def _run_as() -> dict[str, object]:
             check=True,
             capture_output=True,
         )
-    return {"user": SYSTEM_USER, "group": pwd.getpwnam(SYSTEM_USER).pw_gid}
+    return SYSTEM_USER, pwd.getpwnam(SYSTEM_USER).pw_gid
 
 
 def _grant_traverse(path: Path) -> None:
@@ -70,7 +71,9 @@ class LocalPostgres:
         return f"{driver}://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
     def _cmd(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(bin_dir() / name), *args], check=check, capture_output=True, text=True, **_run_as())  # type: ignore[call-overload]
+        user, group = _run_as() or (None, None)
+        cmd = [str(bin_dir() / name), *args]
+        return subprocess.run(cmd, check=check, capture_output=True, text=True, user=user, group=group)
 
     def init(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():

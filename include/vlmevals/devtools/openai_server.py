@@ -167,7 +167,8 @@ class ServerHandle:
     def __init__(self, server: _Server, thread: threading.Thread) -> None:
         self._server = server
         self._thread = thread
-        self.host, self.port = server.server_address[0], int(server.server_address[1])
+        host, port = server.server_address[:2]
+        self.host, self.port = str(host), int(port)
         self.url = f"http://{self.host}:{self.port}"
         self.base_url = f"{self.url}/v1"
 
@@ -182,7 +183,8 @@ class ServerHandle:
     def stats(self) -> dict[str, Any]:
         """A copy of the counters (same as `GET /admin/stats`)."""
         with self._server.state.lock:
-            return json.loads(json.dumps(self._server.state.stats))
+            copy: dict[str, Any] = json.loads(json.dumps(self._server.state.stats))
+        return copy
 
     def reset_stats(self) -> None:
         """Zero the counters."""

@@ -135,7 +135,7 @@ def _build_into(tmp: Path) -> None:
         image_seq_len=IMAGE_SEQ_LEN,
         chat_template=CHAT_TEMPLATE,
     )
-    tokenizer = processor.tokenizer
+    tokenizer = processor.tokenizer  # type: ignore[attr-defined]  # set at run time by ProcessorMixin
     vocab = len(tokenizer)
     config = Idefics3Config(
         vision_config={
