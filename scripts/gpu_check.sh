@@ -32,7 +32,7 @@ pg.start(); pg.ensure_database("evals")
 os.environ["DATABASE_URL"] = pg.url("evals")
 
 from sqlalchemy import text
-from vlmevals.gpu import leases as gpus
+from vlmevals.gpu import detect as gpus
 from vlmevals.pipeline import steps as pipeline
 from vlmevals.catalogue.store import seed
 from vlmevals.db.engine import get_engine, session_scope, upgrade

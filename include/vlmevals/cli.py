@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +13,7 @@ from rich.console import Console
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import get_settings
 from vlmevals.devtools.stack import USERS, Stack, wait_for_dag
+from vlmevals.gpu.detect import nvidia_smi
 
 app = typer.Typer(no_args_is_help=True, help="VLM evaluation service (VLMEvalKit on Airflow).")
 db_app = typer.Typer(help="Our tables' migrations (Alembic, in sql/).")
@@ -70,12 +69,7 @@ def demo_assets() -> None:
 def _gpu_slots(stack: Stack) -> int:
     if stack.settings.gpu_slots:
         return stack.settings.gpu_slots
-    if shutil.which("nvidia-smi"):
-        res = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
-        n = sum(1 for line in res.stdout.splitlines() if line.startswith("GPU "))
-        if n:
-            return n
-    return 1
+    return len(nvidia_smi() or ()) or 1
 
 
 def bring_up(stack: Stack) -> None:

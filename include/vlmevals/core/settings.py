@@ -1,6 +1,8 @@
 """Service configuration, read from the environment (and an optional `.env`).
 
-One place so that DAG tasks, the plugin and the CLI agree on paths and URLs.
+One `Settings`, cached by `get_settings()`, so that DAG tasks, the plugin and the CLI agree on paths and URLs;
+the GPU section (`settings.gpu`) keeps its own `EVALS_GPU*` variables. Tests that change the environment call
+`get_settings.cache_clear()` so that the next `get_settings()` reads it afresh (sections included).
 """
 
 from __future__ import annotations
@@ -8,11 +10,38 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 LOCAL_DIR = PROJECT_ROOT / ".local"
+
+
+class GpuSettings(BaseSettings):
+    """How a worker finds its GPUs and how long leases live."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    gpus: str | None = Field(
+        default=None,
+        alias="EVALS_GPUS",
+        description="Device indices of this worker ('0,1,3'); 'none' for CPU only; unset: detect",
+    )
+    host: str | None = Field(
+        default=None,
+        alias="EVALS_GPU_HOST",
+        description="Lease namespace: the machine owning the GPUs (default: hostname)",
+    )
+    stale_s: float = Field(default=120.0, gt=0, alias="EVALS_GPU_LEASE_STALE_S")
+    heartbeat_s: float = Field(default=10.0, gt=0, alias="EVALS_GPU_HEARTBEAT_S")
+    wait_s: float = Field(default=6 * 3600.0, ge=0, alias="EVALS_GPU_WAIT_S")
+    poll_s: float = Field(default=5.0, gt=0, alias="EVALS_GPU_POLL_S")
+
+    @field_validator("gpus", "host", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        # compose passes unset settings as "": detect / default, not "no GPUs"
+        return None if isinstance(v, str) and not v.strip() else v
 
 
 class Settings(BaseSettings):
@@ -33,6 +62,7 @@ class Settings(BaseSettings):
     judge_key: str | None = Field(default=None, alias="EVALS_JUDGE_KEY")
     airflow_conn_id: str = Field(default="evals_db", alias="EVALS_CONN_ID")
     progress_interval_s: float = Field(default=2.0, alias="EVALS_PROGRESS_INTERVAL_S")
+    _gpu: GpuSettings = PrivateAttr(default_factory=GpuSettings)
 
     @field_validator("database_url")
     @classmethod
@@ -54,7 +84,14 @@ class Settings(BaseSettings):
         assert self.vlmeval_outputs is not None
         return self.vlmeval_outputs
 
+    @property
+    def gpu(self) -> GpuSettings:
+        """The GPU section, read with the rest. Not a field: as one, an unrelated `GPU` variable in the environment
+        would be parsed as this section's JSON and fail every settings read."""
+        return self._gpu
+
 
 @lru_cache
 def get_settings() -> Settings:
+    """The process's settings, read once; `get_settings.cache_clear()` makes the next call read them again."""
     return Settings()

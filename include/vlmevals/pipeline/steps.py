@@ -28,11 +28,11 @@ from vlmevals.toolkit.command import (
     TaskSpec,
     build_invocation,
     python_executable,
-    vlmeval_version,
     write_config,
 )
 from vlmevals.toolkit.datasets import check_dataset
 from vlmevals.toolkit.runner import run_streaming
+from vlmevals.toolkit.versions import vlmeval_version
 
 log = logging.getLogger(__name__)
 

@@ -12,16 +12,14 @@ import hashlib
 import json
 import os
 import platform
-import shutil
-import subprocess
-import sys
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from vlmevals.core.settings import Settings
-from vlmevals.toolkit.command import ModelSpec, TaskSpec, expand_paths, python_executable, vlmeval_version
+from vlmevals.gpu.detect import nvidia_smi
+from vlmevals.toolkit.command import ModelSpec, TaskSpec, expand_paths, python_executable
 from vlmevals.toolkit.datasets import file_md5
+from vlmevals.toolkit.versions import package_versions, vlmeval_version
 
 HASHED_PARTS = ("toolkit", "model", "dataset", "judge", "generation")
 GENERATION_KEYS = (
@@ -81,42 +79,12 @@ def model_part(model: ModelSpec, settings: Settings) -> dict[str, Any]:
     return {"kind": "registry", "vlmeval_model": model.vlmeval_model}
 
 
-@lru_cache(maxsize=4)
-def package_versions(python: str) -> dict[str, str]:
-    """Versions in the interpreter that runs VLMEvalKit (without importing the packages: that costs seconds)."""
-    if os.path.realpath(python) == os.path.realpath(sys.executable):  # our own interpreter: no subprocess
-        import importlib.metadata
-
-        out: dict[str, str] = {"python": platform.python_version()}
-        for dist in ("torch", "transformers", "ms-vlmeval"):
-            try:
-                out[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                out[dist] = None  # type: ignore[assignment]
-        return out
-    code = (
-        "import importlib.metadata as m, json, platform\nout = {'python': platform.python_version()}\n"
-        "for p in ('torch', 'transformers', 'ms-vlmeval'):\n"
-        "    try: out[p] = m.version(p)\n    except Exception: out[p] = None\nprint(json.dumps(out))"
-    )
-    try:
-        res = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
-        return json.loads(res.stdout.strip().splitlines()[-1])
-    except Exception:  # the environment is informative only
-        return {"python": platform.python_version()}
-
-
 def gpu_part(visible_devices: str | None = None) -> dict[str, Any]:
-    if not shutil.which("nvidia-smi"):
-        return {"gpus": 0, "names": []}
-    res = subprocess.run(
-        ["nvidia-smi", "--query-gpu=index,name", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
-    )
-    rows = [line.split(",", 1) for line in res.stdout.strip().splitlines() if "," in line]
+    rows = [(str(d.index), d.name) for d in nvidia_smi() or []]
     if visible_devices is not None:
         wanted = {d.strip() for d in visible_devices.split(",") if d.strip()}
-        rows = [r for r in rows if r[0].strip() in wanted]
-    return {"gpus": len(rows), "names": sorted({r[1].strip() for r in rows})}
+        rows = [r for r in rows if r[0] in wanted]
+    return {"gpus": len(rows), "names": sorted({name for _, name in rows})}
 
 
 def compute(

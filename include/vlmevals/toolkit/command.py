@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -85,53 +83,16 @@ def build_invocation(
     reuse: bool = True,
     limit: int | None = None,
     api_nproc: int = 4,
-    config_path: Path | None = None,
     api_retry: int | None = None,
 ) -> Invocation:
     """The argv and environment for one VLMEvalKit call (`mode`: infer or eval)."""
-    py = python_executable(settings)
-    if settings.vlmeval_root:
-        entry = [str(settings.vlmeval_root / "run.py")]
-    else:
-        entry = ["-m", "vlmeval"]
-    if model.launch_mode == "torchrun" and model.gpus >= 1:  # nproc 1 too: the launch mode is the model's choice
-        prefix = [py, "-m", "torch.distributed.run", f"--nproc-per-node={model.gpus}"]
-        if entry[0] == "-m":
-            prefix.append("--module")
-            entry = entry[1:]
-        argv = [*prefix, *entry]
-    else:
-        argv = [py, *entry]
-
-    env = {"LMUData": str(settings.lmu_data)}
+    argv = _launcher(settings, model)
     config = None
     if model.model_spec is not None:
-        spec = expand_paths(model.model_spec, settings)
-        data_cls = task.dataset_class
-        tsv = settings.lmu_data / f"{task.vlmeval_data}.tsv"
-        if data_cls is None and tsv.exists():
-            data_cls = default_dataset_class(tsv)
-        if data_cls is None:
-            raise ValueError(
-                f"task dataset {task.vlmeval_data!r} needs vlmeval_dataset_class to run with a model spec "
-                "(VLMEvalKit's --config requires the dataset class); set it on the task"
-            )
-        config = {
-            "model": {model.vlmeval_model: spec},
-            "data": {task.vlmeval_data: {"class": data_cls, "dataset": task.vlmeval_data}},
-        }
-        path = config_path or (work_dir / "vlmeval_config.json")
-        argv += ["--config", str(path)]
+        config = _spec_config(settings, task, model)
+        argv += ["--config", str(work_dir / "vlmeval_config.json")]
     else:
-        argv += ["--model", model.vlmeval_model, "--data", task.vlmeval_data]
-        if model.endpoint_base_url:
-            argv += ["--base-url", model.endpoint_base_url]
-            key = os.environ.get(model.endpoint_key_env or "", "") if model.endpoint_key_env else ""
-            argv += ["--key", key or "sk-none"]
-            argv += ["--api-nproc", str(api_nproc)]
-            if api_retry:  # VLMEvalKit's default is 6 tries with random sleeps between them
-                argv += ["--retry", str(api_retry)]
-
+        argv += _registry_args(task, model, api_nproc, api_retry)
     argv += ["--work-dir", str(work_dir), "--mode", mode]
     if reuse or mode == "eval":
         argv.append("--reuse")
@@ -139,35 +100,62 @@ def build_invocation(
         argv.append("--keep-failed")
     if limit:
         argv += ["--limit", str(limit)]
-    judge = judge or settings.judge
-    if judge:
-        argv += ["--judge", judge]
+    argv += _judge_args(settings, judge or settings.judge)
+    return Invocation(argv=argv, env={"LMUData": str(settings.lmu_data)}, config=config)
+
+
+def _launcher(settings: Settings, model: ModelSpec) -> list[str]:
+    """`python run.py` (a checkout) or `python -m vlmeval`, under torchrun when the model asks for it."""
+    py = python_executable(settings)
+    entry = [str(settings.vlmeval_root / "run.py")] if settings.vlmeval_root else ["-m", "vlmeval"]
+    if model.launch_mode == "torchrun" and model.gpus >= 1:  # nproc 1 too: the launch mode is the model's choice
+        prefix = [py, "-m", "torch.distributed.run", f"--nproc-per-node={model.gpus}"]
+        if entry[0] == "-m":
+            prefix.append("--module")
+            entry = entry[1:]
+        return [*prefix, *entry]
+    return [py, *entry]
+
+
+def _spec_config(settings: Settings, task: TaskSpec, model: ModelSpec) -> dict[str, Any]:
+    """The `--config` JSON of a model spec: VLMEvalKit's config takes class + kwargs, and the dataset's class."""
+    assert model.model_spec is not None
+    data_cls = task.dataset_class
+    tsv = settings.lmu_data / f"{task.vlmeval_data}.tsv"
+    if data_cls is None and tsv.exists():
+        data_cls = default_dataset_class(tsv)
+    if data_cls is None:
+        raise ValueError(
+            f"task dataset {task.vlmeval_data!r} needs vlmeval_dataset_class to run with a model spec "
+            "(VLMEvalKit's --config requires the dataset class); set it on the task"
+        )
+    return {
+        "model": {model.vlmeval_model: expand_paths(model.model_spec, settings)},
+        "data": {task.vlmeval_data: {"class": data_cls, "dataset": task.vlmeval_data}},
+    }
+
+
+def _registry_args(task: TaskSpec, model: ModelSpec, api_nproc: int, api_retry: int | None) -> list[str]:
+    """A registry model by name, or an OpenAI-compatible endpoint through VLMEvalKit's LMDeployAPI."""
+    argv = ["--model", model.vlmeval_model, "--data", task.vlmeval_data]
+    if model.endpoint_base_url:
+        key = os.environ.get(model.endpoint_key_env, "") if model.endpoint_key_env else ""
+        argv += ["--base-url", model.endpoint_base_url, "--key", key or "sk-none", "--api-nproc", str(api_nproc)]
+        if api_retry:  # VLMEvalKit's default is 6 tries with random sleeps between them
+            argv += ["--retry", str(api_retry)]
+    return argv
+
+
+def _judge_args(settings: Settings, judge: str) -> list[str]:
+    argv = ["--judge", judge] if judge else []
     if settings.judge_base_url and judge != "exact_matching":
         argv += ["--judge-base-url", settings.judge_base_url]
         if settings.judge_key:
             argv += ["--judge-key", settings.judge_key]
-    return Invocation(argv=argv, env=env, config=config)
+    return argv
 
 
 def write_config(inv: Invocation, path: Path) -> None:
     if inv.config is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(inv.config, indent=2))
-
-
-@lru_cache(maxsize=4)
-def vlmeval_version(python: str, root: str | None) -> str:
-    """Toolkit identity for the run record: the checkout's commit, or the installed package's version."""
-    if root:
-        res = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True)
-        return f"git:{res.stdout.strip()[:12]}" if res.returncode == 0 else f"checkout:{root}"
-    if os.path.realpath(python) == os.path.realpath(sys.executable):  # our own interpreter: no subprocess
-        import importlib.metadata
-
-        try:
-            return f"ms-vlmeval=={importlib.metadata.version('ms-vlmeval')}"
-        except importlib.metadata.PackageNotFoundError:
-            return "unknown"
-    code = "import importlib.metadata as m; print(m.version('ms-vlmeval'))"
-    res = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
-    return f"ms-vlmeval=={res.stdout.strip()}" if res.returncode == 0 else "unknown"

@@ -13,9 +13,12 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Thread
+from types import FrameType
+from typing import IO
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -68,7 +71,7 @@ def kill_leftover(artifacts: Path) -> None:
     pidfile.unlink(missing_ok=True)
 
 
-def _pump(stream, path: Path, header: str, sink: Callable[[str], None], tail: deque[str] | None) -> None:  # type: ignore[no-untyped-def]
+def _pump(stream: IO[bytes], path: Path, header: str, prefix: str, tail: deque[str] | None) -> None:
     """Tee one pipe to its log file. Keeps draining if the file cannot be written (full disk): a pump that stopped
     reading would leave VLMEvalKit blocked on a full pipe, and the tail must still carry its error message."""
     fh = None
@@ -87,7 +90,7 @@ def _pump(stream, path: Path, header: str, sink: Callable[[str], None], tail: de
                 with contextlib.suppress(OSError):
                     fh.close()
                 fh = None
-        sink(line.rstrip("\n"))
+        log.info("%s %s", prefix, line.rstrip("\n"))
         if tail is not None:
             tail.append(line)
     if fh is not None:
@@ -105,9 +108,11 @@ def run_streaming(
     label: str,
     on_tick: Callable[[], None] | None = None,
     tick_s: float = 2.0,
-    timeout_s: float | None = None,
 ) -> RunResult:
-    """Run `argv`, appending to worker_stdout.log / worker_stderr.log, calling `on_tick` while it runs."""
+    """Run `argv`, appending to worker_stdout.log / worker_stderr.log, calling `on_tick` while it runs.
+
+    Time limits are Airflow's (`execution_timeout` raises in this process): however the wait ends, the whole
+    process group goes."""
     artifacts.mkdir(parents=True, exist_ok=True)
     kill_leftover(artifacts)
     started = time.monotonic()
@@ -124,61 +129,72 @@ def run_streaming(
     with contextlib.suppress(OSError):  # a full disk must not orphan the process before the pumps drain it
         (artifacts / PIDFILE).write_text(str(proc.pid))
     tail: deque[str] = deque(maxlen=60)
-    pumps = [
-        threading.Thread(
-            target=_pump,
-            args=(proc.stdout, artifacts / "worker_stdout.log", header, lambda s: log.info("[vlmeval] %s", s), None),
-            daemon=True,
-        ),
-        threading.Thread(
-            target=_pump,
-            args=(
-                proc.stderr,
-                artifacts / "worker_stderr.log",
-                header,
-                lambda s: log.info("[vlmeval:err] %s", s),
-                tail,
-            ),
-            daemon=True,
-        ),
-    ]
-    for t in pumps:
-        t.start()
-
-    previous = signal.getsignal(signal.SIGTERM)
-    in_main = threading.current_thread() is threading.main_thread()
-
-    def _on_term(signum, frame):  # type: ignore[no-untyped-def]
-        kill_group(proc.pid)
-        if callable(previous):
-            previous(signum, frame)
-        raise SystemExit(128 + signum)
-
-    if in_main:
-        signal.signal(signal.SIGTERM, _on_term)
+    pumps = _start_pumps(proc, artifacts, header, tail)
     try:
-        while True:
-            try:
-                proc.wait(timeout=tick_s)
-                break
-            except subprocess.TimeoutExpired:
-                if timeout_s is not None and time.monotonic() - started > timeout_s:
-                    raise TimeoutError(f"VLMEvalKit ran longer than {timeout_s:.0f} s") from None
-                if on_tick:
-                    try:
-                        on_tick()
-                    except Exception:  # progress is best-effort; never kill a run over it
-                        log.exception("progress update failed")
+        with _sigterm_kills_group(proc.pid):
+            _wait(proc, on_tick, tick_s)
     finally:
-        if proc.poll() is None:
-            kill_group(proc.pid)
-            proc.wait()
-        else:  # workers it forked may outlive it
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
+        _reap(proc)
         for t in pumps:
             t.join(timeout=5)
         (artifacts / PIDFILE).unlink(missing_ok=True)
     return RunResult(proc.returncode, "".join(tail), time.monotonic() - started)
+
+
+def _start_pumps(proc: subprocess.Popen[bytes], artifacts: Path, header: str, tail: deque[str]) -> list[Thread]:
+    """One thread per pipe; stderr also fills `tail` (the error message for the run record)."""
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [
+        Thread(target=_pump, args=(proc.stdout, artifacts / "worker_stdout.log", header, "[vlmeval]", None)),
+        Thread(target=_pump, args=(proc.stderr, artifacts / "worker_stderr.log", header, "[vlmeval:err]", tail)),
+    ]
+    for t in pumps:
+        t.daemon = True
+        t.start()
+    return pumps
+
+
+@contextlib.contextmanager
+def _sigterm_kills_group(pgid: int) -> Iterator[None]:
+    """While the block runs, Airflow's SIGTERM ends the group before the task process exits (main thread only:
+    Python accepts signal handlers nowhere else)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _on_term(signum: int, frame: FrameType | None) -> None:
+        kill_group(pgid)
+        if callable(previous):
+            previous(signum, frame)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _wait(proc: subprocess.Popen[bytes], on_tick: Callable[[], None] | None, tick_s: float) -> None:
+    while True:
+        try:
+            proc.wait(timeout=tick_s)
+            return
+        except subprocess.TimeoutExpired:
+            if on_tick:
+                try:
+                    on_tick()
+                except Exception:  # progress is best-effort; never kill a run over it
+                    log.exception("progress update failed")
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """End the group: kill a process still running (we are leaving on an exception), else the workers it forked,
+    which may outlive it."""
+    if proc.poll() is None:
+        kill_group(proc.pid)
+        proc.wait()
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from vlmevals.toolkit.runner import PIDFILE, kill_leftover, run_streaming
@@ -37,16 +39,25 @@ def test_output_teed_to_artifacts(tmp_path: Path) -> None:
     assert ticks and not (tmp_path / PIDFILE).exists()
 
 
+def _raise_timeout(signum: int, frame: FrameType | None) -> None:
+    raise TimeoutError("execution_timeout")
+
+
 def test_timeout_kills_whole_group(tmp_path: Path) -> None:
+    """Airflow's execution_timeout raises in the task process (SIGALRM): the whole group goes with it."""
     code = (
         "import subprocess, sys, time\n"
         "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
         "print(p.pid, flush=True); time.sleep(60)"
     )
-    with pytest.raises(TimeoutError):
-        run_streaming(
-            [sys.executable, "-c", code], artifacts=tmp_path, env={}, cwd=tmp_path, label="t", tick_s=0.2, timeout_s=1.5
-        )
+    previous = signal.signal(signal.SIGALRM, _raise_timeout)
+    signal.setitimer(signal.ITIMER_REAL, 1.5)
+    try:
+        with pytest.raises(TimeoutError):
+            run_streaming([sys.executable, "-c", code], artifacts=tmp_path, env={}, cwd=tmp_path, label="t", tick_s=0.2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
     grandchild = int((tmp_path / "worker_stdout.log").read_text().split()[-1])
     deadline = time.monotonic() + 5
     while _alive(grandchild) and time.monotonic() < deadline:
