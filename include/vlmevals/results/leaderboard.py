@@ -106,6 +106,12 @@ def leaderboard(
     are over all models; the large JSON columns are read only where needed (the fingerprint's three compared
     parts for every row, the metric table for the rows of the page `offset`..`offset + limit`).
     """
+    entries = _ranked(session, task, pick)
+    _fill_categories(session, entries[offset : None if limit is None else offset + limit])
+    return Leaderboard(task, pick, entries, _unranked(session, task, {e.model.id for e in entries}))
+
+
+def _ranked(session: Session, task: Task, pick: Pick) -> list[LeaderboardEntry]:
     chosen = _chosen_run(task, pick).lateral("chosen")
     fp = EvalRun.fingerprint
     compared = [fp[part][key].astext for part, key, _ in COMPARABILITY_FIELDS]
@@ -127,17 +133,21 @@ def leaderboard(
         if prev is None or run.primary_metric != prev:
             rank, prev = i, run.primary_metric
         entries.append(LeaderboardEntry(rank, model, run, comparability=comparability_part(values)))
-    page = entries[offset : None if limit is None else offset + limit]
-    if page:
-        metrics: dict[int, dict[str, Any] | None] = {
-            rid: m
-            for rid, m in session.execute(
-                select(EvalRun.id, EvalRun.metrics).where(EvalRun.id.in_([e.run.id for e in page]))
-            )
-        }
-        for e in page:
-            e.categories = category_scores(metrics.get(e.run.id))
-    ranked = {e.model.id for e in entries}
+    return entries
+
+
+def _fill_categories(session: Session, page: list[LeaderboardEntry]) -> None:
+    """Per-category scores of the page's rows (the metric tables are read for these rows only)."""
+    if not page:
+        return
+    stmt = select(EvalRun.id, EvalRun.metrics).where(EvalRun.id.in_([e.run.id for e in page]))
+    metrics: dict[int, dict[str, Any] | None] = {rid: m for rid, m in session.execute(stmt)}
+    for e in page:
+        e.categories = category_scores(metrics.get(e.run.id))
+
+
+def _unranked(session: Session, task: Task, ranked: set[int]) -> list[UnrankedEntry]:
+    """Models with runs on the task but no ranked one, with their latest run."""
     last = (
         select(EvalRun.id, EvalRun.status)
         .where(EvalRun.task_id == task.id, EvalRun.model_id == Model.id)
@@ -148,8 +158,7 @@ def leaderboard(
     stmt = select(Model, last.c.id, last.c.status).select_from(Model).join(last, true())
     if ranked:
         stmt = stmt.where(Model.id.not_in(ranked))
-    unranked = [UnrankedEntry(m, rid, status) for m, rid, status in session.execute(stmt.order_by(Model.name))]
-    return Leaderboard(task, pick, entries, unranked)
+    return [UnrankedEntry(m, rid, status) for m, rid, status in session.execute(stmt.order_by(Model.name))]
 
 
 def score_history(
