@@ -77,6 +77,7 @@ def synthetic_mode(args: argparse.Namespace) -> dict[str, Any]:
     from vlmevals.db.engine import get_engine, session_scope, upgrade
     from vlmevals.db.models import Task
     from vlmevals.results import leaderboard as queries
+    from vlmevals.runs.queries import list_runs
 
     base = args.server_url.rsplit("/", 1)[0]
     db_url = f"{base}/{args.database}"
@@ -142,7 +143,7 @@ def synthetic_mode(args: argparse.Namespace) -> dict[str, Any]:
 
     def runs_page() -> None:
         with session_scope(engine) as s:
-            queries.list_runs(s, s.merge(task, load=False), limit=50)
+            list_runs(s, s.merge(task, load=False), limit=50)
 
     def history() -> None:
         with session_scope(engine) as s:

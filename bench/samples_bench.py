@@ -25,7 +25,7 @@ def _free_port() -> int:
 
 def synthetic(n: int, seed: int, accuracy: float) -> list:  # type: ignore[type-arg]
     """MCQ-like records with realistic text sizes (question ~120 chars, 4 options, short prediction, judge log)."""
-    from vlmevals.results.samples import SampleRecord
+    from vlmevals.results.samples.parse import SampleRecord
 
     rng = random.Random(seed)
     words = ["what", "which", "colour", "shape", "chart", "value", "axis", "shown", "image", "bar", "line"]
@@ -80,7 +80,9 @@ def run(url: str, n: int, n_runs: int, tmp: Path) -> dict[str, object]:
     from sqlalchemy import func, text
     from vlmevals.db.engine import get_engine, session_scope, upgrade
     from vlmevals.db.models import EvalRun, Model, Task
-    from vlmevals.results import compare, samples
+    from vlmevals.results import compare
+    from vlmevals.results.samples import store as samples
+    from vlmevals.results.samples.summary import summarise
 
     upgrade(url)
     engine = get_engine(url)
@@ -106,7 +108,7 @@ def run(url: str, n: int, n_runs: int, tmp: Path) -> dict[str, object]:
     reingest = time.perf_counter() - t
     recs0 = synthetic(n, seed=0, accuracy=0.6)
     summary_t = time.perf_counter()
-    samples.summarise(recs0, "x")
+    summarise(recs0, "x")
     summary_s = time.perf_counter() - summary_t
     with engine.connect() as conn:
         table_bytes = conn.execute(text("SELECT pg_total_relation_size('eval_samples')")).scalar_one()
@@ -136,7 +138,7 @@ def run(url: str, n: int, n_runs: int, tmp: Path) -> dict[str, object]:
         "page_rows": len(rows),
         "page_filtered_count": count,
         "compare_two_runs_s": round(compare_s, 3),
-        "compare_paired": cmp["samples"]["paired"],
+        "compare_paired": cmp.samples.paired,
     }
 
 

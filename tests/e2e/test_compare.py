@@ -177,7 +177,7 @@ def test_compare_endpoint_on_two_real_runs(client: Any, two_runs: Any) -> None:
 
 def test_paired_regression_and_drift(two_runs: Any) -> None:
     from vlmevals.results import drift, regression
-    from vlmevals.results.compare import regression_verdict
+    from vlmevals.results.regression import regression_verdict
 
     engine, right_id, wrong_id = two_runs
     with session_scope(engine) as s:

@@ -79,7 +79,7 @@ def run_public(request: Request, run: EvalRun) -> s.RunPublic:
     return s.RunPublic(
         **run_summary(request, run).model_dump(),
         metrics=run.metrics or {},
-        categories=category_scores(run.metrics, run.task.primary_metric_key),
+        categories=category_scores(run.metrics),
         vlmeval_version=run.vlmeval_version,
         fingerprint=run.fingerprint or {},
         fingerprint_hash=run.fingerprint_hash,

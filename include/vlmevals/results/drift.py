@@ -12,17 +12,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from vlmevals.results.fingerprint import comparability_breaks
+from vlmevals.results.fingerprint import comparability_breaks, comparability_key
 
 NO_FINGERPRINT = "no fingerprint recorded"
-
-
-def comparability_key(fp: Mapping[str, Any]) -> tuple[Any, Any, Any]:
-    return (
-        (fp.get("dataset") or {}).get("md5"),
-        (fp.get("judge") or {}).get("name"),
-        (fp.get("toolkit") or {}).get("vlmeval"),
-    )
 
 
 def drift_marks(rows: Iterable[tuple[int, Mapping[str, Any] | None]]) -> dict[int, list[str]]:
@@ -39,17 +31,8 @@ def drift_marks(rows: Iterable[tuple[int, Mapping[str, Any] | None]]) -> dict[in
     return out
 
 
-def _reference_key(printed: list[tuple[int, Mapping[str, Any]]]) -> tuple[Any, Any, Any]:
+def _reference_key(printed: list[tuple[int, Mapping[str, Any]]]) -> tuple[Any, ...]:
     """The most common comparability key; a tie goes to the key of the newest run."""
     counts = Counter(comparability_key(fp) for _, fp in printed)
     newest = {comparability_key(fp): rid for rid, fp in sorted(printed, key=lambda r: r[0])}
     return max(counts, key=lambda k: (counts[k], newest[k]))
-
-
-def reference_summary(rows: Iterable[tuple[int, Mapping[str, Any] | None]]) -> dict[str, Any] | None:
-    """What the majority ran with (dataset md5, judge, VLMEvalKit version), to show above the table."""
-    printed = [(rid, fp) for rid, fp in rows if fp]
-    if not printed:
-        return None
-    key = _reference_key(printed)
-    return {"dataset_md5": key[0], "judge": key[1], "vlmeval": key[2]}

@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import platform
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,13 @@ GENERATION_KEYS = (
 )
 SECRET_KEYS = {"key", "api_key", "token", "access_token", "secret", "password"}
 SECRET_SUFFIXES = ("_key", "_secret", "_password", "_token")
+# The fingerprint fields that decide whether two scores may sit in one table unmarked: (part, key, reason when
+# they differ). Compared runs, drift marks and the leaderboard query all read this one list.
+COMPARABILITY_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("dataset", "md5", "dataset md5 differs"),
+    ("judge", "name", "judge differs"),
+    ("toolkit", "vlmeval", "VLMEvalKit version differs"),
+)
 
 
 def weights_identity(path: Path) -> dict[str, Any]:
@@ -130,13 +139,23 @@ def fingerprint_hash(fp: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def comparability_breaks(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def comparability_key(fp: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The values of COMPARABILITY_FIELDS in a fingerprint (None where missing)."""
+    return tuple((fp.get(part) or {}).get(key) for part, key, _ in COMPARABILITY_FIELDS)
+
+
+def comparability_part(values: Sequence[Any]) -> dict[str, Any] | None:
+    """The comparability fields as a partial fingerprint, from their values in COMPARABILITY_FIELDS' order
+    (e.g. read as columns); None when all are missing (no fingerprint recorded)."""
+    if all(v is None for v in values):
+        return None
+    return {part: {key: v} for (part, key, _), v in zip(COMPARABILITY_FIELDS, values, strict=True)}
+
+
+def comparability_breaks(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     """Why two runs' scores should not sit in one table unmarked (empty: comparable)."""
-    reasons = []
-    if (a.get("dataset") or {}).get("md5") != (b.get("dataset") or {}).get("md5"):
-        reasons.append("dataset md5 differs")
-    if (a.get("judge") or {}).get("name") != (b.get("judge") or {}).get("name"):
-        reasons.append("judge differs")
-    if (a.get("toolkit") or {}).get("vlmeval") != (b.get("toolkit") or {}).get("vlmeval"):
-        reasons.append("VLMEvalKit version differs")
-    return reasons
+    return [
+        reason
+        for (_, _, reason), x, y in zip(COMPARABILITY_FIELDS, comparability_key(a), comparability_key(b), strict=True)
+        if x != y
+    ]

@@ -1,4 +1,5 @@
-"""Read queries behind the evals API: run listings, leaderboards and score histories.
+"""Read queries over completed runs: leaderboards, score histories, and the runs a comparison or a regression
+check starts from (a model's newest run with per-sample results, a run's baseline).
 
 Each leaderboard is one row per model picked by a LATERAL `... ORDER BY ... LIMIT 1` per model, so PostgreSQL
 answers it with one probe of the partial index `ix_eval_runs_leaderboard` (best) or `ix_eval_runs_pair_finished`
@@ -9,14 +10,15 @@ with the number of runs.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Select, func, select, true
-from sqlalchemy.orm import Session, aliased, defer, joinedload
+from sqlalchemy import ColumnElement, Select, UnaryExpression, select, true
+from sqlalchemy.orm import Session, aliased, defer
 
+from vlmevals.core.errors import NotFoundError
 from vlmevals.db.models import EvalRun, Model, Task
+from vlmevals.results.fingerprint import COMPARABILITY_FIELDS, comparability_part
 
 Pick = Literal["best", "latest"]
 MAX_HISTORY_POINTS = 500
@@ -64,41 +66,16 @@ class HistorySeries:
     points: list[HistoryPoint]
 
 
-def list_runs(
-    session: Session,
-    task: Task | None,
-    *,
-    statuses: Sequence[str] = (),
-    model: Model | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[EvalRun], int]:
-    """A page of the task's (or all) runs, newest first, and the total matching the filters."""
-    cond = [EvalRun.task_id == task.id] if task is not None else []
-    if statuses:
-        cond.append(EvalRun.status.in_(list(statuses)))
-    if model is not None:
-        cond.append(EvalRun.model_id == model.id)
-    total = session.scalar(select(func.count()).select_from(EvalRun).where(*cond)) or 0
-    rows = session.scalars(
-        select(EvalRun)
-        .where(*cond)
-        .options(joinedload(EvalRun.model), joinedload(EvalRun.task))
-        .order_by(EvalRun.created_at.desc(), EvalRun.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), total
+def _counted(r: type[EvalRun]) -> list[ColumnElement[bool]]:
+    """A run that counts on a board: completed with a primary metric."""
+    return [r.status == "completed", r.primary_metric.is_not(None)]
 
 
 def _chosen_run(task: Task, pick: Pick) -> Select[Any]:
     """The correlated subquery picking each model's run (LATERAL, one index probe per model)."""
     r = aliased(EvalRun)
-    base = (
-        select(r.id)
-        .where(r.task_id == task.id, r.model_id == Model.id, r.status == "completed", r.primary_metric.is_not(None))
-        .correlate(Model)
-    )
+    base = select(r.id).where(r.task_id == task.id, r.model_id == Model.id, *_counted(r)).correlate(Model)
+    order: list[UnaryExpression[Any]]
     if pick == "latest":
         order = [r.finished_at.desc(), r.id.desc()]
     elif task.higher_is_better:
@@ -108,7 +85,7 @@ def _chosen_run(task: Task, pick: Pick) -> Select[Any]:
     return base.order_by(*order).limit(1)
 
 
-def category_scores(metrics: dict[str, Any] | None, primary_key: str) -> dict[str, float]:
+def category_scores(metrics: dict[str, Any] | None) -> dict[str, float]:
     """The per-category breakdown of a run's metric table, with a single `split=…|` prefix dropped."""
     table = (metrics or {}).get("table") or {}
     if not isinstance(table, dict):
@@ -129,37 +106,48 @@ def leaderboard(
     are over all models; the large JSON columns are read only where needed (the fingerprint's three compared
     parts for every row, the metric table for the rows of the page `offset`..`offset + limit`).
     """
+    entries = _ranked(session, task, pick)
+    _fill_categories(session, entries[offset : None if limit is None else offset + limit])
+    return Leaderboard(task, pick, entries, _unranked(session, task, {e.model.id for e in entries}))
+
+
+def _ranked(session: Session, task: Task, pick: Pick) -> list[LeaderboardEntry]:
     chosen = _chosen_run(task, pick).lateral("chosen")
     fp = EvalRun.fingerprint
-    rows = session.execute(
-        select(Model, EvalRun, fp["dataset"]["md5"].astext, fp["judge"]["name"].astext, fp["toolkit"]["vlmeval"].astext)
-        .select_from(Model)
-        .join(chosen, true())
-        .join(EvalRun, EvalRun.id == chosen.c.id)
-        .options(defer(EvalRun.metrics), defer(EvalRun.fingerprint))
-    ).all()
+    compared = [fp[part][key].astext for part, key, _ in COMPARABILITY_FIELDS]
+    rows = list(
+        session.execute(
+            select(Model, EvalRun, *compared)
+            .select_from(Model)
+            .join(chosen, true())
+            .join(EvalRun, EvalRun.id == chosen.c.id)
+            .options(defer(EvalRun.metrics), defer(EvalRun.fingerprint))
+        ).all()
+    )
     sign = -1.0 if task.higher_is_better else 1.0
     rows.sort(key=lambda r: (sign * float(r[1].primary_metric), r[0].display_name.lower(), r[0].name))
     entries: list[LeaderboardEntry] = []
     prev: float | None = None
     rank = 0
-    for i, (model, run, md5, judge, toolkit) in enumerate(rows, start=1):
+    for i, (model, run, *values) in enumerate(rows, start=1):
         if prev is None or run.primary_metric != prev:
             rank, prev = i, run.primary_metric
-        comparable = (
-            None
-            if md5 is None and judge is None and toolkit is None
-            else {"dataset": {"md5": md5}, "judge": {"name": judge}, "toolkit": {"vlmeval": toolkit}}
-        )
-        entries.append(LeaderboardEntry(rank, model, run, comparability=comparable))
-    page = entries[offset : None if limit is None else offset + limit]
-    if page:
-        metrics = dict(
-            session.execute(select(EvalRun.id, EvalRun.metrics).where(EvalRun.id.in_([e.run.id for e in page]))).all()
-        )
-        for e in page:
-            e.categories = category_scores(metrics.get(e.run.id), task.primary_metric_key)
-    ranked = {e.model.id for e in entries}
+        entries.append(LeaderboardEntry(rank, model, run, comparability=comparability_part(values)))
+    return entries
+
+
+def _fill_categories(session: Session, page: list[LeaderboardEntry]) -> None:
+    """Per-category scores of the page's rows (the metric tables are read for these rows only)."""
+    if not page:
+        return
+    stmt = select(EvalRun.id, EvalRun.metrics).where(EvalRun.id.in_([e.run.id for e in page]))
+    metrics: dict[int, dict[str, Any] | None] = {rid: m for rid, m in session.execute(stmt)}
+    for e in page:
+        e.categories = category_scores(metrics.get(e.run.id))
+
+
+def _unranked(session: Session, task: Task, ranked: set[int]) -> list[UnrankedEntry]:
+    """Models with runs on the task but no ranked one, with their latest run."""
     last = (
         select(EvalRun.id, EvalRun.status)
         .where(EvalRun.task_id == task.id, EvalRun.model_id == Model.id)
@@ -170,8 +158,7 @@ def leaderboard(
     stmt = select(Model, last.c.id, last.c.status).select_from(Model).join(last, true())
     if ranked:
         stmt = stmt.where(Model.id.not_in(ranked))
-    unranked = [UnrankedEntry(m, rid, status) for m, rid, status in session.execute(stmt.order_by(Model.name))]
-    return Leaderboard(task, pick, entries, unranked)
+    return [UnrankedEntry(m, rid, status) for m, rid, status in session.execute(stmt.order_by(Model.name))]
 
 
 def score_history(
@@ -181,12 +168,7 @@ def score_history(
     per_model = max(1, min(per_model, MAX_HISTORY_POINTS))
     pts = (
         select(EvalRun.id, EvalRun.finished_at, EvalRun.primary_metric)
-        .where(
-            EvalRun.task_id == task.id,
-            EvalRun.model_id == Model.id,
-            EvalRun.status == "completed",
-            EvalRun.primary_metric.is_not(None),
-        )
+        .where(EvalRun.task_id == task.id, EvalRun.model_id == Model.id, *_counted(EvalRun))
         .order_by(EvalRun.finished_at.desc(), EvalRun.id.desc())
         .limit(per_model)
         .lateral("pts")
@@ -201,3 +183,39 @@ def score_history(
     for s in out:
         s.points.sort(key=lambda p: (p.finished_at, p.run_id))
     return out
+
+
+def latest_with_samples(session: Session, task: Task, model_name: str) -> EvalRun:
+    """The model's newest completed run on `task` that has per-sample results."""
+    model = session.scalar(select(Model).where(Model.name == model_name))
+    if model is None:
+        raise NotFoundError(f"no model named {model_name!r}; see GET /api/evals/models")
+    run = session.scalar(
+        select(EvalRun)
+        .where(
+            EvalRun.task_id == task.id,
+            EvalRun.model_id == model.id,
+            EvalRun.status == "completed",
+            EvalRun.samples_total > 0,
+        )
+        .order_by(EvalRun.finished_at.desc(), EvalRun.id.desc())
+        .limit(1)
+    )
+    if run is None:
+        raise NotFoundError(
+            f"model {model_name!r} has no completed run with per-sample results on task "
+            f"{task.name!r}; run it first (POST /api/evals/tasks/{task.name}/runs)"
+        )
+    return run
+
+
+def previous_completed(session: Session, run: EvalRun) -> EvalRun | None:
+    """The pair's last counted run finished before this one (a regression check's baseline)."""
+    cond = [EvalRun.task_id == run.task_id, EvalRun.model_id == run.model_id, EvalRun.id != run.id, *_counted(EvalRun)]
+    if run.finished_at is not None:
+        cond.append(
+            (EvalRun.finished_at < run.finished_at) | ((EvalRun.finished_at == run.finished_at) & (EvalRun.id < run.id))
+        )
+    return session.scalar(
+        select(EvalRun).where(*cond).order_by(EvalRun.finished_at.desc().nulls_last(), EvalRun.id.desc()).limit(1)
+    )

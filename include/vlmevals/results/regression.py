@@ -1,8 +1,8 @@
 """Regression flags: a completed nightly run against the previous completed run of the same (task, model).
 
 A method is a function `(run, baseline, task, session) -> Verdict | None`; `METHODS` is tried in order and the
-first verdict wins, so a paired test on per-sample results (eval_samples) can be put in front of the default
-absolute threshold with `register_method(..., first=True)` and return None when either run lacks samples.
+first verdict wins: the paired test on per-sample results (eval_samples, see `regression_verdict`) comes first
+and returns None when either run lacks samples, then the absolute threshold. `register_method` plugs in more.
 
 The absolute method compares primary metrics on the metric's own scale: a drop larger than the task's
 `regression_tolerance` (direction from `higher_is_better`) is a regression. The verdict is stored on the run
@@ -19,11 +19,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from vlmevals.core.errors import InvalidRequestError
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, Task
+from vlmevals.results.compare import compare_runs
+from vlmevals.results.leaderboard import previous_completed
+from vlmevals.results.samples.store import scores_of
+from vlmevals.runs.lifecycle import record_regression
 
 log = logging.getLogger(__name__)
 CHECKED_SOURCES = ("schedule",)  # nightly runs; manual runs are compared on request (check_run(force=True))
@@ -70,14 +75,44 @@ def absolute_threshold(run: EvalRun, baseline: EvalRun, task: Task, session: Ses
     )
 
 
-def paired(run: EvalRun, baseline: EvalRun, task: Task, session: Session) -> Verdict | None:
-    """Paired bootstrap (+ exact McNemar) on per-sample results; None when either run has none."""
-    from vlmevals.results.compare import regression_verdict  # numpy/scipy only when a check runs
+def regression_verdict(run: EvalRun, baseline: EvalRun, task: Task, session: Session) -> Verdict | None:
+    """The paired test on per-sample results, or None (fall through to the absolute threshold) when either run
+    lacks per-sample results or they share no scored sample.
 
-    return regression_verdict(run, baseline, task, session)  # type: ignore[no-any-return]
+    A regression is a drop larger than the task's `regression_tolerance` (metric scale, in the metric's
+    direction) whose 95 % paired interval excludes zero: a drop within sampling noise is not flagged.
+    """
+    if not scores_of(session, baseline.id) or not scores_of(session, run.id):
+        return None
+    try:
+        cmp = compare_runs(session, baseline.id, run.id, max_flips=20)
+    except InvalidRequestError:
+        return None
+    d = cmp.difference
+    drop = -d.estimate if task.higher_is_better else d.estimate
+    beyond_noise = d.high < 0 if task.higher_is_better else d.low > 0
+    return Verdict(
+        regression=bool(drop > task.regression_tolerance + 1e-12 and beyond_noise),
+        method="paired_bootstrap" + ("+exact_mcnemar" if cmp.mcnemar else ""),
+        baseline_run_id=baseline.id,
+        metric=run.primary_metric,
+        baseline_metric=baseline.primary_metric,
+        delta=d.estimate,
+        tolerance=task.regression_tolerance,
+        higher_is_better=task.higher_is_better,
+        extra={
+            "ci_low": d.low,
+            "ci_high": d.high,
+            "paired_samples": cmp.samples.paired,
+            "excluded_failed": cmp.samples.excluded_failed,
+            "mcnemar_p": cmp.mcnemar.p_value if cmp.mcnemar else None,
+            "right_to_wrong": cmp.flips.right_to_wrong_count,
+            "wrong_to_right": cmp.flips.wrong_to_right_count,
+        },
+    )
 
 
-METHODS: list[tuple[str, Method]] = [("paired", paired), ("absolute_threshold", absolute_threshold)]
+METHODS: list[tuple[str, Method]] = [("paired", regression_verdict), ("absolute_threshold", absolute_threshold)]
 
 
 def register_method(name: str, method: Method, *, first: bool = True) -> None:
@@ -87,77 +122,65 @@ def register_method(name: str, method: Method, *, first: bool = True) -> None:
     METHODS.insert(0, (name, method)) if first else METHODS.append((name, method))
 
 
-def previous_completed(session: Session, run: EvalRun) -> EvalRun | None:
-    """The pair's last completed run finished before this one (the baseline)."""
-    cond = [
-        EvalRun.task_id == run.task_id,
-        EvalRun.model_id == run.model_id,
-        EvalRun.status == "completed",
-        EvalRun.id != run.id,
-        EvalRun.primary_metric.isnot(None),
-    ]
-    if run.finished_at is not None:
-        cond.append(
-            (EvalRun.finished_at < run.finished_at) | ((EvalRun.finished_at == run.finished_at) & (EvalRun.id < run.id))
-        )
-    return session.scalar(
-        select(EvalRun).where(*cond).order_by(EvalRun.finished_at.desc().nulls_last(), EvalRun.id.desc()).limit(1)
-    )
-
-
 def check_run(engine: Engine | None, run_id: int, *, force: bool = False) -> Verdict | None:
     """Compare a completed run with its baseline, store and log the verdict. Only nightly runs unless `force`."""
     with session_scope(engine) as s:
         run = s.get(EvalRun, run_id)
         if run is None or run.status != "completed" or (run.triggered_by not in CHECKED_SOURCES and not force):
             return None
-        task = run.task
         baseline = previous_completed(s, run)
         if baseline is None:
             log.info(
                 "regression check of eval run %s (%s x %s): no earlier completed run to compare with",
                 run.id,
-                task.name,
+                run.task.name,
                 run.model.name,
             )
             return None
-        verdict = None
-        for _, method in METHODS:
-            verdict = method(run, baseline, task, s)
-            if verdict is not None:
-                break
+        verdict = _first_verdict(run, baseline, s)
         if verdict is None:
             return None
-        s.execute(
-            update(EvalRun)
-            .where(EvalRun.id == run.id)
-            .values(regression=verdict.regression, regression_detail=verdict.detail(), baseline_run_id=baseline.id)
+        record_regression(
+            s, run.id, regression=verdict.regression, detail=verdict.detail(), baseline_run_id=baseline.id
         )
-        label = f"eval run {run.id} ({task.name} x {run.model.name})"
-        if verdict.regression:
-            log.warning(
-                "REGRESSION: %s scored %s, %s than run %s (%s); delta %+.4g exceeds the tolerance %s [%s]",
-                label,
-                verdict.metric,
-                "lower" if task.higher_is_better else "higher",
-                baseline.id,
-                verdict.baseline_metric,
-                verdict.delta or 0.0,
-                verdict.tolerance,
-                verdict.method,
-            )
-        else:
-            log.info(
-                "no regression: %s scored %s against %s in run %s (delta %+.4g, tolerance %s) [%s]",
-                label,
-                verdict.metric,
-                verdict.baseline_metric,
-                baseline.id,
-                verdict.delta or 0.0,
-                verdict.tolerance,
-                verdict.method,
-            )
+        _log_verdict(run, baseline, verdict)
         return verdict
+
+
+def _first_verdict(run: EvalRun, baseline: EvalRun, session: Session) -> Verdict | None:
+    """The verdict of the first method in METHODS that gives one."""
+    for _, method in METHODS:
+        verdict = method(run, baseline, run.task, session)
+        if verdict is not None:
+            return verdict
+    return None
+
+
+def _log_verdict(run: EvalRun, baseline: EvalRun, verdict: Verdict) -> None:
+    label = f"eval run {run.id} ({run.task.name} x {run.model.name})"
+    if verdict.regression:
+        log.warning(
+            "REGRESSION: %s scored %s, %s than run %s (%s); delta %+.4g exceeds the tolerance %s [%s]",
+            label,
+            verdict.metric,
+            "lower" if run.task.higher_is_better else "higher",
+            baseline.id,
+            verdict.baseline_metric,
+            verdict.delta or 0.0,
+            verdict.tolerance,
+            verdict.method,
+        )
+    else:
+        log.info(
+            "no regression: %s scored %s against %s in run %s (delta %+.4g, tolerance %s) [%s]",
+            label,
+            verdict.metric,
+            verdict.baseline_metric,
+            baseline.id,
+            verdict.delta or 0.0,
+            verdict.tolerance,
+            verdict.method,
+        )
 
 
 def load_notifier() -> Any | None:

@@ -171,3 +171,14 @@ def mark_failed(engine: Engine | None, run_id: int, error: str) -> bool:
 def mark_cancelled(engine: Engine | None, run_id: int, user: str | None = None) -> bool:
     who = f" by {user}" if user else ""
     return _transition(engine, run_id, {"status": "cancelled", "finished_at": now(), "error": f"cancelled{who}"})
+
+
+def record_regression(
+    session: Session, run_id: int, *, regression: bool, detail: dict[str, Any], baseline_run_id: int
+) -> None:
+    """Store a regression verdict on a run (decided by vlmevals.results.regression)."""
+    session.execute(
+        update(EvalRun)
+        .where(EvalRun.id == run_id)
+        .values(regression=regression, regression_detail=detail, baseline_run_id=baseline_run_id)
+    )

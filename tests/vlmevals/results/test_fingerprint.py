@@ -135,6 +135,18 @@ def test_comparability_breaks() -> None:
     assert fingerprint.comparability_breaks(_print(), _print(version="git:abc")) == ["VLMEvalKit version differs"]
 
 
+def test_comparability_part_round_trips_the_key() -> None:
+    """The leaderboard reads the compared fields as columns; the partial fingerprint compares like the full one."""
+    part = fingerprint.comparability_part(fingerprint.comparability_key(_print(md5="m2")))
+    assert part == {
+        "dataset": {"md5": "m2"},
+        "judge": {"name": "exact_matching"},
+        "toolkit": {"vlmeval": "ms-vlmeval==0.0.20"},
+    }
+    assert fingerprint.comparability_breaks(part, _print()) == ["dataset md5 differs"]
+    assert fingerprint.comparability_part((None, None, None)) is None, "no fingerprint recorded"
+
+
 def test_drift_marks_against_the_majority() -> None:
     rows = [(1, _print()), (2, _print()), (3, _print(md5="m2")), (4, _print(version="git:abc")), (5, {}), (6, _print())]
     marks = drift.drift_marks(rows)
@@ -146,12 +158,6 @@ def test_drift_marks_against_the_majority() -> None:
         5: [drift.NO_FINGERPRINT],
         6: [],
     }
-    assert drift.reference_summary(rows) == {
-        "dataset_md5": "m1",
-        "judge": "exact_matching",
-        "vlmeval": "ms-vlmeval==0.0.20",
-    }
     # a tie goes to the newest run's conditions; nothing fingerprinted: nothing to compare against
     assert drift.drift_marks([(1, _print()), (2, _print(judge="gpt"))]) == {1: ["judge differs"], 2: []}
     assert drift.drift_marks([(1, None)]) == {1: [drift.NO_FINGERPRINT]}
-    assert drift.reference_summary([(1, None)]) is None

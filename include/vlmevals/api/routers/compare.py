@@ -4,7 +4,7 @@ newest completed run with per-sample results)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
@@ -13,7 +13,9 @@ from vlmevals.api.errors import responses
 from vlmevals.catalogue.store import get_task
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.db.models import SLUG_PATTERN
-from vlmevals.results import compare
+from vlmevals.results.compare import compare_runs
+from vlmevals.results.leaderboard import latest_with_samples
+from vlmevals.results.schemas import Comparison
 from vlmevals.runs.lifecycle import get_run
 
 router = APIRouter(prefix="/tasks/{task_name}/compare", tags=["compare"])
@@ -22,7 +24,7 @@ RunQ = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 ModelQ = Annotated[str | None, Query(pattern=SLUG_PATTERN)]
 
 
-@router.get("", responses=responses(401, 403, 404, 422))
+@router.get("", response_model=Comparison, responses=responses(401, 403, 404, 422))
 def compare_two(
     task_name: TaskName,
     session: SessionDep,
@@ -31,7 +33,7 @@ def compare_two(
     model_a: ModelQ = None,
     model_b: ModelQ = None,
     max_flips: Annotated[int, Query(ge=0, le=5000, description="flipped samples listed per direction")] = 200,
-) -> dict[str, Any]:
+) -> Comparison:
     """Run b against run a (b - a). Give `run_a` and `run_b`, or `model_a` and `model_b` (a run and a model mix).
 
     Only samples scored in both runs and failed in neither are paired; `samples` says how many were left out.
@@ -39,13 +41,16 @@ def compare_two(
     task = get_task(session, task_name)
     ids = []
     for side, run_id, model in (("a", run_a, model_a), ("b", run_b, model_b)):
-        if (run_id is None) == (model is None):
+        if run_id is not None and model is None:
+            ids.append(run_id)
+        elif run_id is None and model is not None:
+            ids.append(latest_with_samples(session, task, model).id)
+        else:
             raise InvalidRequestError(
                 f"give exactly one of run_{side} or model_{side}, e.g. ?run_a=12&run_b=15 or ?model_a=m1&model_b=m2"
             )
-        ids.append(run_id if run_id is not None else compare.latest_with_samples(session, task, model).id)
     for rid in ids:
         run = get_run(session, rid)
         if run.task_id != task.id:
             raise InvalidRequestError(f"run {rid} is on task {run.task.name!r}, not {task_name!r}")
-    return compare.compare_runs(session, ids[0], ids[1], max_flips=max_flips)
+    return compare_runs(session, ids[0], ids[1], max_flips=max_flips)

@@ -16,9 +16,9 @@ from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, NotFoundError
 from vlmevals.db.engine import get_engine, session_scope
 from vlmevals.db.models import SLUG_PATTERN, EvalRun
-from vlmevals.results.leaderboard import list_runs
 from vlmevals.runs import lifecycle as run_rows
 from vlmevals.runs import triggering
+from vlmevals.runs.queries import list_runs
 
 router = APIRouter(tags=["runs"])
 TaskName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the task")]

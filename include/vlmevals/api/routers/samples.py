@@ -3,51 +3,20 @@ sample's image, read from the dataset TSV VLMEvalKit ran on."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, Field
 
 from vlmevals.api.deps import PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.core.settings import get_settings
-from vlmevals.results import samples
+from vlmevals.results.samples import images
+from vlmevals.results.samples.store import categories, list_samples, outcome_of
+from vlmevals.results.schemas import Outcome, SampleList, SampleOut
 from vlmevals.runs.lifecycle import get_run
 
 router = APIRouter(prefix="/runs/{run_id}/samples", tags=["samples"])
 RunId = Annotated[int, Path(ge=1, le=2**63 - 1, description="eval run id")]
-Outcome = Literal["all", "right", "wrong", "failed"]
-
-
-class SampleOut(BaseModel):
-    sample_index: str
-    category: str | None
-    question: str | None
-    answer: str | None
-    prediction: str | None
-    score: float | None = Field(description="VLMEvalKit's per-sample score: 1/0 hit, or a partial score 0..1")
-    failed: bool = Field(description="the model (API) or the judge failed on this sample: not counted as wrong")
-    outcome: Literal["right", "wrong", "failed", "unscored"]
-    extra: dict[str, Any] | None = Field(description="other columns of the result file (options, judge log)")
-    image: str = Field(description="URL of the sample's image")
-
-
-class SampleList(BaseModel):
-    run_id: int
-    data: list[SampleOut]
-    count: int = Field(description="samples matching the filters (all pages)")
-    total: int | None = Field(description="all samples of the run")
-    failed: int | None = Field(description="samples the model or judge failed on")
-    categories: dict[str, int] = Field(description="category -> number of samples in the run")
-    summary: dict[str, Any] | None = Field(description="official and valid-only score, 95% CI, per category")
-
-
-def _outcome(s: Any) -> Literal["right", "wrong", "failed", "unscored"]:
-    if s.failed:
-        return "failed"
-    if s.score is None:
-        return "unscored"
-    return "right" if s.score >= 1 else "wrong"
 
 
 @router.get("", response_model=SampleList, responses=responses(401, 403, 404, 422))
@@ -64,7 +33,7 @@ def list_run_samples(
     Failed samples (API/judge errors) are counted apart from wrong ones: `outcome=failed` lists them.
     """
     run = get_run(session, run_id)
-    rows, count = samples.list_samples(
+    rows, count = list_samples(
         session, run_id, category=category, outcome=outcome, offset=page.offset, limit=page.limit
     )
     base = str(request.url.path).rstrip("/")
@@ -77,7 +46,7 @@ def list_run_samples(
             prediction=r.prediction,
             score=r.score,
             failed=r.failed,
-            outcome=_outcome(r),
+            outcome=outcome_of(r.score, r.failed),
             extra=r.extra,
             image=f"{base}/{r.sample_index}/image",
         )
@@ -89,7 +58,7 @@ def list_run_samples(
         count=count,
         total=run.samples_total,
         failed=run.samples_failed,
-        categories=samples.categories(session, run_id),
+        categories=categories(session, run_id),
         summary=(run.metrics or {}).get("samples"),
     )
 
@@ -111,5 +80,5 @@ def sample_image(
     """The sample's image from the dataset TSV in LMUData (base64 `image` column), served as-is."""
     run = get_run(session, run_id)
     tsv = get_settings().lmu_data / f"{run.task.vlmeval_data}.tsv"
-    data, mime = samples.sample_image(tsv, sample_index, n)
+    data, mime = images.sample_image(tsv, sample_index, n)
     return Response(content=data, media_type=mime, headers={"Cache-Control": "private, max-age=3600"})

@@ -1,0 +1,163 @@
+"""Read VLMEvalKit's per-sample files into records: which file to read, its columns, failure markers.
+
+Failed samples: a prediction holding VLMEvalKit's failure marker ("Failed to obtain answer", the API wrappers'
+`fail_msg` and `INFER_FAIL_MSG`) or a judge that gave up ("Failed to predict, thus randomly generate one",
+a judge API failure in the log) is `failed`; see vlmevals.results.samples.summary for how they are scored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+INFER_FAIL_MARKERS = ("Failed to obtain answer",)  # vlmeval.smp.file.INFER_FAIL_MSG, inference.FAIL_MSG, fail_msg
+JUDGE_FAIL_MARKERS = ("Failed to obtain answer", "Failed to predict, thus randomly generate one")
+SCORE_COLUMNS = ("hit", "eval_score", "score")
+CATEGORY_COLUMNS = ("category", "l2-category", "l2_category", "subtask", "task", "type", "split")
+LOG_COLUMNS = ("log", "judge_log", "eval_log")
+DROP_COLUMNS = {"image", "image_path", "index", "question", "answer", "prediction", "hit", "eval_score", "score"}
+MAX_TEXT = 32_000
+MAX_EXTRA_VALUE = 2_000
+
+
+@dataclass
+class SampleRecord:
+    """One row of a per-sample file, as stored in eval_samples."""
+
+    sample_index: str
+    category: str | None
+    question: str | None
+    answer: str | None
+    prediction: str | None
+    score: float | None
+    failed: bool
+    extra: dict[str, Any] | None = None
+
+
+def result_file(pred_root: Path, model: str, data: str) -> Path | None:
+    """The most informative per-sample file VLMEvalKit wrote for (model, data), or None.
+
+    Order: MCQ `_{judge}_result.xlsx` (hit), VQA `_results.xlsx` (eval_score), Y/N `_auxmatch.xlsx` (score),
+    other `_*_result(s).xlsx`, then the prediction file itself (no scores).
+    """
+    prefix = f"{model}_{data}"
+    exact = [
+        pred_root / f"{prefix}_exact_matching_result.xlsx",
+        pred_root / f"{prefix}_results.xlsx",
+        pred_root / f"{prefix}_auxmatch.xlsx",
+    ]
+    for p in exact:
+        if p.exists():
+            return p
+    globbed = [
+        p
+        for pat in (f"{prefix}_*_result.xlsx", f"{prefix}_*_results.xlsx")
+        for p in pred_root.glob(pat)
+        if "vanilla" not in p.name and "circ" not in p.name
+    ]
+    if globbed:
+        return max(globbed, key=lambda p: p.stat().st_mtime)
+    for ext in ("xlsx", "tsv"):
+        p = pred_root / f"{prefix}.{ext}"
+        if p.exists():
+            return p
+    return None
+
+
+def _text(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    s = str(v).replace("\x00", "")
+    return s if len(s) <= MAX_TEXT else s[:MAX_TEXT] + " …[truncated]"
+
+
+def _score(v: Any) -> float | None:
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None
+    if isinstance(v, str):
+        low = v.strip().lower()
+        if low in ("true", "false"):
+            return 1.0 if low == "true" else 0.0
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) or math.isinf(f) else f
+
+
+def _has_marker(v: Any, markers: Sequence[str]) -> bool:
+    return isinstance(v, str) and any(m in v for m in markers)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Which columns of a per-sample file hold the score, the category, judge logs and extras."""
+
+    score: str | None
+    category: str | None
+    logs: list[str]
+    extra: list[str]
+
+    @classmethod
+    def of(cls, columns: Sequence[Any]) -> _Columns:
+        category = next((c for c in CATEGORY_COLUMNS if c in columns), None)
+        return cls(
+            score=next((c for c in SCORE_COLUMNS if c in columns), None),
+            category=category,
+            logs=[c for c in LOG_COLUMNS if c in columns],
+            extra=[c for c in columns if c not in DROP_COLUMNS and c != category],
+        )
+
+
+def _record(row: dict[Any, Any], idx: str, cols: _Columns) -> SampleRecord:
+    pred = _text(row.get("prediction"))
+    failed = _has_marker(pred, INFER_FAIL_MARKERS) or any(
+        _has_marker(row.get(c), JUDGE_FAIL_MARKERS) for c in cols.logs
+    )
+    extra = {
+        str(c): (t if len(t) <= MAX_EXTRA_VALUE else t[:MAX_EXTRA_VALUE] + " …")
+        for c in cols.extra
+        if (t := _text(row.get(c))) is not None
+    }
+    return SampleRecord(
+        sample_index=idx,
+        category=_text(row.get(cols.category)) if cols.category else None,
+        question=_text(row.get("question")),
+        answer=_text(row.get("answer")),
+        prediction=pred,
+        score=_score(row.get(cols.score)) if cols.score else None,
+        failed=failed,
+        extra=extra or None,
+    )
+
+
+def parse_frame(df: Any) -> list[SampleRecord]:
+    """Rows of a VLMEvalKit per-sample DataFrame as records (first occurrence of an index wins)."""
+    if "index" not in df.columns:
+        raise ValueError(f"per-sample file has no 'index' column (columns: {', '.join(map(str, df.columns))})")
+    cols = _Columns.of(list(df.columns))
+    out: list[SampleRecord] = []
+    seen: set[str] = set()
+    for row in df.to_dict("records"):
+        idx = _text(row.get("index"))
+        if idx is None or idx in seen:
+            continue
+        seen.add(idx)
+        out.append(_record(row, idx, cols))
+    return out
+
+
+def read_samples(pred_root: Path, model: str, data: str) -> tuple[list[SampleRecord], Path] | None:
+    """Per-sample records of (model, data) under pred_root, with the file they came from; None if no file."""
+    import pandas as pd
+
+    path = result_file(pred_root, model, data)
+    if path is None:
+        return None
+    df = pd.read_excel(path) if path.suffix == ".xlsx" else pd.read_csv(path, sep="\t")
+    return parse_frame(df), path
