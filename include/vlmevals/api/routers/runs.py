@@ -11,7 +11,7 @@ from vlmevals.api import represent
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList, RunPublic, RunSummary, TriggerRequest
-from vlmevals.catalogue.schemas import RunStatus
+from vlmevals.runs.schemas import RunStatus
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, NotFoundError
 from vlmevals.db.engine import get_engine, session_scope
