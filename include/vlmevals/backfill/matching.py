@@ -91,7 +91,7 @@ def known_sources(engine: Engine | None, folder: str) -> dict[str, Known]:
                 EvalRun.error,
             ).where(EvalRun.source_path.like(like, escape="\\"))
         )
-        return {sp: (rid, mt, st, pm, er) for sp, rid, mt, st, pm, er in rows}
+        return {sp: (rid, mt, st, pm, er) for sp, rid, mt, st, pm, er in rows if sp is not None}
 
 
 def _unmatched_reason(r: ResultRef, ms: list[tuple[int, str]], ts: list[TaskInfo]) -> str:

@@ -197,7 +197,7 @@ BACKFILL_RESYNC_COLUMNS = (
 )
 
 
-def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, str]]:
+def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, str | None]]:
     """Backfilled runs in one executemany INSERT ... ON CONFLICT (source_path) DO NOTHING, with their events;
     (id, status, source_path) of the rows inserted (a concurrent sync may have recorded the others)."""
     stmt = (
@@ -229,7 +229,7 @@ def _transition(
 ) -> bool:
     with session_scope(engine) as s:
         res = s.execute(update(EvalRun).where(EvalRun.id == run_id, EvalRun.status.in_(from_statuses)).values(**values))
-        changed = res.rowcount == 1  # type: ignore[attr-defined]
+        changed = bool(getattr(res, "rowcount", 0) == 1)  # an UPDATE's CursorResult
         if changed and "status" in values:
             _event(s, run_id, values["status"], message or values.get("error"))
         return changed
