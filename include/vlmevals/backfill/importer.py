@@ -22,11 +22,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from vlmevals.backfill import matching, outcomes, writes
-from vlmevals.backfill.matching import Known
-from vlmevals.backfill.outcomes import Outcome, StatusCache, TaskInfo
+from vlmevals.backfill.matching import Known, Tasks, create_missing, known_sources, load_catalogue, match
+from vlmevals.backfill.outcomes import Outcome, StatusCache, TaskInfo, completed_outcome, judge_outcome, read_many
 from vlmevals.backfill.report import Problem, SyncReport
 from vlmevals.backfill.scanner import FolderListing, ResultRef, datasets_in, list_folders, results_of
+from vlmevals.backfill.writes import insert_new, row_for, update_known
 from vlmevals.core.errors import InvalidRequestError
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def _changed(refs: list[ResultRef], known: dict[str, Known], report: SyncReport)
 
 
 def _pending_in(
-    lst: FolderListing, known: dict[str, Known], tasks: matching.Tasks, statuses: StatusCache, report: SyncReport
+    lst: FolderListing, known: dict[str, Known], tasks: Tasks, statuses: StatusCache, report: SyncReport
 ) -> list[ResultRef]:
     groups = datasets_in(lst, known=set(tasks))
     refs = results_of(lst, groups)
@@ -62,15 +62,15 @@ def _read_outcomes(matched: Matched, statuses: StatusCache, workers: int, report
     jobs: list[tuple[str, str]] = []
     job_refs: list[ResultRef] = []
     for r, _, t in matched:
-        decided = outcomes.judge_outcome(r, t, statuses.get(r.folder, r.status_mtime_ns is not None))
+        decided = judge_outcome(r, t, statuses.get(r.folder, r.status_mtime_ns is not None))
         if isinstance(decided, Outcome):
             got[r.source_path] = decided
         else:
             jobs.append(decided)
             job_refs.append(r)
-    for r, job, (primary, table, problem) in zip(job_refs, jobs, outcomes.read_many(jobs, workers), strict=True):
+    for r, job, (primary, table, problem) in zip(job_refs, jobs, read_many(jobs, workers), strict=True):
         status = statuses.get(r.folder, r.status_mtime_ns is not None)
-        got[r.source_path] = outcomes.completed_outcome(r, status, job[0], primary, table, problem)
+        got[r.source_path] = completed_outcome(r, status, job[0], primary, table, problem)
     report.files_parsed = len(jobs)
     return got
 
@@ -85,13 +85,13 @@ def _write(
         if o.status == "malformed":
             report.malformed.append(Problem(o.file or r.source_path, o.reason or "malformed", r.model, r.data))
             continue
-        row = writes.row_for(r, model_id, t, o)
+        row = row_for(r, model_id, t, o)
         if r.source_path in known:
-            writes.update_known(engine, known[r.source_path], row, report)
+            update_known(engine, known[r.source_path], row, report)
         else:
             new_rows.append(row)
             report.failed += o.status == "failed"
-    writes.insert_new(engine, new_rows, report)
+    insert_new(engine, new_rows, report)
 
 
 def _root(folder: str | Path) -> str:
@@ -119,14 +119,14 @@ def sync_outputs(
     started = time.perf_counter()
     report = SyncReport(folder=_root(folder))
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    models, tasks = matching.load_catalogue(engine)
-    known = matching.known_sources(engine, report.folder)
+    models, tasks = load_catalogue(engine)
+    known = known_sources(engine, report.folder)
     statuses = StatusCache()
     listings, report.ignored = list_folders(report.folder)
     todo = [r for lst in listings for r in _pending_in(lst, known, tasks, statuses, report)]
-    if create_unknown and matching.create_missing(engine, todo, models, tasks, report):
-        models, tasks = matching.load_catalogue(engine)
-    matched = matching.match(todo, models, tasks, report)
+    if create_unknown and create_missing(engine, todo, models, tasks, report):
+        models, tasks = load_catalogue(engine)
+    matched = match(todo, models, tasks, report)
     _write(engine, matched, _read_outcomes(matched, statuses, workers, report), known, report)
     report.seconds = time.perf_counter() - started
     _log(report)
