@@ -6,7 +6,8 @@ conf carries `eval_run_id`); it fails before any GPU slot is taken on an unknown
 dataset. `inference` runs VLMEvalKit's inference as a subprocess holding slots of the pool `gpu` (one task
 per slot count; `route_inference` picks the one matching the model's GPUs); retries resume from VLMEvalKit's
 partial results. `scoring` runs VLMEvalKit's evaluation, `ingest_metrics` stores every metric and marks the run
-completed. `finalize` (a teardown) guarantees that no run stays queued or running.
+completed. `finalize` (a teardown) guarantees that no run stays queued or running. At most one queued or
+running evaluation per task x model unless `force`: a duplicate fails at `queue` naming the active run.
 
 Trigger from the form, from `POST /api/v2/dags/eval_run/dagRuns` with `{"conf": {"task": ..., "model": ...}}`,
 or from `POST /api/evals/tasks/{task}/runs`.
@@ -122,6 +123,12 @@ def _inference_task(slots: int):  # type: ignore[no-untyped-def]
             minimum=1,
             title="Limit",
             description="Evaluate only the first N samples (empty: all)",
+        ),
+        "force": Param(
+            False,
+            type="boolean",
+            title="Force",
+            description="Start even if this task x model already has a queued or running evaluation",
         ),
         "eval_run_id": Param(
             None,

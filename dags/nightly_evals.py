@@ -14,14 +14,12 @@ more than the task's tolerance is flagged as a regression (see the run's `regres
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
 from vlmevals.core.constants import EVAL_RUN_DAG_ID, NIGHTLY_DAG_ID
-
-_SCHEDULE = os.environ.get("EVALS_NIGHTLY_SCHEDULE", "").strip() or "0 2 * * *"
+from vlmevals.nightly.schedule import schedule
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -45,7 +43,7 @@ def _trigger_failed(context: dict[str, Any]) -> None:
 
 @dag(
     dag_id=NIGHTLY_DAG_ID,
-    schedule=None if _SCHEDULE.lower() in ("off", "none") else _SCHEDULE,
+    schedule=schedule(),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     doc_md=__doc__,

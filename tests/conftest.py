@@ -146,7 +146,7 @@ def session(engine):  # type: ignore[no-untyped-def]
 
 @pytest.fixture()
 def seeded(engine):  # type: ignore[no-untyped-def]
-    from vlmevals.catalogue.store import seed
+    from vlmevals.catalogue.seed import seed
     from vlmevals.db.engine import session_scope
 
     with session_scope(engine) as s:

@@ -43,8 +43,8 @@ def db_downgrade(revision: str = "base") -> None:
 @app.command()
 def seed(path: Annotated[Path | None, typer.Option(help="catalogue YAML")] = None) -> None:
     """Load the catalogue (idempotent)."""
-    from vlmevals.catalogue.store import SEED_FILE
-    from vlmevals.catalogue.store import seed as do_seed
+    from vlmevals.catalogue.seed import SEED_FILE
+    from vlmevals.catalogue.seed import seed as do_seed
     from vlmevals.db.engine import session_scope
 
     with session_scope() as s:

@@ -22,7 +22,7 @@ def two_runs(airflow_db: str, demo_assets: dict[str, Path]) -> Any:
     """(engine, oracle run id, wrong run id), run once for the module; rows are removed afterwards."""
     from airflow.dag_processing.dagbag import DagBag
     from sqlalchemy import text
-    from vlmevals.catalogue.store import seed
+    from vlmevals.catalogue.seed import seed
     from vlmevals.db.engine import get_engine
     from vlmevals.devtools.openai_server import serve
 

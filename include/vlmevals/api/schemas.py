@@ -8,7 +8,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vlmevals.catalogue.schemas import ModelPublic, RunOptions, RunStatus, Slug, TaskPublic
+from vlmevals.catalogue.schemas import ModelPublic, Slug, TaskPublic
+from vlmevals.runs.schemas import RunOptions, RunStatus
 
 T = TypeVar("T")
 

@@ -1,5 +1,6 @@
 """Backfill of results already in VLMEvalKit work dirs (see importer.sync_outputs)."""
 
-from vlmevals.backfill.importer import SyncReport, sync_outputs
+from vlmevals.backfill.importer import sync_outputs
+from vlmevals.backfill.report import SyncReport
 
 __all__ = ["SyncReport", "sync_outputs"]

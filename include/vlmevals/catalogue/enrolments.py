@@ -136,12 +136,13 @@ def list_enrolments(session: Session) -> list[EnrolmentPublic]:
     return [public(session, r) for r in rows]
 
 
-def seed_enrolments(session: Session, items: list[dict[str, str | None]]) -> tuple[int, int]:
-    """The seed file's `enrolments:` section ({task, model} each, either may be omitted); (created, unchanged)."""
-    created = unchanged = 0
+def seed_enrolments(session: Session, items: list[dict[str, str | None]]) -> tuple[list[str], list[str]]:
+    """The seed file's `enrolments:` section ({task, model} each, either may be omitted): labels of the
+    enrolments created and of those already there."""
+    created: list[str] = []
+    unchanged: list[str] = []
     for item in items:
         body = EnrolmentCreate.model_validate(item)
         _, changed = enrol(session, body.task, body.model, user="seed")
-        created += changed
-        unchanged += not changed
+        (created if changed else unchanged).append(f"enrolment:{body.task or '*'}x{body.model or '*'}")
     return created, unchanged

@@ -28,7 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
-TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+# the partial unique index that keeps one active, unforced run per (task, model); its name identifies the violation
+ONE_ACTIVE_INDEX = "uq_eval_runs_one_active"
 TRIGGER_SOURCES = ("ui", "rest", "plugin", "schedule", "backfill", "cli")
 MODEL_TYPES = ("vlm", "llm")
 LAUNCH_MODES = ("single", "torchrun")
@@ -124,6 +125,13 @@ class EvalRun(Base):
         Index("ix_eval_runs_active", "status", postgresql_where=text("status IN ('queued', 'running')")),
         Index("uq_eval_runs_source_path", "source_path", unique=True, postgresql_where=text("source_path IS NOT NULL")),
         Index("ix_eval_runs_pair_finished", "task_id", "model_id", "finished_at"),
+        Index(
+            ONE_ACTIVE_INDEX,
+            "task_id",
+            "model_id",
+            unique=True,
+            postgresql_where=text("status IN ('queued', 'running') AND NOT forced"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -146,6 +154,8 @@ class EvalRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     vlmeval_version: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # started with force=true: exempt from the one-active-run-per-pair index
+    forced: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     # reproducibility (what determines the result) and its hash, for skip-if-unchanged and drift marks
     fingerprint: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     fingerprint_hash: Mapped[str | None] = mapped_column(String(64))

@@ -2,13 +2,13 @@
 
 A pair is skipped when its last completed run has the same fingerprint hash as now (same toolkit, model and
 weights, dataset md5, judge, generation settings: see vlmevals.results.fingerprint), unless forced; a pair that already
-has a queued or running evaluation is never doubled up.
+has a queued or running evaluation is never doubled up (the database's one-active-run index has the last word:
+a pair another path triggers between the plan and the insert is skipped as active too).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -16,22 +16,16 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from vlmevals.catalogue.specs import model_spec, task_spec
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
+from vlmevals.core.errors import ConflictError
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Enrolment, EvalRun, Model, Task
 from vlmevals.results import fingerprint
 from vlmevals.runs import lifecycle as runs
-from vlmevals.toolkit.command import ModelSpec, TaskSpec
 
 log = logging.getLogger(__name__)
-SCHEDULE_ENV = "EVALS_NIGHTLY_SCHEDULE"
-DEFAULT_SCHEDULE = "0 2 * * *"
-
-
-def schedule() -> str:
-    """The nightly cron (UTC), from the environment: read at DAG parse time, so no database query."""
-    return os.environ.get(SCHEDULE_ENV, "").strip() or DEFAULT_SCHEDULE
 
 
 @dataclass
@@ -69,15 +63,8 @@ def resolve_pairs(session: Session) -> list[tuple[Task, Model]]:
 def current_fingerprint(task: Task, model: Model, settings: Settings) -> tuple[dict[str, Any], str]:
     """What a run of the pair would record now (the defaults a nightly run uses: no limit, the default judge)."""
     return fingerprint.compute(
-        task=TaskSpec(task.vlmeval_data, task.vlmeval_dataset_class),
-        model=ModelSpec(
-            model.vlmeval_model,
-            model.model_spec,
-            model.endpoint_base_url,
-            model.endpoint_key_env,
-            model.gpus,
-            model.launch_mode,
-        ),
+        task=task_spec(task),
+        model=model_spec(model),
         settings=settings,
         judge=None,
         limit=None,
@@ -163,22 +150,49 @@ def plan(session: Session, *, force: bool = False, settings: Settings | None = N
     return out
 
 
+def _dag_run_prefix(nightly_run_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_.:+" else "_" for c in nightly_run_id)[:150]
+    return f"nightly__{safe}__"
+
+
+def _trigger(run_id: int, dag_run_id: str) -> dict[str, Any]:
+    return {"conf": {"eval_run_id": run_id, "triggered_by": "schedule"}, "trigger_run_id": dag_run_id}
+
+
+def _create_one(engine: Engine | None, d: Decision, prefix: str, user: str | None) -> dict[str, Any] | None:
+    """The pair's run, or None (the decision turned into a skip) when another path got there first."""
+    try:
+        with session_scope(engine) as s:
+            run = runs.create_run(s, d.task, d.model, triggered_by="schedule", user=user, dag_id=EVAL_RUN_DAG_ID)
+            runs.bind_dag_run(run, EVAL_RUN_DAG_ID, f"{prefix}{run.id}")
+            d.eval_run_id = run.id
+            return _trigger(run.id, str(run.dag_run_id))
+    except ConflictError as err:  # the one-active-run index: a plugin/REST trigger of the pair won the race
+        d.action, d.reason, d.detail, d.last_run_id = "skip", "active", str(err).split(";")[0], err.existing_id
+        return None
+
+
 def create_runs(
     engine: Engine | None, decisions: list[Decision], *, nightly_run_id: str, user: str | None = None
 ) -> list[dict[str, Any]]:
     """Record an eval run (triggered_by=schedule) per pair to trigger, bound to the eval_run DAG run id it will
-    get; returns what the trigger step needs."""
-    out: list[dict[str, Any]] = []
-    safe = "".join(c if c.isalnum() or c in "-_.:+" else "_" for c in nightly_run_id)[:150]
-    for d in decisions:
-        if d.action != "trigger":
-            continue
-        with session_scope(engine) as s:
-            run = runs.create_run(s, d.task, d.model, triggered_by="schedule", user=user, dag_id=EVAL_RUN_DAG_ID)
-            run.dag_run_id = f"nightly__{safe}__{run.id}"
-            d.eval_run_id = run.id
-            out.append({"conf": {"eval_run_id": run.id, "triggered_by": "schedule"}, "trigger_run_id": run.dag_run_id})
-    return out
+    get; returns what the trigger step needs. A pair that meanwhile got an active run is skipped instead."""
+    prefix = _dag_run_prefix(nightly_run_id)
+    made = [_create_one(engine, d, prefix, user) for d in decisions if d.action == "trigger"]
+    return [t for t in made if t is not None]
+
+
+def pending_from_earlier_attempt(engine: Engine | None, nightly_run_id: str) -> list[dict[str, Any]]:
+    """Runs a failed earlier attempt of this nightly run recorded but never triggered: triggered now, so no
+    row stays queued without its DAG run (the plan itself skips them as active)."""
+    prefix = _dag_run_prefix(nightly_run_id)
+    with session_scope(engine) as s:
+        rows = s.execute(
+            select(EvalRun.id, EvalRun.dag_run_id).where(
+                EvalRun.status == "queued", EvalRun.dag_run_id.startswith(prefix, autoescape=True)
+            )
+        ).all()
+    return [_trigger(rid, str(drid)) for rid, drid in rows]
 
 
 def summarise(decisions: list[Decision]) -> dict[str, Any]:
@@ -216,9 +230,10 @@ def plan_and_create(
     settings: Settings | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The nightly DAG's planning step: decide, record the runs, log every decision."""
+    earlier = pending_from_earlier_attempt(engine, nightly_run_id)
     with session_scope(engine) as s:
         decisions = plan(s, force=force, settings=settings)
-    triggers = create_runs(engine, decisions, nightly_run_id=nightly_run_id, user=user)
+    triggers = earlier + create_runs(engine, decisions, nightly_run_id=nightly_run_id, user=user)
     summary = summarise(decisions)
     for d in decisions:
         log.info(

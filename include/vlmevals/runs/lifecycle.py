@@ -1,7 +1,9 @@
 """Eval-run rows and their life cycle: queued -> running -> completed | failed (| cancelled).
 
 Transitions only leave active states, so a late failure callback cannot overwrite a cancelled or completed
-run, and every writer goes through these functions.
+run, and every writer goes through these functions (backfill's bulk writes included). At most one
+queued/running run per (task, model) unless forced: the database's partial unique index decides, and
+`create_run` turns its violation into a ConflictError naming the active run, whichever path triggered.
 """
 
 from __future__ import annotations
@@ -10,15 +12,25 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vlmevals.catalogue.schemas import RunOptions
 from vlmevals.catalogue.store import get_model, get_task
-from vlmevals.core.errors import InvalidRequestError, NotFoundError
+from vlmevals.core.errors import ConflictError, InvalidRequestError, NotFoundError
 from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
-from vlmevals.db.models import ACTIVE_STATUSES, TRIGGER_SOURCES, EvalRun, EvalRunEvent
+from vlmevals.db.models import (
+    ACTIVE_STATUSES,
+    ONE_ACTIVE_INDEX,
+    TRIGGER_SOURCES,
+    EvalRun,
+    EvalRunEvent,
+    Model,
+    Task,
+)
+from vlmevals.runs.schemas import RunOptions
 
 MAX_ERROR_CHARS = 8000
 
@@ -40,6 +52,24 @@ def fresh_artifacts_dir(run_id: int) -> str:
     return str(path)
 
 
+def _conflict(session: Session, task: Task, model: Model) -> ConflictError:
+    active = find_active_run(session, task.id, model.id)
+    what = (
+        f"eval run {active.id} of {task.name} x {model.name} is already {active.status}"
+        if active
+        else (f"another evaluation of {task.name} x {model.name} was active a moment ago")
+    )
+    return ConflictError(
+        f"{what}; follow it, or trigger again with force=true to start another one",
+        existing_id=active.id if active else None,
+    )
+
+
+def _is_one_active_violation(err: IntegrityError) -> bool:
+    diag = getattr(err.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == ONE_ACTIVE_INDEX
+
+
 def create_run(
     session: Session,
     task_name: str,
@@ -50,7 +80,13 @@ def create_run(
     options: dict[str, Any] | None = None,
     dag_id: str | None = None,
     dag_run_id: str | None = None,
+    forced: bool = False,
 ) -> EvalRun:
+    """A `queued` run; ConflictError(existing_id) when the pair already has an active run and `forced` is off.
+
+    The database decides (the partial unique index ONE_ACTIVE_INDEX), so concurrent triggers through any path
+    get one winner; the insert runs in a savepoint, so the caller's session stays usable after a refusal.
+    """
     if triggered_by not in TRIGGER_SOURCES:
         raise InvalidRequestError(f"triggered_by must be one of {', '.join(TRIGGER_SOURCES)}")
     task = get_task(session, task_name)
@@ -65,17 +101,59 @@ def create_run(
         options=opts,
         dag_id=dag_id,
         dag_run_id=dag_run_id,
+        forced=forced,
+    )
+    try:
+        with session.begin_nested():
+            session.add(run)
+            session.flush()
+    except IntegrityError as err:
+        if not _is_one_active_violation(err):
+            raise
+        raise _conflict(session, task, model) from err
+    run.artifacts_dir = fresh_artifacts_dir(run.id)
+    _event(session, run.id, "queued", f"triggered by {triggered_by}" + (f" ({user})" if user else ""))
+    session.flush()
+    return run
+
+
+def record_refused(
+    session: Session,
+    task_name: str,
+    model_name: str,
+    *,
+    triggered_by: str,
+    user: str | None,
+    dag_id: str,
+    dag_run_id: str,
+    error: str,
+) -> EvalRun:
+    """A DAG run refused as a duplicate still gets its row (failed, naming the active run), so every
+    `eval_run` DAG run has one."""
+    run = EvalRun(
+        task=get_task(session, task_name),
+        model=get_model(session, model_name),
+        status="failed",
+        triggered_by=triggered_by,
+        triggered_by_user=user,
+        dag_id=dag_id,
+        dag_run_id=dag_run_id,
+        finished_at=now(),
+        error=error,
     )
     session.add(run)
     session.flush()
-    run.artifacts_dir = fresh_artifacts_dir(run.id)
-    session.add(
-        EvalRunEvent(
-            run_id=run.id, status="queued", message=f"triggered by {triggered_by}" + (f" ({user})" if user else "")
-        )
-    )
-    session.flush()
+    _event(session, run.id, "failed", error)
     return run
+
+
+def bind_dag_run(run: EvalRun, dag_id: str, dag_run_id: str) -> None:
+    """Name the DAG run that will execute a run created before it (plugin, nightly)."""
+    run.dag_id, run.dag_run_id = dag_id, dag_run_id
+
+
+def _event(session: Session, run_id: int, status: str, message: str | None) -> None:
+    session.add(EvalRunEvent(run_id=run_id, status=status, message=message))
 
 
 def get_run(session: Session, run_id: int) -> EvalRun:
@@ -104,8 +182,42 @@ def adopt_run(session: Session, run_id: int, *, dag_id: str, dag_run_id: str) ->
         )
     if run.status not in ACTIVE_STATUSES:
         raise InvalidRequestError(f"eval run {run_id} is {run.status}; it cannot be run again")
-    run.dag_id, run.dag_run_id = dag_id, dag_run_id
+    bind_dag_run(run, dag_id, dag_run_id)
     return run
+
+
+BACKFILL_RESYNC_COLUMNS = (
+    "status",
+    "primary_metric",
+    "metrics",
+    "error",
+    "finished_at",
+    "fingerprint",
+    "vlmeval_version",
+)
+
+
+def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, str | None]]:
+    """Backfilled runs in one executemany INSERT ... ON CONFLICT (source_path) DO NOTHING, with their events;
+    (id, status, source_path) of the rows inserted (a concurrent sync may have recorded the others)."""
+    stmt = (
+        pg_insert(EvalRun)
+        .on_conflict_do_nothing(index_elements=[EvalRun.source_path], index_where=EvalRun.source_path.isnot(None))
+        .returning(EvalRun.id, EvalRun.status, EvalRun.source_path, sort_by_parameter_order=True)
+    )
+    got = [(rid, st, sp) for rid, st, sp in connection.execute(stmt, rows).all()]
+    if got:
+        events = [{"run_id": rid, "status": st, "message": f"backfilled from {sp}"} for rid, st, sp in got]
+        connection.execute(pg_insert(EvalRunEvent), events)
+    return got
+
+
+def resync_backfilled(engine: Engine | None, run_id: int, values: dict[str, Any], message: str | None) -> None:
+    """A backfilled run whose source changed: new mtime, and (with `message`, its event) a new outcome."""
+    with session_scope(engine) as s:
+        s.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
+        if message is not None:
+            _event(s, run_id, values["status"], message)
 
 
 def _transition(
@@ -117,9 +229,9 @@ def _transition(
 ) -> bool:
     with session_scope(engine) as s:
         res = s.execute(update(EvalRun).where(EvalRun.id == run_id, EvalRun.status.in_(from_statuses)).values(**values))
-        changed = res.rowcount == 1  # type: ignore[attr-defined]
+        changed = bool(getattr(res, "rowcount", 0) == 1)  # an UPDATE's CursorResult
         if changed and "status" in values:
-            s.add(EvalRunEvent(run_id=run_id, status=values["status"], message=message or values.get("error")))
+            _event(s, run_id, values["status"], message or values.get("error"))
         return changed
 
 
@@ -132,7 +244,7 @@ def mark_running(engine: Engine | None, run_id: int, attempt: int) -> bool:
         run.started_at = run.started_at or now()
         run.attempts = max(run.attempts, attempt)
         run.error = None
-        s.add(EvalRunEvent(run_id=run_id, status="running", message=f"inference attempt {attempt}"))
+        _event(s, run_id, "running", f"inference attempt {attempt}")
         return True
 
 
@@ -140,6 +252,15 @@ def set_progress(engine: Engine | None, run_id: int, done: int, total: int | Non
     if total is not None:
         done = min(done, total)
     _transition(engine, run_id, {"progress_done": done, "progress_total": total})
+
+
+def set_vlmeval_version(engine: Engine | None, run_id: int, version: str | None) -> None:
+    _transition(engine, run_id, {"vlmeval_version": version})
+
+
+def set_fingerprint(engine: Engine | None, run_id: int, fp: dict[str, Any], digest: str) -> None:
+    """What determines the run's result, recorded at inference time (see vlmevals.results.fingerprint)."""
+    _transition(engine, run_id, {"fingerprint": fp, "fingerprint_hash": digest})
 
 
 def mark_completed(

@@ -1,9 +1,10 @@
 """Starting and cancelling evaluations from the evals API (inside the Airflow api-server).
 
-Trigger: under a PostgreSQL advisory transaction lock on (task_id, model_id) the run row is created `queued`
-(or the active run of the pair is returned as a conflict), committed, and only then an `eval_run` DAG run is
-created with `{"eval_run_id": id}` in its conf, so the DAG never sees a row that does not exist yet; if Airflow
-refuses the DAG run, the row is marked failed with Airflow's reason (nothing is left queued forever).
+Trigger: the run row is created `queued` (or, when the pair already has an active run and force is off, the
+database's one-active-run index refuses it and the active run is returned as a conflict), committed, and only
+then an `eval_run` DAG run is created with `{"eval_run_id": id}` in its conf, so the DAG never sees a row that
+does not exist yet; if Airflow refuses the DAG run, the row is marked failed with Airflow's reason (nothing is
+left queued forever). The DAG run id is unique by construction, so creating it needs no lock either.
 
 Cancel: the row goes to `cancelled` first (so no late callback can overwrite it), then the DAG run is set to
 failed the way Airflow's own `PATCH .../dagRuns/{id}` does, which makes the scheduler kill the running task;
@@ -18,9 +19,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
-from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.errors import ConflictError, EvalsError
 from vlmevals.db.engine import session_scope
@@ -82,23 +82,20 @@ def trigger(
 ) -> Triggered:
     """Create the eval run row and its DAG run; ConflictError(existing_id) if the pair is already active."""
     with session_scope(engine) as s:
-        task, model = get_task(s, task_name), get_model(s, model_name)
-        # serialise triggers of the same pair: the check and the insert happen under one lock
-        s.execute(select(func.pg_advisory_xact_lock(task.id, model.id)))
-        if not force:
-            active = runs.find_active_run(s, task.id, model.id)
-            if active is not None:
-                raise ConflictError(
-                    f"eval run {active.id} of {task.name} x {model.name} is already {active.status}; "
-                    "follow it, or send force=true to start another one",
-                    existing_id=active.id,
-                )
+        # the one-active-run index decides between concurrent triggers of the pair (any path): no lock needed
         run = runs.create_run(
-            s, task.name, model.name, triggered_by="plugin", user=user, options=options, dag_id=EVAL_RUN_DAG_ID
+            s,
+            task_name,
+            model_name,
+            triggered_by="plugin",
+            user=user,
+            options=options,
+            dag_id=EVAL_RUN_DAG_ID,
+            forced=force,
         )
-        run.dag_run_id = dag_run_id_for(run.id)
-        run_id, dag_run_id = run.id, run.dag_run_id
-        conf = {"eval_run_id": run_id, "task": task.name, "model": model.name, "triggered_by": "plugin"}
+        runs.bind_dag_run(run, EVAL_RUN_DAG_ID, dag_run_id_for(run.id))
+        run_id, dag_run_id = run.id, str(run.dag_run_id)
+        conf = {"eval_run_id": run_id, "task": run.task.name, "model": run.model.name, "triggered_by": "plugin"}
     try:
         got = create_dag_run(dag_run_id, conf, user)
     except Exception as err:

@@ -218,10 +218,15 @@ def collect_metrics(pred_root: Path, *, model: str, data: str, suffix: str, key:
             f"metric key {key!r} not found in {mf.name}; available: {', '.join(list(table)[:15])}. "
             "Fix the task's primary_metric_key."
         )
-    metrics: dict[str, Any] = {"table": table, "file": mf.name}
+    return IngestResult(primary, metrics_record(table, mf.name, entry), mf)
+
+
+def metrics_record(table: dict[str, float], file_name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """A run's `metrics` column: the flat table, its file, and what status.json adds (pipeline and backfill)."""
+    metrics: dict[str, Any] = {"table": table, "file": file_name}
     if isinstance(entry.get("metrics"), dict):
         metrics["status_json"] = entry["metrics"]
     for k in ("primary_metric", "judge_model"):
         if entry.get(k) is not None:
             metrics[k] = entry[k]
-    return IngestResult(primary, metrics, mf)
+    return metrics

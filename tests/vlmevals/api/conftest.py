@@ -159,8 +159,9 @@ def add_run(
     from vlmevals.runs import lifecycle as runs
 
     with session_scope(engine) as s:
-        run = runs.create_run(s, task, model, triggered_by="cli")
-        run.status = status
+        # created queued, so exempt from the one-active-run index until its real status is set
+        run = runs.create_run(s, task, model, triggered_by="cli", forced=True)
+        run.status, run.forced = status, extra.pop("forced", False)
         if status in ("completed", "failed", "cancelled") and finished_days_ago is not None:
             run.finished_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=finished_days_ago)
         run.primary_metric = score

@@ -106,7 +106,14 @@ def test_unknown_task_is_404(clients) -> None:  # type: ignore[no-untyped-def]
 def test_list_runs_filters_and_pages(clients, seeded) -> None:  # type: ignore[no-untyped-def]
     add_model(clients.op, "other")
     ids = [
-        add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", status=st, score=0.5 if st == "completed" else None)
+        add_run(
+            seeded,
+            "demo-shapes-mcq",
+            "demo-tiny-idefics3",
+            status=st,
+            score=0.5 if st == "completed" else None,
+            forced=st == "running",  # a second active run of the pair exists only when forced
+        )
         for st in ("completed", "failed", "queued", "running", "completed")
     ]
     other = add_run(seeded, "demo-shapes-mcq", "other", status="running")

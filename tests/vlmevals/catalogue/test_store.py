@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from vlmevals.catalogue.store import get_model, get_task, seed
+from vlmevals.catalogue.seed import seed
+from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import NotFoundError
 from vlmevals.db.models import Model, Task
 

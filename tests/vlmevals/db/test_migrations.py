@@ -6,6 +6,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, pool, text
+from sqlalchemy.exc import IntegrityError
 from vlmevals.db.engine import downgrade, upgrade
 from vlmevals.db.models import Base
 
@@ -41,3 +42,31 @@ def test_models_match_migrations(db_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     eng.dispose()
     assert diff == [], f"ORM models and migrations differ: {diff}"
+
+
+def test_one_active_index_migration_keeps_existing_overlaps_as_forced(fresh_db: str) -> None:
+    """Runs that overlapped before 0003 (force=true then left no mark) survive it: all but the oldest active
+    run of a pair become `forced`, and the index then refuses a new unforced one."""
+    eng = create_engine(fresh_db, poolclass=pool.NullPool)
+    downgrade(fresh_db, "base")
+    upgrade(fresh_db, "0002")
+    with eng.begin() as conn:
+        conn.execute(text("INSERT INTO tasks (name, display_name, vlmeval_data) VALUES ('t', 't', 'T')"))
+        conn.execute(text("INSERT INTO models (name, display_name, vlmeval_model) VALUES ('m', 'm', 'M')"))
+        for status in ("running", "queued", "completed"):
+            conn.execute(
+                text(
+                    "INSERT INTO eval_runs (task_id, model_id, status, triggered_by, finished_at) "
+                    "VALUES (1, 1, :s, 'cli', now())"
+                ),
+                {"s": status},
+            )
+    upgrade(fresh_db)
+    with eng.connect() as conn:
+        rows = conn.execute(text("SELECT status, forced FROM eval_runs ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("running", False), ("queued", True), ("completed", False)]
+    with pytest.raises(IntegrityError, match="uq_eval_runs_one_active"), eng.begin() as conn:
+        conn.execute(
+            text("INSERT INTO eval_runs (task_id, model_id, status, triggered_by) VALUES (1, 1, 'queued', 'cli')")
+        )
+    eng.dispose()

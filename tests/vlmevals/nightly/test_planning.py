@@ -16,6 +16,7 @@ from vlmevals.core.errors import NotFoundError
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, Model, Task
 from vlmevals.nightly import planning as nightly
+from vlmevals.nightly import schedule as nightly_schedule
 from vlmevals.results import regression
 from vlmevals.runs import lifecycle as runs
 
@@ -150,10 +151,12 @@ def test_changed_dataset_names_the_part(cat, tmp_path: Path) -> None:  # type: i
 
 
 def test_schedule_from_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.delenv(nightly.SCHEDULE_ENV, raising=False)
-    assert nightly.schedule() == "0 2 * * *"
-    monkeypatch.setenv(nightly.SCHEDULE_ENV, "30 3 * * 1-5")
-    assert nightly.schedule() == "30 3 * * 1-5"
+    monkeypatch.delenv(nightly_schedule.SCHEDULE_ENV, raising=False)
+    assert nightly_schedule.schedule() == "0 2 * * *"
+    monkeypatch.setenv(nightly_schedule.SCHEDULE_ENV, "30 3 * * 1-5")
+    assert nightly_schedule.schedule() == "30 3 * * 1-5"
+    monkeypatch.setenv(nightly_schedule.SCHEDULE_ENV, "off")
+    assert nightly_schedule.schedule() is None
 
 
 def test_regression_absolute_threshold_both_directions(cat) -> None:  # type: ignore[no-untyped-def]
@@ -249,7 +252,7 @@ def test_notifier_fires_only_on_regression(cat, monkeypatch) -> None:  # type: i
 
 
 def test_seed_file_enrolments(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from vlmevals.catalogue.store import SEED_FILE, seed
+    from vlmevals.catalogue.seed import SEED_FILE, seed
 
     text = SEED_FILE.read_text().replace(
         "enrolments: []",

@@ -11,7 +11,6 @@ from vlmevals.api import represent
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList, RunPublic, RunSummary, TriggerRequest
-from vlmevals.catalogue.schemas import RunStatus
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, NotFoundError
 from vlmevals.db.engine import get_engine, session_scope
@@ -19,6 +18,7 @@ from vlmevals.db.models import SLUG_PATTERN, EvalRun
 from vlmevals.runs import lifecycle as run_rows
 from vlmevals.runs import triggering
 from vlmevals.runs.queries import list_runs
+from vlmevals.runs.schemas import RunStatus
 
 router = APIRouter(tags=["runs"])
 TaskName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the task")]

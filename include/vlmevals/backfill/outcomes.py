@@ -1,0 +1,204 @@
+"""What one result's files say, decided from the folder listing first and from its files only when needed:
+completed (metrics), failed (VLMEvalKit's recorded error) or malformed (a reason naming the file)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from vlmevals.backfill.scanner import STATUS_FILE, ResultRef
+from vlmevals.core.errors import VLMEvalFailure
+from vlmevals.toolkit import outputs as results
+
+PARALLEL_MIN = 400  # below this many metric files, a process pool costs more than it saves
+METRIC_SUFFIXES = ("_acc.csv", "_score.csv", "_acc.xlsx", "_score.xlsx", "_acc.json", "_score.json")
+
+
+@dataclass
+class TaskInfo:
+    id: int
+    name: str
+    suffix: str
+    key: str
+
+
+@dataclass
+class Outcome:
+    """What a result's files say: completed (metrics), failed (error) or malformed (reason)."""
+
+    status: str  # completed | failed | malformed
+    primary_metric: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    reason: str | None = None
+    file: str | None = None
+    finished_at: dt.datetime | None = None
+    judge: str | None = None
+    commit: str | None = None
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def eval_id_time(eval_id: str | None) -> dt.datetime | None:
+    if not eval_id:
+        return None
+    for fmt, part in (("%Y%m%d-%H%M%S", eval_id[1:16]), ("%Y%m%d", eval_id[1:9])):
+        try:
+            return dt.datetime.strptime(part, fmt).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def _metric_file(ref: ResultRef, suffix: str) -> str | None:
+    """Same choice as `results.metric_file`, from the listing (no glob per result): the exact name, else the
+    newest `{model}_{data}_*{suffix}` (judges insert their name)."""
+    exact = f"{ref.model}_{ref.data}{suffix}"
+    if exact in ref.files:
+        return exact
+    pre = f"{ref.model}_{ref.data}_"
+    cands = [n for n in ref.files if n.startswith(pre) and n.endswith(suffix)]
+    return max(cands, key=lambda n: ref.files[n]) if cands else None
+
+
+def _has_prediction(ref: ResultRef) -> bool:
+    return any(f"{ref.model}_{ref.data}.{ext}" in ref.files for ext in ("xlsx", "tsv", "json"))
+
+
+def _read_metrics(path: str, key: str) -> tuple[float | None, dict[str, float] | None, str | None]:
+    """(primary, table, problem) for one metric file; runs in pool workers too."""
+    try:
+        table = results.read_metric_file(Path(path))
+    except VLMEvalFailure as err:
+        return None, None, str(err)
+    except Exception as err:  # an unexpected file content must not stop the scan
+        return None, None, f"metric file {path} is unreadable ({type(err).__name__}: {err})"
+    primary = results.pick_primary(table, key)
+    if primary is None:
+        return (
+            None,
+            table,
+            (f"metric key {key!r} not found in {os.path.basename(path)}; available: {', '.join(list(table)[:15])}"),
+        )
+    return primary, table, None
+
+
+def read_many(
+    jobs: list[tuple[str, str]], workers: int
+) -> list[tuple[float | None, dict[str, float] | None, str | None]]:
+    if workers > 1 and len(jobs) >= PARALLEL_MIN:
+        paths, keys = zip(*jobs, strict=True)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+            return list(pool.map(_read_metrics, paths, keys, chunksize=max(50, len(jobs) // (workers * 8))))
+    return [_read_metrics(p, k) for p, k in jobs]
+
+
+class StatusCache:
+    """status.json per folder, parsed at most once per scan."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, dict[str, Any] | str] = {}
+
+    def get(self, folder: str, has_status: bool) -> dict[str, Any] | str:
+        """The parsed file, {} when there is none, or an error string when it cannot be read."""
+        if not has_status:
+            return {}
+        if folder not in self._cache:
+            try:
+                self._cache[folder] = results.load_status(Path(folder))
+            except VLMEvalFailure as err:
+                self._cache[folder] = str(err)
+        return self._cache[folder]
+
+
+def _provenance(ref: ResultRef, status: dict[str, Any], entry: dict[str, Any]) -> tuple[str | None, dt.datetime | None]:
+    """(toolkit commit, finish time) of a result, from the folder name and status.json."""
+    commit = ref.commit or (status.get("commit") if isinstance(status.get("commit"), str) else None)
+    return commit, _parse_time(entry.get("updated_at")) or _parse_time(status.get("updated_at"))
+
+
+def _no_metric_file(ref: ResultRef, task: TaskInfo, status: dict[str, Any], entry: dict[str, Any]) -> Outcome:
+    if status and entry and not isinstance(entry.get("metrics"), dict):
+        reason = (
+            f"status.json records {ref.data} without metrics and there is no "
+            f"{ref.model}_{ref.data}*{task.suffix}: scoring did not finish"
+        )
+        return Outcome("malformed", file=f"{ref.folder}/{STATUS_FILE}", reason=reason)
+    return Outcome(
+        "malformed",
+        file=f"{ref.source_path}{task.suffix}",
+        reason=f"no metric file {ref.model}_{ref.data}*{task.suffix} (the task's "
+        "primary_metric_suffix); scoring did not finish or the suffix is wrong",
+    )
+
+
+def judge_outcome(ref: ResultRef, task: TaskInfo, status: dict[str, Any] | str) -> Outcome | tuple[str, str]:
+    """Decide what can be decided without parsing a metric file; else return (metric file path, key)."""
+    if isinstance(status, str):
+        return Outcome("malformed", reason=status, file=f"{ref.folder}/{STATUS_FILE}")
+    entry = results.dataset_entry(status, ref.data)
+    err = results.entry_error(entry)
+    if err:
+        commit, finished = _provenance(ref, status, entry)
+        return Outcome(
+            "failed",
+            error=f"VLMEvalKit reported a failure for {ref.model} x {ref.data}: {err}",
+            finished_at=finished,
+            judge=entry.get("judge_model"),
+            commit=commit,
+        )
+    if not _has_prediction(ref):
+        return Outcome(
+            "malformed",
+            file=f"{ref.source_path}.xlsx",
+            reason=f"missing prediction file {ref.model}_{ref.data}.xlsx (or .tsv/.json) in {ref.folder}",
+        )
+    mf = _metric_file(ref, task.suffix)
+    if mf is None:
+        return _no_metric_file(ref, task, status, entry)
+    return f"{ref.folder}/{mf}", task.key
+
+
+def completed_outcome(
+    ref: ResultRef,
+    status: dict[str, Any] | str,
+    mf: str,
+    primary: float | None,
+    table: dict[str, float] | None,
+    problem: str | None,
+) -> Outcome:
+    """The outcome of a result whose metric file was read (`problem`: why it could not be)."""
+    if problem is not None or table is None:
+        return Outcome("malformed", file=mf, reason=problem or f"{mf} has no metrics")
+    status = status if isinstance(status, dict) else {}
+    entry = results.dataset_entry(status, ref.data)
+    commit, finished = _provenance(ref, status, entry)
+    return Outcome(
+        "completed",
+        primary_metric=primary,
+        metrics=results.metrics_record(table, os.path.basename(mf), entry),
+        file=mf,
+        finished_at=finished,
+        judge=entry.get("judge_model"),
+        commit=commit,
+    )
+
+
+def guess_suffix(ref: ResultRef) -> str:
+    for suffix in METRIC_SUFFIXES:
+        if _metric_file(ref, suffix):
+            return suffix
+    return "_acc.csv"

@@ -1,0 +1,65 @@
+"""What a backfill sync reports: counts, and every result it did not record with the reason."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Problem:
+    """A result not recorded, and why (unknown model/task, malformed files)."""
+
+    path: str
+    reason: str
+    model: str | None = None
+    data: str | None = None
+
+
+@dataclass
+class SyncReport:
+    folder: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0  # of the created/updated: results VLMEvalKit recorded as failed
+    unknown: list[Problem] = field(default_factory=list)
+    malformed: list[Problem] = field(default_factory=list)
+    created_models: list[str] = field(default_factory=list)
+    created_tasks: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    results_seen: int = 0
+    files_parsed: int = 0
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "unknown": len(self.unknown),
+            "malformed": len(self.malformed),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "folder": self.folder,
+            **self.counts(),
+            "results_seen": self.results_seen,
+            "files_parsed": self.files_parsed,
+            "seconds": round(self.seconds, 3),
+            "created_models": self.created_models,
+            "created_tasks": self.created_tasks,
+            "unknown_results": [asdict(p) for p in self.unknown],
+            "malformed_results": [asdict(p) for p in self.malformed],
+            "ignored": self.ignored,
+        }
+
+    def summary_line(self) -> str:
+        c = self.counts()
+        return (
+            f"sync {self.folder}: {c['created']} created, {c['updated']} updated, {c['unchanged']} unchanged, "
+            f"{c['failed']} failed, {c['unknown']} unknown, {c['malformed']} malformed "
+            f"({self.results_seen} results, {self.seconds:.2f} s)"
+        )

@@ -1,0 +1,57 @@
+"""Seeding the catalogue from a data file: tasks, models and nightly enrolments, idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vlmevals.catalogue.enrolments import seed_enrolments
+from vlmevals.catalogue.schemas import ModelCreate, TaskCreate
+from vlmevals.db.models import Model, Task
+
+SEED_FILE = Path(__file__).with_name("seed.yaml")
+
+
+@dataclass
+class SeedReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def _upsert(
+    session: Session, cls: type[Task] | type[Model], values: dict[str, Any], report: SeedReport, kind: str
+) -> None:
+    row = session.scalar(select(cls).where(cls.name == values["name"]))
+    label = f"{kind}:{values['name']}"
+    if row is None:
+        session.add(cls(**values))
+        report.created.append(label)
+        return
+    changed = {k: v for k, v in values.items() if getattr(row, k) != v}
+    if changed:
+        for k, v in changed.items():
+            setattr(row, k, v)
+        report.updated.append(label)
+    else:
+        report.unchanged.append(label)
+
+
+def seed(session: Session, path: Path = SEED_FILE) -> SeedReport:
+    """Load the catalogue file; running it twice changes nothing."""
+    data = yaml.safe_load(path.read_text()) or {}
+    report = SeedReport()
+    for item in data.get("tasks", []):
+        _upsert(session, Task, TaskCreate.model_validate(item).model_dump(), report, "task")
+    for item in data.get("models", []):
+        _upsert(session, Model, ModelCreate.model_validate(item).model_dump(), report, "model")
+    session.flush()
+    created, unchanged = seed_enrolments(session, data.get("enrolments") or [])
+    report.created += created
+    report.unchanged += unchanged
+    return report

@@ -1,0 +1,88 @@
+"""The `inference` step: VLMEvalKit's inference on the model's leased GPUs, resuming from earlier attempts."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Engine
+
+from vlmevals.core.errors import InvalidRequestError, VLMEvalFailure
+from vlmevals.core.settings import Settings, get_settings
+from vlmevals.gpu import leases as gpus
+from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, progress_total, run_vlmeval
+from vlmevals.results import fingerprint
+from vlmevals.runs import lifecycle as runs
+from vlmevals.toolkit import outputs as results
+
+log = logging.getLogger(__name__)
+
+
+def inference_mode(ctx: RunContext, settings: Settings) -> str:
+    """`all` when scoring is offline exact matching: it takes milliseconds, so the same VLMEvalKit process
+    scores (saving a second ~7 s import and model-free start-up); `infer` when an LLM judge scores, so the
+    GPU slot is released before the (slow, remote) judging starts in `scoring`."""
+    if ctx.options.limit:  # VLMEvalKit's --mode eval checks completeness against the whole dataset
+        return "all"
+    return "all" if (ctx.options.judge or settings.judge) == "exact_matching" else "infer"
+
+
+def record_fingerprint(
+    engine: Engine | None, ctx: RunContext, settings: Settings, visible_devices: str | None = None
+) -> None:
+    """Store what determines this run's result, at inference time (see vlmevals.results.fingerprint)."""
+    fp, digest = fingerprint.compute(
+        task=ctx.task,
+        model=ctx.model,
+        settings=settings,
+        judge=ctx.options.judge,
+        limit=ctx.options.limit,
+        dataset_rows=progress_total(engine, ctx.run_id),
+        visible_devices=visible_devices,
+    )
+    runs.set_fingerprint(engine, ctx.run_id, fp, digest)
+
+
+def _prepare(ctx: RunContext, try_number: int) -> int:
+    """Set aside an earlier attempt's verdict, drop partial results unless reused; samples already answered."""
+    ctx.pred_root.mkdir(parents=True, exist_ok=True)
+    status_file = ctx.pred_root / results.STATUS_FILE
+    if status_file.exists():  # an earlier attempt's verdict must not leak into this one
+        shutil.move(status_file, ctx.pred_root / f"status.before-attempt{try_number}.json")
+    if not ctx.options.reuse and try_number == 1:
+        for p in ctx.pred_root.glob(f"*_{ctx.task.vlmeval_data}.pkl"):
+            p.unlink()
+    resumed = results.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
+    if resumed:
+        log.info("resuming: %s samples already answered by earlier attempts", resumed)
+    return resumed
+
+
+def inference_step(
+    engine: Engine | None, run_id: int, try_number: int = 1, settings: Settings | None = None
+) -> dict[str, Any]:
+    settings = settings or get_settings()
+    ctx = load_context(engine, run_id)
+    if not runs.mark_running(engine, run_id, try_number):
+        raise InvalidRequestError(f"eval run {run_id} is {ctx.status}; not running inference")
+    resumed = _prepare(ctx, try_number)
+    total = progress_total(engine, run_id)
+    # the model's GPUs, exclusively, for as long as VLMEvalKit runs (CPU fallback on GPU-less workers)
+    holder = f"eval run {run_id} inference try {try_number}"
+    with gpus.leased(engine, ctx.model.gpus, holder=holder, run_id=run_id) as lease:
+        ctx = replace(ctx, model=lease.adapt(ctx.model))
+        record_fingerprint(engine, ctx, settings, visible_devices=lease.cuda_visible_devices)
+        mode = inference_mode(ctx, settings)
+        run_vlmeval(engine, ctx, mode, settings, try_number, total, extra_env=lease.env(), on_tick=lease.heartbeat)
+    fail_on_status(ctx, "inference")
+    pred = results.prediction_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
+    if pred is None:
+        raise VLMEvalFailure(
+            f"VLMEvalKit wrote no prediction file for {ctx.model.vlmeval_model} x "
+            f"{ctx.task.vlmeval_data} in {ctx.pred_root}; see worker_stderr.log"
+        )
+    if total is not None:
+        runs.set_progress(engine, run_id, total, total)
+    return {"predictions": str(pred), "resumed_samples": resumed}

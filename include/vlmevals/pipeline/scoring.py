@@ -1,0 +1,76 @@
+"""The `scoring` and `ingest_metrics` steps: VLMEvalKit's evaluation, then every metric stored and the run
+completed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Engine
+
+from vlmevals.core.errors import VLMEvalFailure
+from vlmevals.core.settings import Settings, get_settings
+from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, run_vlmeval
+from vlmevals.pipeline.inference import inference_mode
+from vlmevals.runs import lifecycle as runs
+from vlmevals.toolkit import outputs as results
+
+log = logging.getLogger(__name__)
+
+
+def _no_metric_file(ctx: RunContext) -> VLMEvalFailure:
+    model, data = ctx.model.vlmeval_model, ctx.task.vlmeval_data
+    broken = results.unreadable_prediction(ctx.pred_root, model, data)
+    if broken:
+        return VLMEvalFailure(f"scoring {model} x {data} failed: {broken}")
+    entry = results.dataset_entry(results.load_status(ctx.pred_root), data)
+    return VLMEvalFailure(
+        f"scoring wrote no {ctx.metric_suffix} file for {model} x {data}"
+        f" (status.json: {entry.get('skip_reason') or entry.get('status') or 'no entry'}); check the "
+        "task's primary_metric_suffix, the judge settings and worker_stderr.log"
+    )
+
+
+def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1, settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    ctx = load_context(engine, run_id)
+    model, data = ctx.model.vlmeval_model, ctx.task.vlmeval_data
+    entry = results.dataset_entry(results.load_status(ctx.pred_root), data)
+    scored = results.metric_file(ctx.pred_root, model, data, ctx.metric_suffix)
+    if inference_mode(ctx, settings) == "all" and scored is not None and entry.get("metrics") is not None:
+        log.info("already scored in the inference process: %s", scored.name)
+    else:
+        run_vlmeval(engine, ctx, "eval", settings, try_number, None)
+    fail_on_status(ctx, "scoring")
+    if results.metric_file(ctx.pred_root, model, data, ctx.metric_suffix) is None:
+        raise _no_metric_file(ctx)
+
+
+def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
+    ctx = load_context(engine, run_id)
+    got = results.collect_metrics(
+        ctx.pred_root,
+        model=ctx.model.vlmeval_model,
+        data=ctx.task.vlmeval_data,
+        suffix=ctx.metric_suffix,
+        key=ctx.metric_key,
+    )
+    from vlmevals.results.samples import ingest_for_run  # numpy/scipy only where samples are ingested
+
+    sample_columns = ingest_for_run(
+        engine, run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, got.metrics
+    )
+    done = {"eval_run_id": run_id, "primary_metric": got.primary_metric, "metric_file": str(got.metric_file)}
+    if not runs.mark_completed(
+        engine, run_id, primary_metric=got.primary_metric, metrics=got.metrics, extra=sample_columns
+    ):
+        log.warning("eval run %s was no longer active (cancelled?); metrics not recorded", run_id)
+        return done
+    from vlmevals.results.regression import check_run  # nightly runs: compare with the pair's previous completed run
+
+    try:
+        verdict = check_run(engine, run_id)
+    except Exception:  # the result is stored; a failed comparison must not fail (and retry) the ingest
+        log.exception("regression check of eval run %s failed", run_id)
+        verdict = None
+    return {**done, "regression": verdict.regression if verdict else None}

@@ -1,0 +1,24 @@
+"""Pydantic models of eval runs that the life cycle, the pipeline and the API share: a run's status and the
+options a user may set when triggering (validated the same way from the plugin, the DAG form and the CLI)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+class RunOptions(BaseModel):
+    """Per-run options a user may set when triggering."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judge: str | None = Field(default=None, description="VLMEvalKit --judge; default from EVALS_JUDGE")
+    reuse: bool = Field(default=True, description="resume from partial results of earlier attempts")
+    limit: int | None = Field(default=None, ge=1, description="evaluate only the first N samples")
+    api_nproc: int = Field(default=4, ge=1, le=64, description="parallel requests for API models")
+    api_retry: int | None = Field(
+        default=None, ge=1, le=20, description="VLMEvalKit --retry: tries per sample for API models (default 6)"
+    )
