@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
 from urllib.parse import quote
 
 from fastapi import Request
 
-from vlmevals.api import schemas as s
+from vlmevals.api import resources as s
+from vlmevals.catalogue.schemas import RunStatus
 from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID
-from vlmevals.db.models import EvalRun
+from vlmevals.db.models import EvalRun, Task
 from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.results.leaderboard import Leaderboard, category_scores
 
@@ -49,7 +51,7 @@ def run_summary(request: Request, run: EvalRun) -> s.RunSummary:
         task_name=run.task.name,
         model_name=run.model.name,
         model_display_name=run.model.display_name,
-        status=run.status,
+        status=cast("RunStatus", run.status),
         dag_id=run.dag_id,
         dag_run_id=run.dag_run_id,
         triggered_by=run.triggered_by,
@@ -90,7 +92,7 @@ def run_public(request: Request, run: EvalRun) -> s.RunPublic:
     )
 
 
-def task_header(lb_task) -> s.LeaderboardTask:  # type: ignore[no-untyped-def]
+def task_header(lb_task: Task) -> s.LeaderboardTask:
     return s.LeaderboardTask(
         name=lb_task.name,
         display_name=lb_task.display_name,
@@ -137,8 +139,8 @@ def leaderboard(
             model_display_name=u.model.display_name,
             params_b=u.model.params_b,
             latest_run_id=u.latest_run_id,
-            latest_status=u.latest_status,
-        )  # type: ignore[arg-type]
+            latest_status=cast("RunStatus", u.latest_status),
+        )
         for u in lb.unranked
     ]
     return s.LeaderboardResponse(

@@ -1,5 +1,6 @@
-"""Pydantic models of the catalogue and runs: one family per entity (Create / Public), shared by the API,
-the seed file and the DAG params so a field is validated the same way wherever it comes in."""
+"""Pydantic models of the catalogue (tasks, models, nightly enrolments) and the run options: one family per
+resource (Create / Public), shared by the API, the seed file and the DAG params so a field is validated the
+same way wherever it comes in."""
 
 from __future__ import annotations
 
@@ -96,6 +97,40 @@ class ModelPublic(ModelCreate):
     model_config = ConfigDict(from_attributes=True, extra="ignore")
     id: int
     created_at: dt.datetime
+
+
+class EnrolmentCreate(BaseModel):
+    """Enrol a pair (task and model), a whole task (task only) or a whole model (model only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str | None = Field(default=None, description="catalogue name of the task; empty: every task")
+    model: str | None = Field(default=None, description="catalogue name of the model; empty: every model")
+
+    @model_validator(mode="after")
+    def _target(self) -> EnrolmentCreate:
+        if not self.task and not self.model:
+            raise ValueError(
+                "give a task, a model, or both (a task alone enrols every model on it, a model alone every task)"
+            )
+        return self
+
+
+class EnrolmentPublic(BaseModel):
+    id: int
+    task: str | None
+    model: str | None
+    scope: str = Field(description="pair, task (every model) or model (every task)")
+    enabled: bool = Field(description="false: an exclusion that keeps the pair out of the nightly run")
+    created_by: str | None
+    created_at: dt.datetime
+
+
+class EnrolmentPair(BaseModel):
+    """A (task, model) pair the next nightly run covers."""
+
+    task: str
+    model: str
 
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]

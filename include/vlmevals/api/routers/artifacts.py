@@ -11,10 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 
 from vlmevals.api.deps import SessionDep
 from vlmevals.api.errors import responses
-from vlmevals.api.schemas import ArtifactFile, ArtifactList
+from vlmevals.api.resources import ArtifactFile
+from vlmevals.api.schemas import ArtifactList
 from vlmevals.core.errors import InvalidRequestError, NotFoundError
 from vlmevals.runs import lifecycle as run_rows
 
@@ -24,7 +26,7 @@ MAX_FILES = 5000
 TEXT_SUFFIXES = {".log", ".txt", ".json", ".csv", ".tsv", ".yaml", ".yml", ".md", ".jsonl", ".out", ".err"}
 
 
-def _root(session, run_id: int) -> Path:  # type: ignore[no-untyped-def]
+def _root(session: Session, run_id: int) -> Path:
     run = run_rows.get_run(session, run_id)
     return Path(run.artifacts_dir or run_rows.artifacts_dir_for(run.id))
 

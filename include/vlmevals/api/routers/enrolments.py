@@ -9,36 +9,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel
 
 from vlmevals.api.deps import CanTrigger, SessionDep, UserDep, user_name
 from vlmevals.api.errors import responses
-from vlmevals.catalogue.enrolments import EnrolmentCreate, EnrolmentPublic, enrol, list_enrolments, public, unenrol
+from vlmevals.api.schemas import EnrolmentList, Unenrolled
+from vlmevals.catalogue.enrolments import enrol, list_enrolments, public, unenrol
+from vlmevals.catalogue.schemas import EnrolmentCreate, EnrolmentPair, EnrolmentPublic
 from vlmevals.nightly.planning import resolve_pairs
 
 router = APIRouter(prefix="/enrolments", tags=["nightly"])
-
-
-class Pair(BaseModel):
-    task: str
-    model: str
-
-
-class EnrolmentList(BaseModel):
-    data: list[EnrolmentPublic]
-    count: int
-    pairs: list[Pair]
-
-
-class Unenrolled(BaseModel):
-    detail: str
 
 
 @router.get("", response_model=EnrolmentList, responses=responses(401, 403))
 def get_enrolments(session: SessionDep) -> EnrolmentList:
     """Every enrolment, and the (task, model) pairs the next nightly run covers."""
     rows = list_enrolments(session)
-    pairs = [Pair(task=t.name, model=m.name) for t, m in resolve_pairs(session)]
+    pairs = [EnrolmentPair(task=t.name, model=m.name) for t, m in resolve_pairs(session)]
     return EnrolmentList(data=rows, count=len(rows), pairs=pairs)
 
 

@@ -10,7 +10,8 @@ from sqlalchemy.orm import selectinload
 from vlmevals.api import represent
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_name
 from vlmevals.api.errors import responses
-from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList, RunPublic, RunSummary, TriggerRequest
+from vlmevals.api.resources import RunPublic, RunSummary, TriggerRequest
+from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList
 from vlmevals.catalogue.schemas import RunStatus
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, NotFoundError
