@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import cast
 from urllib.parse import quote
 
@@ -13,6 +14,9 @@ from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID
 from vlmevals.db.models import EvalRun, Task
 from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.results.leaderboard import Leaderboard, category_scores
+from vlmevals.runs import lifecycle as run_rows
+
+WORKER_LOG = "worker_stderr.log"  # VLMEvalKit's stderr, written by the inference step
 
 
 def api_root(request: Request) -> str:
@@ -25,13 +29,17 @@ def site_root(request: Request) -> str:
     return api_root(request).removesuffix(API_PREFIX)
 
 
+def _has_artifact(run: EvalRun, name: str) -> bool:
+    """Whether the run's artifacts folder holds `name` (a backfilled folder has no worker logs)."""
+    return (Path(run.artifacts_dir or run_rows.artifacts_dir_for(run.id)) / name).is_file()
+
+
 def links(request: Request, run: EvalRun) -> s.RunLinks:
+    """Where to look next; a link to a file only when the file exists, so every link can be followed."""
     api, site = api_root(request), site_root(request)
-    out = s.RunLinks(
-        self=f"{api}/runs/{run.id}",
-        artifacts=f"{api}/runs/{run.id}/artifacts",
-        worker_log=f"{api}/runs/{run.id}/artifacts/worker_stderr.log",
-    )
+    out = s.RunLinks(self=f"{api}/runs/{run.id}", artifacts=f"{api}/runs/{run.id}/artifacts")
+    if _has_artifact(run, WORKER_LOG):
+        out.worker_log = f"{api}/runs/{run.id}/artifacts/{WORKER_LOG}"
     if run.dag_run_id:
         dag, dr = quote(run.dag_id or EVAL_RUN_DAG_ID, safe=""), quote(run.dag_run_id, safe="")
         try:

@@ -18,7 +18,9 @@ class RunLinks(BaseModel):
     airflow_run: str | None = Field(default=None, description="the DAG run in the Airflow UI")
     airflow_logs: str | None = Field(default=None, description="the inference task's log in the Airflow UI")
     airflow_api: str | None = Field(default=None, description="the DAG run in Airflow's REST API")
-    worker_log: str = Field(description="VLMEvalKit's stderr (worker_stderr.log)")
+    worker_log: str | None = Field(
+        default=None, description="VLMEvalKit stderr (worker_stderr.log); absent until written and in backfilled runs"
+    )
 
 
 class RunSummary(BaseModel):

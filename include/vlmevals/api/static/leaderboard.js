@@ -99,8 +99,8 @@ function renderBoard() {
       score,
       el("td", { class: "num", text: failed }),
       el("td", { text: fmtDate(r.finished_at) }),
-      el("td", {}, airflowLink(r.links.airflow_run, `#${r.run_id}`), " · ",
-        el("a", { href: r.links.worker_log, target: "_blank", text: "log" }),
+      el("td", {}, airflowLink(r.links.airflow_run, `#${r.run_id}`),
+        r.links.worker_log ? el("span", {}, " · ", el("a", { href: r.links.worker_log, target: "_blank", text: "log" })) : null,
         r.samples_total ? el("span", {}, " · ", el("a", { href: `samples?run=${r.run_id}&outcome=wrong`, text: "wrong answers" })) : null,
         r.samples_total && data[0].run_id !== r.run_id ? el("span", {}, " · ", el("a", { href: `compare?task=${encodeURIComponent(task.name)}&run_a=${data[0].run_id}&run_b=${r.run_id}`, title: `compare with ${data[0].model_display_name}`, text: "compare" })) : null),
     );
