@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from vlmevals.catalogue.schemas import RunOptions, RunStatus, Slug
+from vlmevals.catalogue.fields import Slug
+from vlmevals.catalogue.schemas import RunOptions, RunStatus
 
 
 class RunLinks(BaseModel):
@@ -77,11 +78,25 @@ class RunPublic(RunSummary):
 
 
 class TriggerRequest(BaseModel):
+    """JSON kinds as documented: `0` is not `false` and `"5"` is not `5` (12.0 is the integer 12), options too."""
+
     model_config = ConfigDict(extra="forbid")
 
     model_name: Slug = Field(description="catalogue name of the model to evaluate")
-    force: bool = Field(default=False, description="start a new run even if one of this task x model is active")
+    force: StrictBool = Field(default=False, description="start a new run even if one of this task x model is active")
     options: RunOptions = Field(default_factory=RunOptions, description="judge, reuse, limit, api_nproc")
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _json_kinds(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        got = RunOptions.model_validate(v)
+        for key, raw in v.items():
+            new = getattr(got, key)
+            if isinstance(raw, bool) != isinstance(new, bool) or isinstance(raw, str) != isinstance(new, str):
+                raise ValueError(f"options.{key}: {raw!r} has the wrong JSON type (see the schema of RunOptions)")
+        return got
 
 
 class LeaderboardRow(BaseModel):

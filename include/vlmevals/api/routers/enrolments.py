@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from vlmevals.api.deps import CanTrigger, SessionDep, UserDep, user_name
 from vlmevals.api.errors import responses
+from vlmevals.api.params import query_object
 from vlmevals.api.schemas import EnrolmentList, Unenrolled
 from vlmevals.catalogue.enrolments import enrol, list_enrolments, public, unenrol
 from vlmevals.catalogue.schemas import EnrolmentCreate, EnrolmentPair, EnrolmentPublic
@@ -32,7 +33,7 @@ def get_enrolments(session: SessionDep) -> EnrolmentList:
     "",
     response_model=EnrolmentPublic,
     dependencies=[CanTrigger],
-    responses={**responses(401, 403, 404, 422), 201: {"description": "enrolled"}},
+    responses={**responses(400, 401, 403, 404, 422), 201: {"description": "enrolled"}},
 )
 def post_enrolment(body: EnrolmentCreate, session: SessionDep, user: UserDep, response: Response) -> EnrolmentPublic:
     """Enrol a pair (`task` and `model`), a whole task (`task` only) or a whole model (`model` only); 201 when
@@ -42,12 +43,20 @@ def post_enrolment(body: EnrolmentCreate, session: SessionDep, user: UserDep, re
     return public(session, row)
 
 
-@router.delete("", response_model=Unenrolled, dependencies=[CanTrigger], responses=responses(401, 403, 404, 422))
+parse_target, TARGET_DOC = query_object(
+    EnrolmentCreate, "target", "`task`, `model` or both (`?task=t&model=m`): at least one of them"
+)
+
+
+@router.delete(
+    "",
+    response_model=Unenrolled,
+    dependencies=[CanTrigger],
+    responses=responses(401, 403, 404, 422),
+    openapi_extra=TARGET_DOC,
+)
 def delete_enrolment(
-    session: SessionDep,
-    user: UserDep,
-    task: Annotated[str | None, Query(description="task name")] = None,
-    model: Annotated[str | None, Query(description="model name")] = None,
+    session: SessionDep, user: UserDep, target: Annotated[EnrolmentCreate, Depends(parse_target)]
 ) -> Unenrolled:
     """Unenrol a pair, a task or a model. A pair whose task or model stays enrolled is stored as an exclusion."""
-    return Unenrolled(detail=unenrol(session, task, model, user=user_name(user)))
+    return Unenrolled(detail=unenrol(session, target.task, target.model, user=user_name(user)))

@@ -35,7 +35,7 @@ def get_one(name: ModelName, session: SessionDep) -> ModelPublic:
     response_model=ModelPublic,
     status_code=status.HTTP_201_CREATED,
     dependencies=[CanTrigger],
-    responses=responses(401, 403, 409, 422),
+    responses=responses(400, 401, 403, 409, 422),
 )
 def create_model(body: ModelCreate, session: SessionDep) -> ModelPublic:
     """Register a model (needs the right to trigger eval_run)."""

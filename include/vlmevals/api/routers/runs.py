@@ -68,7 +68,7 @@ def list_all_runs(
     response_model=RunSummary,
     status_code=status.HTTP_201_CREATED,
     dependencies=[CanTrigger],
-    responses=responses(401, 403, 404, 409, 422, 503, conflict_model=ConflictResponse),
+    responses=responses(400, 401, 403, 404, 409, 422, 503, conflict_model=ConflictResponse),
 )
 def trigger_run(request: Request, task_name: TaskName, body: TriggerRequest, user: UserDep) -> RunSummary:
     """Start an evaluation: the run row (`queued`) and an `eval_run` DAG run with its id in the conf.

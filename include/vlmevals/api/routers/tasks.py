@@ -35,7 +35,7 @@ def get_one(name: TaskName, session: SessionDep) -> TaskPublic:
     response_model=TaskPublic,
     status_code=status.HTTP_201_CREATED,
     dependencies=[CanTrigger],
-    responses=responses(401, 403, 409, 422),
+    responses=responses(400, 401, 403, 409, 422),
 )
 def create_task(body: TaskCreate, session: SessionDep) -> TaskPublic:
     """Register a benchmark (needs the right to trigger eval_run)."""
