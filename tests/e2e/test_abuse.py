@@ -13,7 +13,6 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +20,7 @@ from sqlalchemy import func, select
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, Model, Task
 
+from tests.e2e.fuzz_report import PHASES, run_fuzz
 from tests.vlmevals.api.conftest import (  # noqa: F401  (fixtures, imported to be used here)
     Clients,
     add_run,
@@ -31,7 +31,6 @@ from tests.vlmevals.api.conftest import (  # noqa: F401  (fixtures, imported to 
 )
 
 pytestmark = pytest.mark.e2e
-EXAMPLES = 12  # per operation and role: the whole fuzz stays around a minute
 
 
 def _pairs(engine, tasks: int = 4, models: int = 5) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -99,43 +98,14 @@ def test_concurrent_triggers_make_one_run_per_pair(live_stack, seeded) -> None: 
 
 @pytest.mark.parametrize("role", ["admin", "viewer"])
 def test_fuzz_from_openapi(airflow_api, tokens, clients: Clients, seeded, role: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    import schemathesis
-    from hypothesis import HealthCheck, Phase, given, settings
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-
-    auth = {"Authorization": f"Bearer {tokens[role]}"}
+    """Every Schemathesis phase (examples, coverage, fuzzing, stateful) with every check, fixed seed, bounded time:
+    the document and the behaviour agree, nothing answers 5xx; a failure prints the request that reproduces it."""
     add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", score=0.5)  # something for the reads to find
-    schema = schemathesis.openapi.from_asgi("/api/evals/openapi.json", airflow_api, headers=auth)
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-    failures: list[str] = []
-    operations = 0
-    for result in schema.get_all_operations():
-        op = result.ok()
-        operations += 1
-
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=op.as_strategy())
-        def fuzz(case: Any) -> None:
-            case.call_and_validate(headers=auth, checks=checks)
-
-        try:
-            fuzz()
-        except Exception as err:  # collect them all: one report for the whole API
-            failures.append(f"{op.method.upper()} {op.path}: {str(err)[:1500]}")
-    assert operations >= 15, "the OpenAPI document lost its routes"
-    assert not failures, "\n\n".join(failures)
+    report = run_fuzz(airflow_api, tokens[role], role)
+    print(report.figures())
+    assert sum(report.requests.values()) >= 200, report.figures()
+    assert all(report.requests[p] for p in PHASES), f"a phase sent no request: {report.figures()}"
+    assert report.failure_count == 0 and not report.errors, report.details()
 
 
 SECRET = "TOP-SECRET-OUTSIDE-THE-RUN"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.plugin_helpers import client, wait_dag, wait_run
+from tests.vlmevals.api.conftest import add_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +27,16 @@ ARGS = [
 ]
 
 
+def sign_in(page, api_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Through Airflow's own login page, as admin: the browser then holds the `_token` cookie."""
+    page.goto(f"{api_url}/")
+    page.wait_for_url("**/auth/login**", timeout=30_000)  # Airflow sends us to its login page
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("admin")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{api_url}/", timeout=60_000)
+
+
 def check_page(api_url: str, run: dict, out_dir: Path, docs_dir: Path | None = None) -> None:
     """Log in as admin, open the page from the nav, check the row and the theme, take screenshots."""
     from playwright.sync_api import expect, sync_playwright
@@ -35,12 +46,7 @@ def check_page(api_url: str, run: dict, out_dir: Path, docs_dir: Path | None = N
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1100})
-            page.goto(f"{api_url}/")
-            page.wait_for_url("**/auth/login**", timeout=30_000)  # Airflow sends us to its login page
-            page.get_by_label("Username").fill("admin")
-            page.get_by_label("Password").fill("admin")
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(f"{api_url}/", timeout=60_000)
+            sign_in(page, api_url)
             page.get_by_role("link", name="Leaderboard").click()
             page.wait_for_url("**/plugin/leaderboard**", timeout=30_000)
             frame = page.frame_locator("iframe")
@@ -83,3 +89,50 @@ def test_leaderboard_page_in_airflow_ui(live_stack, seeded, demo_assets) -> None
     assert run["status"] == "completed", run["error"]
     docs = ROOT / "docs" if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1" else None
     check_page(live_stack.api_url, run, ROOT / "test-artifacts", docs)
+
+
+# what a user sees: the fill of each model's dots in both charts and its legend swatch, as rendered
+SEEN_COLOURS = """() => {
+  const seen = {};
+  const put = (chart, model, colour) => ((seen[model] ??= {})[chart] ??= new Set()).add(colour);
+  for (const c of document.querySelectorAll("#size-chart svg circle"))
+    put("size", c.querySelector("title").textContent.split(":")[0], getComputedStyle(c).fill);
+  for (const c of document.querySelectorAll("#time-chart svg circle"))
+    put("time", c.querySelector("title").textContent.split(" · ")[0], getComputedStyle(c).fill);
+  for (const s of document.querySelectorAll("#time-chart .legend span"))
+    put("legend", s.textContent, getComputedStyle(s, "::before").backgroundColor);
+  return Object.fromEntries(Object.entries(seen).map(([m, by]) =>
+    [m, Object.fromEntries(Object.entries(by).map(([k, v]) => [k, [...v]]))]));
+}"""
+
+
+def test_one_colour_per_model_across_charts(live_stack, seeded) -> None:  # type: ignore[no-untyped-def]
+    """Models ranked in a different order than the history lists them: each keeps one colour in the size
+    chart, the time chart and its legend, and no two models share one (the page opened standalone)."""
+    from playwright.sync_api import expect, sync_playwright
+    from vlmevals.db.engine import session_scope
+    from vlmevals.db.models import Model
+
+    sizes = {"zeta-vlm": 1.0, "alpha-vlm": 7.0, "mid-vlm": 3.0}
+    with session_scope(seeded) as s:
+        s.add_all(Model(name=n, display_name=n.upper(), vlmeval_model=n, params_b=p) for n, p in sizes.items())
+    for i, (name, score) in enumerate([("zeta-vlm", 0.9), ("alpha-vlm", 0.5), ("mid-vlm", 0.7)]):
+        for day in (3, 1):  # two points each: a line per model in "Score over time"
+            add_run(seeded, "demo-shapes-mcq", name, score=score - 0.05 * day, finished_days_ago=day + i / 10)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            sign_in(page, live_stack.api_url)
+            page.goto(f"{live_stack.api_url}/api/evals/ui/leaderboard?task=demo-shapes-mcq")
+            expect(page.locator("#size-chart svg circle")).to_have_count(3, timeout=30_000)
+            expect(page.locator("#time-chart svg circle")).to_have_count(6)
+            seen = page.evaluate(SEEN_COLOURS)
+        finally:
+            browser.close()
+    assert set(seen) == {n.upper() for n in sizes}, seen
+    for model, by_chart in seen.items():
+        assert set(by_chart) == {"size", "time", "legend"}, (model, by_chart)
+        colours = {c for cs in by_chart.values() for c in cs}
+        assert len(colours) == 1, f"{model} is drawn in {by_chart}"
+    assert len({next(iter(by["size"])) for by in seen.values()}) == 3, f"two models share a colour: {seen}"

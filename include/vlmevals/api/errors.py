@@ -10,9 +10,12 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from vlmevals.core.errors import ConflictError, EvalsError, InvalidRequestError, NotFoundError
 from vlmevals.runs.triggering import AirflowTriggerError
@@ -31,7 +34,7 @@ class InvalidInputResponse(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "Bad request",
+    400: "The body is not JSON text (e.g. not UTF-8): send `Content-Type: application/json` with a JSON body",
     401: "Not authenticated: send `Authorization: Bearer <token>` (POST /auth/token) or the UI session cookie",
     403: "Authenticated, but the user may not do this (writes need the right to trigger eval_run)",
     404: "Unknown task, model, run or file",
@@ -54,7 +57,24 @@ def _json(code: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=code, content={"detail": detail, **extra})
 
 
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """Every method some route of `app` answers on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            allow = ", ".join(allowed_methods(app, dict(request.scope)))
+            exc = HTTPException(exc.status_code, exc.detail, headers={**(exc.headers or {}), "Allow": allow})
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(NotFoundError)
     async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
         return _json(status.HTTP_404_NOT_FOUND, str(exc))

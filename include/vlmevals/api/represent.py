@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import cast
 from urllib.parse import quote
 
 from fastapi import Request
 
-from vlmevals.api import schemas as s
+from vlmevals.api import resources as s
+from vlmevals.runs.schemas import RunStatus
 from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID
-from vlmevals.db.models import EvalRun
+from vlmevals.db.models import EvalRun, Task
 from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.results.leaderboard import Leaderboard, category_scores
+from vlmevals.runs import lifecycle as run_rows
+
+WORKER_LOG = "worker_stderr.log"  # VLMEvalKit's stderr, written by the inference step
 
 
 def api_root(request: Request) -> str:
@@ -23,13 +29,17 @@ def site_root(request: Request) -> str:
     return api_root(request).removesuffix(API_PREFIX)
 
 
+def _has_artifact(run: EvalRun, name: str) -> bool:
+    """Whether the run's artifacts folder holds `name` (a backfilled folder has no worker logs)."""
+    return (Path(run.artifacts_dir or run_rows.artifacts_dir_for(run.id)) / name).is_file()
+
+
 def links(request: Request, run: EvalRun) -> s.RunLinks:
+    """Where to look next; a link to a file only when the file exists, so every link can be followed."""
     api, site = api_root(request), site_root(request)
-    out = s.RunLinks(
-        self=f"{api}/runs/{run.id}",
-        artifacts=f"{api}/runs/{run.id}/artifacts",
-        worker_log=f"{api}/runs/{run.id}/artifacts/worker_stderr.log",
-    )
+    out = s.RunLinks(self=f"{api}/runs/{run.id}", artifacts=f"{api}/runs/{run.id}/artifacts")
+    if _has_artifact(run, WORKER_LOG):
+        out.worker_log = f"{api}/runs/{run.id}/artifacts/{WORKER_LOG}"
     if run.dag_run_id:
         dag, dr = quote(run.dag_id or EVAL_RUN_DAG_ID, safe=""), quote(run.dag_run_id, safe="")
         try:
@@ -49,7 +59,7 @@ def run_summary(request: Request, run: EvalRun) -> s.RunSummary:
         task_name=run.task.name,
         model_name=run.model.name,
         model_display_name=run.model.display_name,
-        status=run.status,
+        status=cast("RunStatus", run.status),
         dag_id=run.dag_id,
         dag_run_id=run.dag_run_id,
         triggered_by=run.triggered_by,
@@ -90,7 +100,7 @@ def run_public(request: Request, run: EvalRun) -> s.RunPublic:
     )
 
 
-def task_header(lb_task) -> s.LeaderboardTask:  # type: ignore[no-untyped-def]
+def task_header(lb_task: Task) -> s.LeaderboardTask:
     return s.LeaderboardTask(
         name=lb_task.name,
         display_name=lb_task.display_name,
@@ -137,8 +147,8 @@ def leaderboard(
             model_display_name=u.model.display_name,
             params_b=u.model.params_b,
             latest_run_id=u.latest_run_id,
-            latest_status=u.latest_status,
-        )  # type: ignore[arg-type]
+            latest_status=cast("RunStatus", u.latest_status),
+        )
         for u in lb.unranked
     ]
     return s.LeaderboardResponse(

@@ -1,15 +1,15 @@
-"""Response and request models of the evals API. Lists are `{data, count}` (count: all rows matching, not
-the page), like Airflow's and the full-stack-fastapi-template's APIs."""
+"""The evals API's envelopes around its resources: lists are `{data, count}` (count: all rows matching, not
+the page), like Airflow's and the full-stack-fastapi-template's APIs; conflicts, cancellations, the user.
+The resources themselves are defined once, in catalogue/schemas.py and api/resources.py."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from vlmevals.catalogue.schemas import ModelPublic, Slug, TaskPublic
-from vlmevals.runs.schemas import RunOptions, RunStatus
+from vlmevals.api.resources import ArtifactFile, RunSummary
+from vlmevals.catalogue.schemas import EnrolmentPair, EnrolmentPublic, ModelPublic, TaskPublic
 
 T = TypeVar("T")
 
@@ -27,156 +27,14 @@ class ModelList(ListOf[ModelPublic]):
     pass
 
 
-class RunLinks(BaseModel):
-    self: str = Field(description="this run in the evals API")
-    artifacts: str = Field(description="the run's artifact files")
-    airflow_run: str | None = Field(default=None, description="the DAG run in the Airflow UI")
-    airflow_logs: str | None = Field(default=None, description="the inference task's log in the Airflow UI")
-    airflow_api: str | None = Field(default=None, description="the DAG run in Airflow's REST API")
-    worker_log: str = Field(description="VLMEvalKit's stderr (worker_stderr.log)")
-
-
-class RunSummary(BaseModel):
-    """A run as listed: status, progress, score and where to look; metrics are in the single-run view."""
-
-    id: int
-    task_name: str
-    model_name: str
-    model_display_name: str
-    status: RunStatus
-    dag_id: str | None
-    dag_run_id: str | None
-    triggered_by: str
-    triggered_by_user: str | None
-    options: dict[str, Any]
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-    progress_done: int
-    progress_total: int | None
-    progress: float | None = Field(description="progress_done / progress_total (0..1) when the total is known")
-    primary_metric: float | None
-    metric_scale: float = Field(description="full scale of the task's metric (1 or 100)")
-    ci_low: float | None
-    ci_high: float | None
-    samples_total: int | None
-    samples_failed: int | None
-    regression: bool
-    baseline_run_id: int | None
-    attempts: int
-    error: str | None
-    links: RunLinks
-
-
-class RunEvent(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    status: str
-    message: str | None
-    at: dt.datetime
-
-
-class RunPublic(RunSummary):
-    """One run in full: all metrics, reproducibility fingerprint, regression detail and its history."""
-
-    metrics: dict[str, Any]
-    categories: dict[str, float] = Field(description="per-category scores from the metric table")
-    vlmeval_version: str | None
-    fingerprint: dict[str, Any]
-    fingerprint_hash: str | None
-    regression_detail: dict[str, Any] | None
-    artifacts_dir: str | None
-    source_path: str | None
-    events: list[RunEvent]
-
-
 class RunList(ListOf[RunSummary]):
     pass
-
-
-class TriggerRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model_name: Slug = Field(description="catalogue name of the model to evaluate")
-    force: bool = Field(default=False, description="start a new run even if one of this task x model is active")
-    options: RunOptions = Field(default_factory=RunOptions, description="judge, reuse, limit, api_nproc")
 
 
 class ConflictResponse(BaseModel):
     detail: str
     existing_run_id: int | None = None
     run: RunSummary | None = None
-
-
-class LeaderboardRow(BaseModel):
-    rank: int = Field(description="1 = best; ties share a rank")
-    model_name: str
-    model_display_name: str
-    params_b: float | None
-    score: float = Field(description="primary metric on the task's scale")
-    ci_low: float | None
-    ci_high: float | None
-    samples_total: int | None
-    samples_failed: int | None
-    regression: bool
-    run_id: int
-    dag_run_id: str | None
-    finished_at: dt.datetime | None
-    categories: dict[str, float]
-    links: RunLinks
-    drift: list[str] = Field(
-        default_factory=list,
-        description="why this row is not comparable with the table's "
-        "majority (dataset md5, judge or VLMEvalKit version differ); empty: comparable",
-    )
-
-
-class UnrankedRow(BaseModel):
-    model_name: str
-    model_display_name: str
-    params_b: float | None
-    latest_run_id: int
-    latest_status: RunStatus
-
-
-class LeaderboardTask(BaseModel):
-    name: str
-    display_name: str
-    primary_metric_key: str
-    higher_is_better: bool
-    metric_scale: float
-
-
-class LeaderboardResponse(BaseModel):
-    task: LeaderboardTask
-    pick: Literal["best", "latest"]
-    data: list[LeaderboardRow]
-    count: int
-    unranked: list[UnrankedRow] = Field(description="models with runs on this task but no completed score")
-
-
-class HistoryPointOut(BaseModel):
-    run_id: int
-    finished_at: dt.datetime
-    score: float
-
-
-class HistorySeriesOut(BaseModel):
-    model_name: str
-    model_display_name: str
-    params_b: float | None
-    points: list[HistoryPointOut]
-
-
-class HistoryResponse(BaseModel):
-    task: LeaderboardTask
-    data: list[HistorySeriesOut]
-    count: int
-
-
-class ArtifactFile(BaseModel):
-    name: str = Field(description="path relative to the run's artifacts folder")
-    size: int
-    modified: dt.datetime
 
 
 class ArtifactList(ListOf[ArtifactFile]):
@@ -191,3 +49,11 @@ class Me(BaseModel):
 class CancelResponse(BaseModel):
     run: RunSummary
     dag_run_stopped: bool
+
+
+class EnrolmentList(ListOf[EnrolmentPublic]):
+    pairs: list[EnrolmentPair] = Field(description="the (task, model) pairs the next nightly run covers")
+
+
+class Unenrolled(BaseModel):
+    detail: str

@@ -7,42 +7,13 @@ enrolled (that is what unenrolling one pair of an enrolled task stores).
 
 from __future__ import annotations
 
-import datetime as dt
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vlmevals.catalogue.schemas import EnrolmentCreate, EnrolmentPublic
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import InvalidRequestError, NotFoundError
 from vlmevals.db.models import Enrolment, Model, Task
-
-
-class EnrolmentCreate(BaseModel):
-    """Enrol a pair (task and model), a whole task (task only) or a whole model (model only)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    task: str | None = Field(default=None, description="catalogue name of the task; empty: every task")
-    model: str | None = Field(default=None, description="catalogue name of the model; empty: every model")
-
-    @model_validator(mode="after")
-    def _target(self) -> EnrolmentCreate:
-        if not self.task and not self.model:
-            raise ValueError(
-                "give a task, a model, or both (a task alone enrols every model on it, a model alone every task)"
-            )
-        return self
-
-
-class EnrolmentPublic(BaseModel):
-    id: int
-    task: str | None
-    model: str | None
-    scope: str = Field(description="pair, task (every model) or model (every task)")
-    enabled: bool = Field(description="false: an exclusion that keeps the pair out of the nightly run")
-    created_by: str | None
-    created_at: dt.datetime
 
 
 def _scope(task_id: int | None, model_id: int | None) -> str:

@@ -1,47 +1,52 @@
-"""Pydantic models of the catalogue and runs: one family per entity (Create / Public), shared by the API,
-the seed file and the DAG params so a field is validated the same way wherever it comes in."""
+"""Pydantic models of the catalogue (tasks, models, nightly enrolments) and the run options: one family per
+resource (Create / Public), shared by the API, the seed file and the DAG params so a field is validated the
+same way wherever it comes in."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, field_validator, model_validator
+from pydantic.config import JsonDict
 
-from vlmevals.db.models import SLUG_PATTERN
-
-Slug = Annotated[
-    str,
-    Field(
-        pattern=SLUG_PATTERN,
-        description="lower-case letters, digits, '.', '_' or '-'; starts with a letter "
-        "or digit; at most 128 characters",
-        examples=["mmbench-dev-en"],
-    ),
-]
+from vlmevals.catalogue.fields import (
+    HTTP_URL_PATTERN,
+    Description,
+    DisplayName,
+    HttpUrl,
+    Identifier,
+    JsonInt,
+    MetricKey,
+    MetricScale,
+    MetricSuffix,
+    Slug,
+    VlmevalName,
+)
 
 
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Slug
-    display_name: str = Field(min_length=1, max_length=256)
-    vlmeval_data: str = Field(min_length=1, max_length=256, description="VLMEvalKit --data name")
-    vlmeval_dataset_class: str | None = Field(
+    display_name: DisplayName
+    vlmeval_data: VlmevalName = Field(description="VLMEvalKit --data name")
+    vlmeval_dataset_class: Identifier | None = Field(
         default=None,
-        max_length=128,
         description="VLMEvalKit dataset class, needed when a model with a spec runs a non-custom dataset",
     )
-    primary_metric_suffix: str = Field(default="_acc.csv", min_length=1, max_length=64)
-    primary_metric_key: str = Field(default="Overall", min_length=1, max_length=256)
-    higher_is_better: bool = True
-    metric_scale: float = Field(default=1.0, gt=0, description="full scale of the metric: 1 or 100")
-    regression_tolerance: float = Field(
+    primary_metric_suffix: MetricSuffix = "_acc.csv"
+    primary_metric_key: MetricKey = "Overall"
+    higher_is_better: StrictBool = True
+    metric_scale: MetricScale = Field(default=1, description="full scale of the metric: 1 (fractions) or 100 (percent)")
+    regression_tolerance: StrictFloat = Field(
         default=0.01,
         ge=0,
+        le=100,
         description="nightly runs dropping more than this (absolute, on the metric's scale) are flagged as regressions",
     )
-    description: str = ""
+    description: Description = ""
 
 
 class TaskPublic(TaskCreate):
@@ -50,39 +55,56 @@ class TaskPublic(TaskCreate):
     created_at: dt.datetime
 
 
-class ModelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ModelSpec(BaseModel):
+    """VLMEvalKit --config model entry: the model class and its keyword arguments (any JSON values)."""
 
-    name: Slug
-    display_name: str = Field(min_length=1, max_length=256)
-    vlmeval_model: str = Field(min_length=1, max_length=256, description="VLMEvalKit --model name")
-    model_type: Literal["vlm", "llm"] = "vlm"
-    params_b: float | None = Field(default=None, ge=0, description="parameters, in billions")
-    model_spec: dict[str, Any] | None = Field(
-        default=None, description="VLMEvalKit --config model entry: {'class': ..., **kwargs}"
-    )
-    endpoint_base_url: str | None = Field(
-        default=None, max_length=512, description="OpenAI-compatible base URL ending in /v1"
-    )
-    endpoint_key_env: str | None = Field(
-        default=None, max_length=128, description="name of the environment variable holding the API key"
-    )
-    gpus: int = Field(default=1, ge=0, le=64)
-    launch_mode: Literal["single", "torchrun"] = "single"
-    description: str = ""
+    model_config = ConfigDict(extra="allow", serialize_by_alias=True)
 
-    @field_validator("model_spec")
+    class_: Identifier = Field(alias="class", description="VLMEvalKit model class, e.g. Qwen2VLChat")
+
+    @model_validator(mode="before")
     @classmethod
-    def _spec_has_class(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is not None and not isinstance(v.get("class"), str):
+    def _has_class(cls, v: Any) -> Any:
+        if isinstance(v, dict) and not isinstance(v.get("class"), str):
             raise ValueError("model_spec needs a 'class' naming a VLMEvalKit model class, e.g. 'Qwen2VLChat'")
         return v
 
-    @field_validator("endpoint_base_url")
+
+# documents the model validator below: a spec object and an endpoint URL together are refused
+_SPEC_OR_ENDPOINT: JsonDict = {
+    "not": {
+        "required": ["model_spec", "endpoint_base_url"],
+        "properties": {"model_spec": {"type": "object"}, "endpoint_base_url": {"type": "string"}},
+    }
+}
+
+
+class ModelCreate(BaseModel):
+    """A model: a VLMEvalKit registry name, local weights (`model_spec`) or a served endpoint, not both."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_SPEC_OR_ENDPOINT)
+
+    name: Slug
+    display_name: DisplayName
+    vlmeval_model: VlmevalName = Field(description="VLMEvalKit --model name")
+    model_type: Literal["vlm", "llm"] = "vlm"
+    params_b: StrictFloat | None = Field(default=None, ge=0, le=1e6, description="parameters, in billions")
+    model_spec: ModelSpec | None = None
+    endpoint_base_url: HttpUrl | None = Field(default=None, description="OpenAI-compatible base URL ending in /v1")
+    endpoint_key_env: Identifier | None = Field(
+        default=None, description="name of the environment variable holding the API key"
+    )
+    gpus: JsonInt = Field(default=1, ge=0, le=64)
+    launch_mode: Literal["single", "torchrun"] = "single"
+    description: Description = ""
+
+    @field_validator("endpoint_base_url", mode="before")
     @classmethod
-    def _url_scheme(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("endpoint_base_url must start with http:// or https://")
+    def _url_scheme(cls, v: Any) -> Any:
+        if isinstance(v, str) and not re.match(HTTP_URL_PATTERN, v):
+            raise ValueError(
+                "endpoint_base_url must start with http:// or https:// (at most 512 characters, no spaces)"
+            )
         return v
 
     @model_validator(mode="after")
@@ -96,3 +118,46 @@ class ModelPublic(ModelCreate):
     model_config = ConfigDict(from_attributes=True, extra="ignore")
     id: int
     created_at: dt.datetime
+
+
+# documents the model validator below: at least one of task and model, as a string (null is "not given")
+_TASK_OR_MODEL: JsonDict = {
+    "anyOf": [
+        {"required": ["task"], "properties": {"task": {"type": "string"}}},
+        {"required": ["model"], "properties": {"model": {"type": "string"}}},
+    ]
+}
+
+
+class EnrolmentCreate(BaseModel):
+    """Enrol a pair (task and model), a whole task (task only) or a whole model (model only)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_TASK_OR_MODEL)
+
+    task: Slug | None = Field(default=None, description="catalogue name of the task; absent: every task")
+    model: Slug | None = Field(default=None, description="catalogue name of the model; absent: every model")
+
+    @model_validator(mode="after")
+    def _target(self) -> EnrolmentCreate:
+        if not self.task and not self.model:
+            raise ValueError(
+                "give a task, a model, or both (a task alone enrols every model on it, a model alone every task)"
+            )
+        return self
+
+
+class EnrolmentPublic(BaseModel):
+    id: int
+    task: str | None
+    model: str | None
+    scope: str = Field(description="pair, task (every model) or model (every task)")
+    enabled: bool = Field(description="false: an exclusion that keeps the pair out of the nightly run")
+    created_by: str | None
+    created_at: dt.datetime
+
+
+class EnrolmentPair(BaseModel):
+    """A (task, model) pair the next nightly run covers."""
+
+    task: str
+    model: str

@@ -130,7 +130,8 @@ def test_list_runs_filters_and_pages(clients, seeded) -> None:  # type: ignore[n
     assert clients.viewer.get(f"{RUNS}?model=ghost").status_code == 404
 
 
-def test_get_run_shows_everything(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_get_run_shows_everything(clients, seeded, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "worker_stderr.log").write_text("vlmeval said")
     rid = add_run(
         seeded,
         "demo-shapes-mcq",
@@ -147,6 +148,7 @@ def test_get_run_shows_everything(clients, seeded) -> None:  # type: ignore[no-u
         progress_total=20,
         dag_run_id="manual__x",
         dag_id="eval_run",
+        artifacts_dir=str(tmp_path),
     )
     run = clients.viewer.get(f"/api/evals/runs/{rid}").json()
     assert run["primary_metric"] == 0.6 and (run["ci_low"], run["ci_high"]) == (0.5, 0.7)
@@ -154,8 +156,36 @@ def test_get_run_shows_everything(clients, seeded) -> None:  # type: ignore[no-u
     assert run["categories"] == {"Overall": 0.6, "circle": 0.8} and run["progress"] == 1.0
     assert run["links"]["airflow_logs"] == "/dags/eval_run/runs/manual__x/tasks/inference"
     assert run["links"]["worker_log"] == f"/api/evals/runs/{rid}/artifacts/worker_stderr.log"
+    assert clients.viewer.get(run["links"]["worker_log"]).text == "vlmeval said"
     for bad, code in (("999999", 404), ("0", 422), ("abc", 422), ("99999999999999999999999", 422)):
         assert clients.viewer.get(f"/api/evals/runs/{bad}").status_code == code, bad
+
+
+def test_backfilled_run_links_only_to_files_it_has(clients, seeded, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A backfilled VLMEvalKit folder has predictions and metric tables but no worker logs: no `worker_log`
+    link, and every link the run, the run list and the leaderboard give can be followed (no 404)."""
+    folder = tmp_path / "DemoTinyIdefics3" / "T20261201_Gdeadbeef"
+    folder.mkdir(parents=True)
+    (folder / "DemoTinyIdefics3_DEMO_SHAPES_MCQ_acc.csv").write_text("split,Overall\nnone,0.5\n")
+    rid = add_run(
+        seeded,
+        "demo-shapes-mcq",
+        "demo-tiny-idefics3",
+        score=0.5,
+        triggered_by="backfill",
+        artifacts_dir=str(folder),
+        source_path=str(folder),
+    )
+    run = clients.viewer.get(f"/api/evals/runs/{rid}").json()
+    listed = clients.viewer.get("/api/evals/runs").json()["data"][0]
+    row = clients.viewer.get("/api/evals/tasks/demo-shapes-mcq/leaderboard").json()["data"][0]
+    for links in (run["links"], listed["links"], row["links"]):
+        assert links["worker_log"] is None, links
+        for name, url in links.items():
+            if url is not None and url.startswith("/api/evals/"):
+                assert clients.viewer.get(url).status_code == 200, (name, url)
+    files = clients.viewer.get(run["links"]["artifacts"]).json()["data"]
+    assert [f["name"] for f in files] == ["DemoTinyIdefics3_DEMO_SHAPES_MCQ_acc.csv"]
 
 
 def test_cancel_fails_the_dag_run(clients, seeded) -> None:  # type: ignore[no-untyped-def]

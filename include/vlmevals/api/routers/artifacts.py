@@ -5,26 +5,36 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated
 
 from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 
 from vlmevals.api.deps import SessionDep
 from vlmevals.api.errors import responses
-from vlmevals.api.schemas import ArtifactFile, ArtifactList
+from vlmevals.api.resources import ArtifactFile
+from vlmevals.api.schemas import ArtifactList
 from vlmevals.core.errors import InvalidRequestError, NotFoundError
 from vlmevals.runs import lifecycle as run_rows
 
 router = APIRouter(prefix="/runs/{run_id}/artifacts", tags=["artifacts"])
 RunId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="eval run id")]
 MAX_FILES = 5000
+ARTIFACT_PATH_PATTERN = r"^[^\\\x00]+$"  # what the route accepts; '..' and absolute paths find no file (404)
+ArtifactPath = Annotated[
+    str,
+    PathParam(
+        pattern=ARTIFACT_PATH_PATTERN, description="file path relative to the artifacts folder, e.g. worker_stderr.log"
+    ),
+]
 TEXT_SUFFIXES = {".log", ".txt", ".json", ".csv", ".tsv", ".yaml", ".yml", ".md", ".jsonl", ".out", ".err"}
 
 
-def _root(session, run_id: int) -> Path:  # type: ignore[no-untyped-def]
+def _root(session: Session, run_id: int) -> Path:
     run = run_rows.get_run(session, run_id)
     return Path(run.artifacts_dir or run_rows.artifacts_dir_for(run.id))
 
@@ -35,16 +45,16 @@ def _inside(path: Path, root: Path) -> bool:
 
 def resolve_artifact(root: Path, rel: str) -> Path:
     """The real file `rel` names under `root`, or a 4xx error; symlinks are followed only while inside."""
-    if not rel or "\x00" in rel or "\\" in rel:
+    if not re.match(ARTIFACT_PATH_PATTERN, rel):
         raise InvalidRequestError(
             "path: give a file path relative to the run's artifacts folder, "
             "e.g. worker_stderr.log (no NUL or backslash)"
         )
     p = PurePosixPath(rel)
-    if p.is_absolute() or ".." in p.parts:
-        raise InvalidRequestError(
-            f"path: {rel!r} must be relative to the run's artifacts folder and must not "
-            "contain '..'; list the files with GET .../artifacts"
+    if p.is_absolute() or ".." in p.parts:  # no such file *in the run*: the same 404 as any other missing name
+        raise NotFoundError(
+            f"no artifact {rel!r}: paths are relative to the run's artifacts folder, without '..'; "
+            "list the files with GET .../artifacts"
         )
     real_root = root.resolve()
     target = (real_root / p).resolve()
@@ -101,7 +111,7 @@ def get_artifacts(run_id: RunId, session: SessionDep) -> ArtifactList:
         },
     },
 )
-def get_artifact(run_id: RunId, path: str, session: SessionDep) -> FileResponse:
+def get_artifact(run_id: RunId, path: ArtifactPath, session: SessionDep) -> FileResponse:
     """One artifact's content (logs and metric tables as text; predictions .xlsx/.pkl as downloads)."""
     target = resolve_artifact(_root(session, run_id), path)
     headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'"}

@@ -8,37 +8,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Response, status
 
 from vlmevals.api.deps import CanTrigger, SessionDep, UserDep, user_name
 from vlmevals.api.errors import responses
-from vlmevals.catalogue.enrolments import EnrolmentCreate, EnrolmentPublic, enrol, list_enrolments, public, unenrol
+from vlmevals.api.params import query_object
+from vlmevals.api.schemas import EnrolmentList, Unenrolled
+from vlmevals.catalogue.enrolments import enrol, list_enrolments, public, unenrol
+from vlmevals.catalogue.schemas import EnrolmentCreate, EnrolmentPair, EnrolmentPublic
 from vlmevals.nightly.planning import resolve_pairs
 
 router = APIRouter(prefix="/enrolments", tags=["nightly"])
-
-
-class Pair(BaseModel):
-    task: str
-    model: str
-
-
-class EnrolmentList(BaseModel):
-    data: list[EnrolmentPublic]
-    count: int
-    pairs: list[Pair]
-
-
-class Unenrolled(BaseModel):
-    detail: str
 
 
 @router.get("", response_model=EnrolmentList, responses=responses(401, 403))
 def get_enrolments(session: SessionDep) -> EnrolmentList:
     """Every enrolment, and the (task, model) pairs the next nightly run covers."""
     rows = list_enrolments(session)
-    pairs = [Pair(task=t.name, model=m.name) for t, m in resolve_pairs(session)]
+    pairs = [EnrolmentPair(task=t.name, model=m.name) for t, m in resolve_pairs(session)]
     return EnrolmentList(data=rows, count=len(rows), pairs=pairs)
 
 
@@ -46,7 +33,7 @@ def get_enrolments(session: SessionDep) -> EnrolmentList:
     "",
     response_model=EnrolmentPublic,
     dependencies=[CanTrigger],
-    responses={**responses(401, 403, 404, 422), 201: {"description": "enrolled"}},
+    responses={**responses(400, 401, 403, 404, 422), 201: {"description": "enrolled"}},
 )
 def post_enrolment(body: EnrolmentCreate, session: SessionDep, user: UserDep, response: Response) -> EnrolmentPublic:
     """Enrol a pair (`task` and `model`), a whole task (`task` only) or a whole model (`model` only); 201 when
@@ -56,12 +43,20 @@ def post_enrolment(body: EnrolmentCreate, session: SessionDep, user: UserDep, re
     return public(session, row)
 
 
-@router.delete("", response_model=Unenrolled, dependencies=[CanTrigger], responses=responses(401, 403, 404, 422))
+parse_target, TARGET_DOC = query_object(
+    EnrolmentCreate, "target", "`task`, `model` or both (`?task=t&model=m`): at least one of them"
+)
+
+
+@router.delete(
+    "",
+    response_model=Unenrolled,
+    dependencies=[CanTrigger],
+    responses=responses(401, 403, 404, 422),
+    openapi_extra=TARGET_DOC,
+)
 def delete_enrolment(
-    session: SessionDep,
-    user: UserDep,
-    task: Annotated[str | None, Query(description="task name")] = None,
-    model: Annotated[str | None, Query(description="model name")] = None,
+    session: SessionDep, user: UserDep, target: Annotated[EnrolmentCreate, Depends(parse_target)]
 ) -> Unenrolled:
     """Unenrol a pair, a task or a model. A pair whose task or model stays enrolled is stored as an exclusion."""
-    return Unenrolled(detail=unenrol(session, task, model, user=user_name(user)))
+    return Unenrolled(detail=unenrol(session, target.task, target.model, user=user_name(user)))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from vlmevals.api import represent
 from vlmevals.api.deps import SessionDep
 from vlmevals.api.errors import responses
-from vlmevals.api.schemas import HistoryPointOut, HistoryResponse, HistorySeriesOut, LeaderboardResponse
+from vlmevals.api.resources import HistoryPointOut, HistoryResponse, HistorySeriesOut, LeaderboardResponse
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.db.models import SLUG_PATTERN
 from vlmevals.results import leaderboard as queries

@@ -10,7 +10,9 @@ from sqlalchemy.orm import selectinload
 from vlmevals.api import represent
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_name
 from vlmevals.api.errors import responses
-from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList, RunPublic, RunSummary, TriggerRequest
+from vlmevals.api.resources import RunPublic, RunSummary, TriggerRequest
+from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList
+from vlmevals.runs.schemas import RunStatus
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, NotFoundError
 from vlmevals.db.engine import get_engine, session_scope
@@ -67,7 +69,7 @@ def list_all_runs(
     response_model=RunSummary,
     status_code=status.HTTP_201_CREATED,
     dependencies=[CanTrigger],
-    responses=responses(401, 403, 404, 409, 422, 503, conflict_model=ConflictResponse),
+    responses=responses(400, 401, 403, 404, 409, 422, 503, conflict_model=ConflictResponse),
 )
 def trigger_run(request: Request, task_name: TaskName, body: TriggerRequest, user: UserDep) -> RunSummary:
     """Start an evaluation: the run row (`queued`) and an `eval_run` DAG run with its id in the conf.

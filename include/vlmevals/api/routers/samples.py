@@ -25,7 +25,9 @@ def list_run_samples(
     run_id: RunId,
     session: SessionDep,
     page: PageDep,
-    category: Annotated[str | None, Query(max_length=256, description="only this category")] = None,
+    category: Annotated[
+        str | None, Query(max_length=256, pattern=r"^[^\x00]*$", description="only this category (text, no NUL)")
+    ] = None,
     outcome: Annotated[Outcome, Query(description="right, wrong (below full marks, not failed), failed")] = "all",
 ) -> SampleList:
     """A page of the run's samples in index order, with prediction, answer and score.

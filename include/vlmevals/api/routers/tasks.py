@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, status
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
+from vlmevals.api.crud import insert_named, page_by_name
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import TaskList
 from vlmevals.catalogue.schemas import TaskCreate, TaskPublic
 from vlmevals.catalogue.store import get_task
-from vlmevals.core.errors import ConflictError
 from vlmevals.db.models import SLUG_PATTERN, Task
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -23,8 +21,7 @@ TaskName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name
 @router.get("", response_model=TaskList, responses=responses(401, 403, 422))
 def list_tasks(session: SessionDep, page: PageDep) -> TaskList:
     """All tasks, by name."""
-    count = session.scalar(select(func.count()).select_from(Task)) or 0
-    rows = session.scalars(select(Task).order_by(Task.name).limit(page.limit).offset(page.offset)).all()
+    rows, count = page_by_name(session, Task, page)
     return TaskList(data=[TaskPublic.model_validate(t) for t in rows], count=count)
 
 
@@ -38,17 +35,8 @@ def get_one(name: TaskName, session: SessionDep) -> TaskPublic:
     response_model=TaskPublic,
     status_code=status.HTTP_201_CREATED,
     dependencies=[CanTrigger],
-    responses=responses(401, 403, 409, 422),
+    responses=responses(400, 401, 403, 409, 422),
 )
 def create_task(body: TaskCreate, session: SessionDep) -> TaskPublic:
     """Register a benchmark (needs the right to trigger eval_run)."""
-    if session.scalar(select(Task.id).where(Task.name == body.name)) is not None:
-        raise ConflictError(f"a task named {body.name!r} already exists; pick another name")
-    task = Task(**body.model_dump())
-    session.add(task)
-    try:
-        session.flush()
-    except IntegrityError as err:  # lost a race with a concurrent create
-        raise ConflictError(f"a task named {body.name!r} already exists; pick another name") from err
-    session.refresh(task)
-    return TaskPublic.model_validate(task)
+    return TaskPublic.model_validate(insert_named(session, Task(**body.model_dump()), "task"))

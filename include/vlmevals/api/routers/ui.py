@@ -16,7 +16,12 @@ from vlmevals.api.schemas import Me
 from vlmevals.core.errors import NotFoundError
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-ASSETS = {"leaderboard.js": "text/javascript", "leaderboard.css": "text/css", "icon.svg": "image/svg+xml"}
+ASSETS = {
+    "common.js": "text/javascript",
+    "leaderboard.js": "text/javascript",
+    "leaderboard.css": "text/css",
+    "icon.svg": "image/svg+xml",
+}
 router = APIRouter(tags=["ui"])
 
 

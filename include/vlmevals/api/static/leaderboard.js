@@ -1,111 +1,21 @@
-// Leaderboard page of the VLM evals API. No build step, no dependencies: DOM + SVG.
+// Leaderboard page of the VLM evals API. No build step, no dependencies: DOM + SVG, helpers from common.js.
 // Served at {base}/api/evals/ui/leaderboard inside the Airflow UI (iframe, same origin): the browser sends
 // Airflow's `_token` cookie with every fetch, so the API sees the signed-in Airflow user.
-"use strict";
+import { $, api, el, fmtDate, fmtParams, fmtScore, modelColors, reportError, showAlert, watchTheme } from "./common.js";
 
-const API = new URL("../", window.location.href).pathname.replace(/\/$/, ""); // …/api/evals
-const SITE = API.replace(/\/api\/evals$/, "");
-const PALETTE = ["#4f7fbf", "#d9822b", "#3fa46a", "#c9485b", "#8a63c7", "#2aa3a3", "#b8a32e", "#7a7f87"];
-const state = { tasks: [], models: [], me: null, task: null, board: null, timer: null, lastActive: "" };
-const $ = (id) => document.getElementById(id);
-
-// ---------- theme: follow the Airflow UI around us (light/dark), copying its live colour tokens ----------
-const TOKENS = {
-  "--bg": ["--chakra-colors-bg", "--chakra-colors-bg-panel"],
-  "--bg-subtle": ["--chakra-colors-bg-subtle"],
-  "--bg-muted": ["--chakra-colors-bg-muted"],
-  "--fg": ["--chakra-colors-fg"],
-  "--fg-muted": ["--chakra-colors-fg-muted"],
-  "--border": ["--chakra-colors-border"],
-  "--font": ["--chakra-fonts-body"],
-};
-function syncTheme() {
-  let root;
-  try { root = window.parent !== window ? window.parent.document.documentElement : null; } catch (e) { root = null; }
-  if (!root) return;
-  const dark = root.classList.contains("dark");
-  document.documentElement.classList.toggle("dark", dark);
-  document.documentElement.classList.toggle("light", !dark);
-  const cs = window.parent.getComputedStyle(root);
-  for (const [mine, theirs] of Object.entries(TOKENS)) {
-    const v = theirs.map((t) => cs.getPropertyValue(t).trim()).find((x) => x);
-    if (v) document.documentElement.style.setProperty(mine, v); else document.documentElement.style.removeProperty(mine);
-  }
-}
-function watchTheme() {
-  syncTheme();
-  try {
-    if (window.parent !== window) {
-      new MutationObserver(() => { syncTheme(); renderCharts(); })
-        .observe(window.parent.document.documentElement, { attributes: true, attributeFilter: ["class", "style"] });
-    }
-  } catch (e) { /* not same-origin: keep our own palette */ }
-}
-
-// ---------- API ----------
-async function api(path, opts = {}) {
-  const r = await fetch(API + path, {
-    credentials: "same-origin",
-    headers: { Accept: "application/json", ...(opts.body ? { "Content-Type": "application/json" } : {}) },
-    ...opts,
-  });
-  let body = null;
-  try { body = await r.json(); } catch (e) { body = null; }
-  if (r.status === 401) {
-    showAlert("You are not signed in to Airflow. ", "error",
-      { href: `${SITE}/auth/login/?next=${encodeURIComponent(SITE + "/plugin/leaderboard")}`, text: "Sign in" });
-    throw new Error("unauthenticated");
-  }
-  if (!r.ok) {
-    const err = new Error(detailText(body) || `HTTP ${r.status}`);
-    err.status = r.status; err.body = body;
-    throw err;
-  }
-  return body;
-}
-function detailText(body) {
-  if (!body) return "";
-  if (typeof body.detail === "string") return body.detail;
-  if (Array.isArray(body.detail)) return body.detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
-  return JSON.stringify(body);
-}
-
-// ---------- helpers ----------
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "class") e.className = v; else if (k === "text") e.textContent = v; else e.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
-function showAlert(msg, kind = "ok", link = null) {
-  const a = $("alert");
-  a.replaceChildren(document.createTextNode(msg));
-  if (link) a.append(el("a", { href: link.href, target: "_top", text: link.text }));
-  a.className = `alert ${kind}`;
-  a.hidden = false;
-}
-function fmtScore(v, scale) {
-  if (v === null || v === undefined) return "–";
-  const digits = scale >= 10 ? 2 : 4;
-  return Number(v).toFixed(digits);
-}
-function fmtParams(p) { return p === null || p === undefined ? "–" : (p < 0.01 ? p.toExponential(1) : String(+p.toFixed(2))); }
-function fmtDate(s) { return s ? new Date(s).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "–"; }
-function color(i) { return PALETTE[i % PALETTE.length]; }
+const state = { tasks: [], models: [], me: null, task: null, board: null, history: null, colors: new Map(), timer: null, lastActive: "" };
 function airflowLink(url, text) { return url ? el("a", { href: url, target: "_top", text }) : document.createTextNode(text); }
+function color(model) { return state.colors.get(model); }
 
 // ---------- load ----------
 async function init() {
-  watchTheme();
+  watchTheme(renderCharts);
   try {
     [state.me, state.tasks, state.models] = await Promise.all([
       api("/me"), api("/tasks?limit=1000").then((r) => r.data), api("/models?limit=1000").then((r) => r.data),
     ]);
   } catch (e) {
-    if (e.message !== "unauthenticated") showAlert(`Could not load the catalogue: ${e.message}`, "error");
+    reportError("Could not load the catalogue: ", e);
     return;
   }
   const params = new URLSearchParams(window.location.search);
@@ -154,9 +64,11 @@ async function load() {
     ]);
     state.board = board; state.history = history;
   } catch (e) {
-    if (e.message !== "unauthenticated") showAlert(`Could not load the leaderboard: ${e.message}`, "error");
+    reportError("Could not load the leaderboard: ", e);
     return;
   }
+  // one colour per model over every chart and legend of the page
+  state.colors = modelColors([...state.board.data, ...state.history.data].map((x) => x.model_name));
   renderHeader(); renderBoard(); renderCategories(); renderCharts();
   await refreshActive();
 }
@@ -187,8 +99,8 @@ function renderBoard() {
       score,
       el("td", { class: "num", text: failed }),
       el("td", { text: fmtDate(r.finished_at) }),
-      el("td", {}, airflowLink(r.links.airflow_run, `#${r.run_id}`), " · ",
-        el("a", { href: r.links.worker_log, target: "_blank", text: "log" }),
+      el("td", {}, airflowLink(r.links.airflow_run, `#${r.run_id}`),
+        r.links.worker_log ? el("span", {}, " · ", el("a", { href: r.links.worker_log, target: "_blank", text: "log" })) : null,
         r.samples_total ? el("span", {}, " · ", el("a", { href: `samples?run=${r.run_id}&outcome=wrong`, text: "wrong answers" })) : null,
         r.samples_total && data[0].run_id !== r.run_id ? el("span", {}, " · ", el("a", { href: `compare?task=${encodeURIComponent(task.name)}&run_a=${data[0].run_id}&run_b=${r.run_id}`, title: `compare with ${data[0].model_display_name}`, text: "compare" })) : null),
     );
@@ -272,9 +184,9 @@ function renderSizeChart() {
   const ys = yScale(rows.map((r) => r.score), scale);
   const xt = []; for (let e = lo; e <= hi; e++) xt.push([fx(10 ** e), e >= 0 ? `${10 ** e}B` : `${+(10 ** e).toPrecision(1)}B`]);
   axes(root, xt, ys.ticks, "parameters (billions, log scale)", "score");
-  rows.forEach((r, i) => {
+  rows.forEach((r) => {
     const cx = fx(r.params_b), cy = ys.f(r.score);
-    const c = svg("circle", { cx, cy, r: 6, fill: color(i), "fill-opacity": 0.85 });
+    const c = svg("circle", { cx, cy, r: 6, fill: color(r.model_name), "fill-opacity": 0.85, "data-model": r.model_name });
     const title = svg("title"); title.textContent = `${r.model_display_name}: ${fmtScore(r.score, scale)} (${fmtParams(r.params_b)}B)`;
     c.append(title); root.append(c);
     const left = cx > W * 0.55;  // keep the label inside the chart
@@ -299,15 +211,16 @@ function renderTimeChart() {
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "score over time" });
   axes(root, xt, ys.ticks, "finished", "score");
   const legend = el("div", { class: "legend" });
-  series.forEach((s, i) => {
+  series.forEach((s) => {
+    const c0 = color(s.model_name);
     const pts = s.points.map((p) => [fx(Date.parse(p.finished_at)), ys.f(p.score), p]);
-    if (pts.length > 1) root.append(svg("polyline", { points: pts.map(([x, y]) => `${x},${y}`).join(" "), fill: "none", stroke: color(i), "stroke-width": 2 }));
+    if (pts.length > 1) root.append(svg("polyline", { points: pts.map(([x, y]) => `${x},${y}`).join(" "), fill: "none", stroke: c0, "stroke-width": 2, "data-model": s.model_name }));
     for (const [x, y, p] of pts) {
-      const c = svg("circle", { cx: x, cy: y, r: 3.5, fill: color(i) });
+      const c = svg("circle", { cx: x, cy: y, r: 3.5, fill: c0, "data-model": s.model_name });
       const title = svg("title"); title.textContent = `${s.model_display_name} · run ${p.run_id}: ${fmtScore(p.score, scale)} (${fmtDate(p.finished_at)})`;
       c.append(title); root.append(c);
     }
-    legend.append(el("span", { style: `--c: ${color(i)}`, text: s.model_display_name }));
+    legend.append(el("span", { style: `--c: ${c0}`, "data-model": s.model_name, text: s.model_display_name }));
   });
   box.append(root, legend);
 }
@@ -364,7 +277,7 @@ async function onTrigger(ev) {
     $("trigger-form").hidden = true;
   } catch (e) {
     if (e.status === 409 && e.body?.existing_run_id) showAlert(`${e.message} `, "error", e.body.run?.links?.airflow_run ? { href: e.body.run.links.airflow_run, text: `Open run #${e.body.existing_run_id}` } : null);
-    else if (e.message !== "unauthenticated") showAlert(`Trigger failed: ${e.message}`, "error");
+    else reportError("Trigger failed: ", e);
   }
   await refreshActive();
 }
@@ -375,7 +288,7 @@ async function onCancel(runId) {
     await api(`/runs/${runId}/cancel`, { method: "POST" });
     showAlert(`Run #${runId} cancelled.`, "ok");
   } catch (e) {
-    if (e.message !== "unauthenticated") showAlert(`Cancel failed: ${e.message}`, "error");
+    reportError("Cancel failed: ", e);
   }
   await refreshActive();
 }
