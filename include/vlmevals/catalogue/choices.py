@@ -1,10 +1,12 @@
-"""The task and model names the trigger forms offer, kept in a small JSON file beside the stack.
+"""The task and model names the trigger forms offer, kept in a small JSON file in Airflow's home.
 
 DAG files must not query the database while parsing, yet the form should offer the catalogue: the catalogue
 writes this file whenever its tasks or models change (`vlmevals seed`, the evals API) and the DAG files read
 it (stdlib only, microseconds). Without the file (a fresh checkout, the DAG tests) the seed file's names are
 offered. The dag-processor re-parses every 30 s, so a new model shows up in the form within that.
-Multi-host deployments put the file where the dag-processor can read it (`EVALS_CATALOGUE_CHOICES`).
+Default place: `$AIRFLOW_HOME/catalogue_choices.json` (the local stack: `.local/airflow/`), so each stack and
+each test session has its own; where the API and the dag-processor run on different hosts, point
+`EVALS_CATALOGUE_CHOICES` of both at one shared file.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from vlmevals.core.settings import LOCAL_DIR
-
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -27,7 +27,9 @@ SEED_FILE = Path(__file__).with_name("seed.yaml")
 
 
 def choices_file() -> Path:
-    return Path(os.environ.get(CHOICES_ENV) or LOCAL_DIR / "catalogue_choices.json")
+    if os.environ.get(CHOICES_ENV):
+        return Path(os.environ[CHOICES_ENV])
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "catalogue_choices.json"
 
 
 def _names(items: object) -> list[str]:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import ModelList
+from vlmevals.catalogue.choices import write_choices
 from vlmevals.catalogue.schemas import ModelCreate, ModelPublic
 from vlmevals.catalogue.store import get_model
 from vlmevals.core.errors import ConflictError
@@ -51,4 +52,5 @@ def create_model(body: ModelCreate, session: SessionDep) -> ModelPublic:
     except IntegrityError as err:  # lost a race with a concurrent create
         raise ConflictError(f"a model named {body.name!r} already exists; pick another name") from err
     session.refresh(model)
+    write_choices(session)  # the trigger forms offer it after the next DAG parse
     return ModelPublic.model_validate(model)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import TaskList
+from vlmevals.catalogue.choices import write_choices
 from vlmevals.catalogue.schemas import TaskCreate, TaskPublic
 from vlmevals.catalogue.store import get_task
 from vlmevals.core.errors import ConflictError
@@ -51,4 +52,5 @@ def create_task(body: TaskCreate, session: SessionDep) -> TaskPublic:
     except IntegrityError as err:  # lost a race with a concurrent create
         raise ConflictError(f"a task named {body.name!r} already exists; pick another name") from err
     session.refresh(task)
+    write_choices(session)  # the trigger forms offer it after the next DAG parse
     return TaskPublic.model_validate(task)
