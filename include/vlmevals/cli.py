@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -93,8 +94,6 @@ def bring_up(stack: Stack) -> None:
     with console.status("migrating Airflow's metadata DB and our tables"):
         stack.migrate()
     console.print("[green]✓[/] migrations")
-    import os
-
     env_file = stack.write_env_file()  # before the export below, so it still tells derived values from yours
     os.environ.update({k: v for k, v in stack.shell_env().items() if k != "PATH"})
     get_settings.cache_clear()
@@ -150,6 +149,7 @@ def _wait_and_report(stack: Stack, client: httpx.Client, dag_run_id: str, timeou
     from sqlalchemy import select
 
     from vlmevals.db.engine import get_engine, session_scope
+    from vlmevals.db.models import EvalRun
 
     engine = get_engine(stack.database_url)
     deadline = time.monotonic() + timeout_s

@@ -147,7 +147,12 @@ class Stack:
     def shell_env(self) -> dict[str, str]:
         """`env()` plus the `EVALS_STACK_DERIVED` mark of what the stack derived (see stack_settings)."""
         env, derived = self._env_and_derived()
-        return {**env, DERIVED_VAR: json.dumps({k: env[k] for k in derived}, sort_keys=True)}
+        where = {  # so that `vlmevals …` in a shell that sourced env.sh addresses this stack, not the defaults
+            "EVALS_HOME": str(self.home),
+            "EVALS_PG_PORT": str(self.settings.pg_port),
+            "EVALS_AIRFLOW_PORT": str(self.settings.api_port),
+        }
+        return {**env, **where, DERIVED_VAR: json.dumps({k: env[k] for k in derived}, sort_keys=True)}
 
     def write_env_file(self) -> Path:
         """`source .local/env.sh` gives a shell the stack's environment (for airflow CLI calls)."""

@@ -47,10 +47,10 @@ def _env_after_sourcing(env_sh: Path, then: str) -> dict[str, str]:
     """A bash that sources env.sh, runs `then`, and asks a fresh Python what the stack would use."""
     probe = (
         "import json; from vlmevals.devtools.stack import Stack; s = Stack(); "
-        "print(json.dumps({**s.env(), 'own_postgres': str(s.own_postgres)}))"
+        "print(json.dumps({**s.env(), 'own_postgres': str(s.own_postgres), 'home': str(s.home)}))"
     )
     script = f"source {env_sh}; {then}; {sys.executable} -c {json.dumps(probe)}"
-    env = {k: v for k, v in os.environ.items() if k not in YOURS}
+    env = {k: v for k, v in os.environ.items() if k not in (*YOURS, "EVALS_HOME")}
     res = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -67,6 +67,7 @@ def test_a_sourced_env_sh_from_an_earlier_start_does_not_win(clean_env: Path) ->
     got = _env_after_sourcing(env_sh, f"export VLMEVAL_ROOT={root}")
     assert got["VLMEVAL_OUTPUTS"] == str(root / "outputs")
     assert got["own_postgres"] == "True", "DATABASE_URL from env.sh must not turn off the stack's own PostgreSQL"
+    assert got["home"] == str(clean_env / "home"), "a sourced env.sh addresses its own stack, not the default one"
 
     got = _env_after_sourcing(env_sh, f"export VLMEVAL_ROOT={root} VLMEVAL_OUTPUTS={clean_env / 'mine'}")
     assert got["VLMEVAL_OUTPUTS"] == str(clean_env / "mine"), "a value you changed after sourcing is yours"
