@@ -6,8 +6,9 @@ conf carries `eval_run_id`); it fails before any GPU slot is taken on an unknown
 dataset. `inference` runs VLMEvalKit's inference as a subprocess holding slots of the pool `gpu` (one task
 per slot count; `route_inference` picks the one matching the model's GPUs); retries resume from VLMEvalKit's
 partial results. `scoring` runs VLMEvalKit's evaluation, `ingest_metrics` stores every metric and marks the run
-completed. `finalize` (a teardown) guarantees that no run stays queued or running. At most one queued or
-running evaluation per task x model unless `force`: a duplicate fails at `queue` naming the active run.
+completed. `finalize` (a teardown) guarantees that no run stays queued or running and writes the DAG run's
+note: "eval run N: task x model → score" (or the failure) with a link to the leaderboard page. At most one
+queued or running evaluation per task x model unless `force`: a duplicate fails at `queue` naming the active run.
 
 Trigger from the form, from `POST /api/v2/dags/eval_run/dagRuns` with `{"conf": {"task": ..., "model": ...}}`,
 or from `POST /api/evals/tasks/{task}/runs`.
@@ -19,8 +20,11 @@ import datetime as dt
 from typing import Any
 
 from airflow.sdk import Param, dag, task
+from vlmevals.catalogue.choices import read_choices
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.gpu.slots import GPU_POOL, GPU_QUEUE, GPU_SLOT_BUCKETS, inference_task_id
+
+_CHOICES = read_choices()  # a small JSON file the catalogue writes: no database query at parse time
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -38,10 +42,17 @@ def _run_id_from(context: dict[str, Any]) -> int | None:
 
 
 def _on_failure(context: dict[str, Any]) -> None:
-    """A task failed for good: the run row gets the readable reason."""
+    """A task failed for good: the run row gets the readable reason (a failed `queue` without one: the note)."""
     from vlmevals.pipeline.steps import record_task_failure
 
-    record_task_failure(_engine(), _run_id_from(context), context["ti"].task_id, context.get("exception"))
+    run_id, task_id = _run_id_from(context), context["ti"].task_id
+    record_task_failure(_engine(), run_id, task_id, context.get("exception"))
+    if run_id is None and task_id == "queue":
+        from vlmevals.pipeline.notes import note_queue_failure
+
+        dag_run = context["dag_run"]
+        conf = {**dict(context.get("params") or {}), **(dag_run.conf or {})}
+        note_queue_failure(_engine(), dag_run.dag_id, dag_run.run_id, conf, context.get("exception"))
 
 
 def _on_ingested(context: dict[str, Any]) -> None:
@@ -98,19 +109,21 @@ def _inference_task(slots: int):  # type: ignore[no-untyped-def]
             "demo-shapes-mcq",
             type="string",
             title="Task",
-            description="Catalogue name of the benchmark (see /api/evals/tasks)",
+            description="Catalogue name of the benchmark: pick one of the list or type any (see /api/evals/tasks)",
             minLength=1,
+            examples=_CHOICES["tasks"],
         ),
         "model": Param(
             "demo-tiny-idefics3",
             type="string",
             title="Model",
-            description="Catalogue name of the model (see /api/evals/models)",
+            description="Catalogue name of the model: pick one of the list or type any (see /api/evals/models)",
             minLength=1,
+            examples=_CHOICES["models"],
         ),
         "judge": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="Judge",
             description="VLMEvalKit --judge (empty: EVALS_JUDGE, default exact_matching, offline)",
         ),
@@ -191,10 +204,13 @@ def eval_run() -> None:
 
     @task(retries=3, retry_delay=dt.timedelta(seconds=3))
     def finalize(info: dict[str, Any] | None, dag_run=None) -> str:  # type: ignore[no-untyped-def]
+        from vlmevals.pipeline.notes import note_finished_run
         from vlmevals.pipeline.steps import finalize_step
 
         run_id = info.get("eval_run_id") if isinstance(info, dict) else None
-        return finalize_step(_engine(), run_id, dag_run.run_id)
+        outcome = finalize_step(_engine(), run_id, dag_run.run_id)
+        note_finished_run(_engine(), run_id, dag_run.dag_id, dag_run.run_id)  # "eval run N: task x model → score"
+        return outcome
 
     info = queue()
     branches = [_inference_task(s)(info) for s in GPU_SLOT_BUCKETS]

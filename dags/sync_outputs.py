@@ -29,8 +29,8 @@ from vlmevals.core.constants import SYNC_OUTPUTS_DAG_ID
     max_active_runs=1,
     params={
         "folder": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="Folder",
             description="VLMEvalKit work dir to scan (empty: VLMEVAL_OUTPUTS of the workers)",
         ),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -15,10 +16,14 @@ from vlmevals.core.settings import get_settings
 from vlmevals.devtools.stack import USERS, Stack, wait_for_dag
 from vlmevals.gpu.detect import nvidia_smi
 
+if TYPE_CHECKING:
+    from vlmevals.db.models import EvalRun
+
 app = typer.Typer(no_args_is_help=True, help="VLM evaluation service (VLMEvalKit on Airflow).")
 db_app = typer.Typer(help="Our tables' migrations (Alembic, in sql/).")
 app.add_typer(db_app, name="db")
-console = Console()
+console = Console(soft_wrap=True)
+"""soft_wrap: rich never breaks a line, so every URL and path stays whole in narrow terminals and pipes."""
 
 DEMO_TASK = "demo-shapes-mcq"
 DEMO_MODEL = "demo-tiny-idefics3"
@@ -43,15 +48,18 @@ def db_downgrade(revision: str = "base") -> None:
 @app.command()
 def seed(path: Annotated[Path | None, typer.Option(help="catalogue YAML")] = None) -> None:
     """Load the catalogue (idempotent)."""
+    from vlmevals.catalogue.choices import write_choices
     from vlmevals.catalogue.seed import SEED_FILE
     from vlmevals.catalogue.seed import seed as do_seed
     from vlmevals.db.engine import session_scope
 
     with session_scope() as s:
         report = do_seed(s, path or SEED_FILE)
+        choices = write_choices(s)
     console.print(
         f"seed: {len(report.created)} created, {len(report.updated)} updated, {len(report.unchanged)} unchanged"
     )
+    console.print(f"trigger-form choices: {choices}")
 
 
 @app.command("demo-assets")
@@ -80,18 +88,16 @@ def bring_up(stack: Stack) -> None:
     with console.status("migrating Airflow's metadata DB and our tables"):
         stack.migrate()
     console.print("[green]✓[/] migrations")
-    env = stack.env()
-    import os
-
-    os.environ.update({k: v for k, v in env.items() if k != "PATH"})
+    env_file = stack.write_env_file()  # before the export below, so it still tells derived values from yours
+    os.environ.update({k: v for k, v in stack.shell_env().items() if k != "PATH"})
     get_settings.cache_clear()
+    console.print(f"[green]✓[/] outputs in {os.environ['VLMEVAL_OUTPUTS']}")
     seed()
     with console.status("building demo assets"):
         demo_assets()
     slots = _gpu_slots(stack)
     stack.airflow("pools", "set", "gpu", str(slots), "GPU slots for inference (one per GPU)")
-    console.print(f"[green]✓[/] pool gpu = {slots} slot(s)")
-    stack.write_env_file()
+    console.print(f"[green]✓[/] pool gpu = {slots} slot(s); shell environment in {env_file}")
     with console.status("starting Airflow (api-server, scheduler, dag-processor, triggerer)"):
         stack.start_components()
         stack.wait_healthy()
@@ -160,6 +166,13 @@ def _wait_and_report(stack: Stack, client: httpx.Client, dag_run_id: str, timeou
     if run is None:
         console.print(f"[red]no eval run recorded[/] (DAG run {dag_state}); see the Airflow UI")
         raise typer.Exit(1)
+    print_result(run, label, f"{stack.api_url}/dags/{EVAL_RUN_DAG_ID}/runs/{dag_run_id}")
+    if run.status != "completed":
+        raise typer.Exit(1)
+
+
+def print_result(run: EvalRun, label: str, airflow_url: str) -> None:
+    """The outcome of one eval run: status, score, error, artifacts folder and the Airflow run's URL."""
     colour = "green" if run.status == "completed" else "red"
     console.print(f"[{colour}]eval run {run.id}: {run.status}[/]")
     if run.primary_metric is not None:
@@ -167,9 +180,7 @@ def _wait_and_report(stack: Stack, client: httpx.Client, dag_run_id: str, timeou
     if run.error:
         console.print(f"error: {run.error}")
     console.print(f"artifacts: {run.artifacts_dir}")
-    console.print(f"Airflow run: {stack.api_url}/dags/eval_run/runs/{dag_run_id}")
-    if run.status != "completed":
-        raise typer.Exit(1)
+    console.print(f"Airflow run: {airflow_url}")
 
 
 @app.command()
@@ -191,7 +202,7 @@ def down() -> None:
 
 
 def _fail_clearly(err: Exception) -> typer.Exit:
-    console.print(f"[red]error:[/] {err}", soft_wrap=True)
+    console.print(f"[red]error:[/] {err}")
     return typer.Exit(1)
 
 
@@ -217,7 +228,7 @@ def sync_outputs(
     console.print(report.summary_line())
     for kind, problems in (("unknown", report.unknown), ("malformed", report.malformed)):
         for p in problems:
-            console.print(f"  [yellow]{kind}[/] {p.path}: {p.reason}", soft_wrap=True)
+            console.print(f"  [yellow]{kind}[/] {p.path}: {p.reason}")
 
 
 @app.command()

@@ -9,12 +9,12 @@ from urllib.parse import quote
 from fastapi import Request
 
 from vlmevals.api import resources as s
-from vlmevals.runs.schemas import RunStatus
 from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID
 from vlmevals.db.models import EvalRun, Task
 from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.results.leaderboard import Leaderboard, category_scores
 from vlmevals.runs import lifecycle as run_rows
+from vlmevals.runs.schemas import RunStatus
 
 WORKER_LOG = "worker_stderr.log"  # VLMEvalKit's stderr, written by the inference step
 

@@ -7,6 +7,7 @@ what a user runs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -18,34 +19,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
-from vlmevals.core.settings import LOCAL_DIR, PROJECT_ROOT
+from vlmevals.core.settings import PROJECT_ROOT, Settings
 from vlmevals.devtools.localpg import LocalPostgres, port_open
+from vlmevals.devtools.stack_settings import DERIVED_VAR, StackSettings, get_stack_settings, user_environ
+
+__all__ = ["COMPONENTS", "USERS", "Stack", "StackSettings", "get_stack_settings", "wait_for_dag"]
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 USERS = {"admin": "admin", "op": "op", "viewer": "viewer"}
+NOTES_USER = "op"
+"""The Airflow user whose login (connection `evals_airflow_api`) eval_run uses to write its DAG run notes."""
+PATH_VARS = {"VLMEVAL_OUTPUTS": "vlmeval_outputs", "LMUData": "lmu_data", "EVALS_MODELS_DIR": "models_dir"}
+"""Service paths the stack hands its processes: yours from the environment, else derived by `Settings`."""
 
 
-class StackSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+def service_paths(environ: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The paths (VLMEVAL_ROOT included when set) and the names of those derived rather than given.
 
-    home: Path = Field(default=LOCAL_DIR, alias="EVALS_HOME")
-    pg_port: int = Field(default=55432, alias="EVALS_PG_PORT")
-    api_port: int = Field(default=8080, alias="EVALS_AIRFLOW_PORT")
-    gpu_slots: int | None = Field(default=None, alias="EVALS_GPU_SLOTS")
-    parallelism: int = Field(default=4, alias="EVALS_AIRFLOW_PARALLELISM")
-    database_url: str | None = Field(default=None, alias="DATABASE_URL")
-    airflow_db_url: str | None = Field(default=None, alias="AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
-    executor: str = Field(default="LocalExecutor", alias="EVALS_EXECUTOR")
-    redis_url: str | None = Field(default=None, alias="REDIS_URL", description="Celery broker (CeleryExecutor)")
+    Derived by `core.settings.Settings`, the one rule: `VLMEVAL_OUTPUTS` defaults to `$VLMEVAL_ROOT/outputs`
+    when `VLMEVAL_ROOT` is set, else `.local/outputs`."""
+    given = {k: environ[k] for k in ("VLMEVAL_ROOT", *PATH_VARS) if environ.get(k)}
+    defaults = {k: Settings.model_fields[f].default for k, f in PATH_VARS.items()}
+    s = Settings.model_validate({**defaults, "VLMEVAL_ROOT": None, "VLMEVAL_OUTPUTS": None, **given})
+    out = {k: str(getattr(s, f)) for k, f in PATH_VARS.items()}
+    if s.vlmeval_root is not None:
+        out["VLMEVAL_ROOT"] = str(s.vlmeval_root)
+    return out, [k for k in PATH_VARS if k not in given]
 
 
 @dataclass
 class Stack:
-    settings: StackSettings = field(default_factory=StackSettings)
+    settings: StackSettings = field(default_factory=get_stack_settings)
 
     @property
     def home(self) -> Path:
@@ -81,6 +87,9 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         """Environment for every Airflow process and CLI call of this stack."""
+        return self._env_and_derived()[0]
+
+    def _env_and_derived(self) -> tuple[dict[str, str], list[str]]:
         airflow_home = self.home / "airflow"
         airflow_home.mkdir(parents=True, exist_ok=True)
         pw = airflow_home / "passwords.json"
@@ -110,15 +119,19 @@ class Stack:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
             "AIRFLOW_CONN_EVALS_DB": conn_url,
             "DATABASE_URL": self.database_url,
-            "LMUData": os.environ.get("LMUData", str(LOCAL_DIR / "LMUData")),
-            "VLMEVAL_OUTPUTS": os.environ.get("VLMEVAL_OUTPUTS", str(LOCAL_DIR / "outputs")),
-            "EVALS_MODELS_DIR": os.environ.get("EVALS_MODELS_DIR", str(LOCAL_DIR / "models")),
+            "AIRFLOW_CONN_EVALS_AIRFLOW_API": f"http://{NOTES_USER}:{USERS[NOTES_USER]}@127.0.0.1:{self.settings.api_port}",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "NO_PROXY": "127.0.0.1,localhost",
         }
+        paths, derived = service_paths(user_environ())
+        env.update(paths)
+        if self.own_postgres:
+            derived.append("DATABASE_URL")
+        if self.settings.airflow_db_url is None:
+            derived.append("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
         if self.settings.executor == "CeleryExecutor":
             env.update(self._celery_env())
-        return env
+        return env, derived
 
     def _celery_env(self) -> dict[str, str]:
         """Broker, result backend (Airflow's metadata DB) and worker names that tell workers on one host apart."""
@@ -131,10 +144,21 @@ class Stack:
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "vlmevals.gpu.leases.worker_hostname",
         }
 
+    def shell_env(self) -> dict[str, str]:
+        """`env()` plus the `EVALS_STACK_DERIVED` mark of what the stack derived (see stack_settings)."""
+        env, derived = self._env_and_derived()
+        where = {  # so that `vlmevals …` in a shell that sourced env.sh addresses this stack, not the defaults
+            "EVALS_HOME": str(self.home),
+            "EVALS_PG_PORT": str(self.settings.pg_port),
+            "EVALS_AIRFLOW_PORT": str(self.settings.api_port),
+        }
+        return {**env, **where, DERIVED_VAR: json.dumps({k: env[k] for k in derived}, sort_keys=True)}
+
     def write_env_file(self) -> Path:
         """`source .local/env.sh` gives a shell the stack's environment (for airflow CLI calls)."""
         path = self.home / "env.sh"
-        lines = [f"export {k}={json.dumps(v)}" for k, v in sorted(self.env().items()) if k != "PATH"]
+        env = self.shell_env()
+        lines = [f"export {k}={_sh_quote(v)}" for k, v in sorted(env.items()) if k != "PATH"]
         path.write_text("\n".join(lines) + f"\nexport PATH={json.dumps(str(Path(sys.executable).parent))}:$PATH\n")
         return path
 
@@ -181,15 +205,18 @@ class Stack:
         self, name: str, args: tuple[str, ...] | None = None, extra_env: dict[str, str] | None = None
     ) -> int:
         """Start `airflow {args or name}` in the background (e.g. name "worker-gpu", args ("celery", "worker", …))."""
+        env = {**self.env(), **(extra_env or {})}
         if (pid := self.pid(name)) is not None:
-            return pid
+            if self._env_stamp(name).exists() and self._env_stamp(name).read_text() == _digest(env):
+                return pid
+            self.stop((name,), database=False)  # started with another environment: yours wins, so restart it
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self._pidfile(name).parent.mkdir(parents=True, exist_ok=True)
         with (logs / f"{name}.log").open("ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "airflow", *(args or (name,))],
-                env={**os.environ, **self.env(), **(extra_env or {})},
+                env={**os.environ, **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -197,7 +224,11 @@ class Stack:
                 cwd=PROJECT_ROOT,
             )
         self._pidfile(name).write_text(str(proc.pid))
+        self._env_stamp(name).write_text(_digest(env))
         return proc.pid
+
+    def _env_stamp(self, name: str) -> Path:
+        return self.home / "run" / f"{name}.env-sha256"
 
     def start_components(self, components: tuple[str, ...] = COMPONENTS) -> None:
         if "api-server" in components and self.pid("api-server") is None and port_open(self.settings.api_port):
@@ -256,7 +287,16 @@ class Stack:
             timeout=30,
         )
         r.raise_for_status()
-        return r.json()["access_token"]
+        return str(r.json()["access_token"])
+
+
+def _digest(env: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()
+
+
+def _sh_quote(value: str) -> str:
+    """Single-quoted for sh: nothing inside is expanded (a JSON value or a password with `$` stays intact)."""
+    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def wait_for_dag(client: httpx.Client, dag_id: str = EVAL_RUN_DAG_ID, timeout_s: float = 180) -> None:

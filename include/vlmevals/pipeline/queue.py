@@ -17,8 +17,8 @@ from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.pipeline.context import load_context
 from vlmevals.runs import lifecycle as runs
 from vlmevals.toolkit.command import build_invocation, python_executable
-from vlmevals.toolkit.versions import vlmeval_version
 from vlmevals.toolkit.datasets import check_dataset
+from vlmevals.toolkit.versions import vlmeval_version
 
 OPTION_KEYS = ("judge", "reuse", "limit", "api_nproc", "api_retry")
 SOURCES_BY_RUN_TYPE = {"scheduled": "schedule", "backfill": "backfill"}

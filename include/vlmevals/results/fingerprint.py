@@ -13,7 +13,6 @@ import json
 import os
 import platform
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 

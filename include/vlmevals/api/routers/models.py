@@ -10,6 +10,7 @@ from vlmevals.api.crud import insert_named, page_by_name
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import ModelList
+from vlmevals.catalogue.choices import write_choices
 from vlmevals.catalogue.schemas import ModelCreate, ModelPublic
 from vlmevals.catalogue.store import get_model
 from vlmevals.db.models import SLUG_PATTERN, Model
@@ -39,4 +40,6 @@ def get_one(name: ModelName, session: SessionDep) -> ModelPublic:
 )
 def create_model(body: ModelCreate, session: SessionDep) -> ModelPublic:
     """Register a model (needs the right to trigger eval_run)."""
-    return ModelPublic.model_validate(insert_named(session, Model(**body.model_dump()), "model"))
+    model = insert_named(session, Model(**body.model_dump()), "model")
+    write_choices(session)  # the trigger forms offer it after the next DAG parse
+    return ModelPublic.model_validate(model)

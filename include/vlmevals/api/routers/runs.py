@@ -12,7 +12,6 @@ from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_nam
 from vlmevals.api.errors import responses
 from vlmevals.api.resources import RunPublic, RunSummary, TriggerRequest
 from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList
-from vlmevals.runs.schemas import RunStatus
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, NotFoundError
 from vlmevals.db.engine import get_engine, session_scope

@@ -10,6 +10,7 @@ from vlmevals.api.crud import insert_named, page_by_name
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import TaskList
+from vlmevals.catalogue.choices import write_choices
 from vlmevals.catalogue.schemas import TaskCreate, TaskPublic
 from vlmevals.catalogue.store import get_task
 from vlmevals.db.models import SLUG_PATTERN, Task
@@ -39,4 +40,6 @@ def get_one(name: TaskName, session: SessionDep) -> TaskPublic:
 )
 def create_task(body: TaskCreate, session: SessionDep) -> TaskPublic:
     """Register a benchmark (needs the right to trigger eval_run)."""
-    return TaskPublic.model_validate(insert_named(session, Task(**body.model_dump()), "task"))
+    task = insert_named(session, Task(**body.model_dump()), "task")
+    write_choices(session)  # the trigger forms offer it after the next DAG parse
+    return TaskPublic.model_validate(task)
