@@ -77,6 +77,7 @@ def current_fingerprint(task: Task, model: Model, settings: Settings) -> tuple[d
             model.endpoint_key_env,
             model.gpus,
             model.launch_mode,
+            model.revision,
         ),
         settings=settings,
         judge=None,

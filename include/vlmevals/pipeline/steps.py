@@ -20,8 +20,10 @@ from vlmevals.core.settings import Settings, get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.gpu import leases as gpus
 from vlmevals.gpu.slots import inference_task_id, slots_for
+from vlmevals.pipeline.prepare import prepare_inputs
 from vlmevals.results import fingerprint
 from vlmevals.runs import lifecycle as runs
+from vlmevals.toolkit import hub
 from vlmevals.toolkit import outputs as results
 from vlmevals.toolkit.command import (
     ModelSpec,
@@ -31,7 +33,6 @@ from vlmevals.toolkit.command import (
     vlmeval_version,
     write_config,
 )
-from vlmevals.toolkit.datasets import check_dataset
 from vlmevals.toolkit.runner import run_streaming
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,13 @@ def load_context(engine: Engine | None, run_id: int) -> RunContext:
             metric_suffix=t.primary_metric_suffix,
             metric_key=t.primary_metric_key,
             model=ModelSpec(
-                m.vlmeval_model, m.model_spec, m.endpoint_base_url, m.endpoint_key_env, m.gpus, m.launch_mode
+                m.vlmeval_model,
+                m.model_spec,
+                m.endpoint_base_url,
+                m.endpoint_key_env,
+                m.gpus,
+                m.launch_mode,
+                m.revision,
             ),
             model_name=m.name,
         )
@@ -123,7 +130,7 @@ def queue_step(
             raise InvalidRequestError(str(err)) from err
         python = python_executable(settings)
         version = vlmeval_version(python, str(settings.vlmeval_root) if settings.vlmeval_root else None)
-        info = check_dataset(ctx.task.vlmeval_data, settings, python=python, version=version)
+        info = prepare_inputs(engine, run_id, settings)  # judge, dataset, Hub weights: before any GPU
         if ctx.model.model_spec is not None:
             # fail now on a spec that cannot be turned into a config (e.g. missing dataset class)
             build_invocation(settings=settings, task=ctx.task, model=ctx.model, work_dir=ctx.artifacts, mode="infer")
@@ -217,6 +224,7 @@ def inference_step(
     resumed = results.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
     if resumed:
         log.info("resuming: %s samples already answered by earlier attempts", resumed)
+    offline, hub_env = hub.offline_model(ctx.model, settings)  # the queue step fetched Hub weights: no download now
     # the model's GPUs, exclusively, for as long as VLMEvalKit runs (CPU fallback on GPU-less workers)
     with gpus.leased(
         engine, ctx.model.gpus, holder=f"eval run {run_id} inference try {try_number}", run_id=run_id
@@ -225,12 +233,12 @@ def inference_step(
         record_fingerprint(engine, ctx, settings, visible_devices=lease.cuda_visible_devices)
         _run_vlmeval(
             engine,
-            ctx,
+            replace(ctx, model=replace(ctx.model, model_spec=offline.model_spec)),
             inference_mode(ctx, settings),
             settings,
             try_number,
             total,
-            extra_env=lease.env(),
+            extra_env={**lease.env(), **hub_env},
             on_tick=lease.heartbeat,
         )
     _fail_on_status(ctx, "inference")
@@ -259,6 +267,7 @@ def record_fingerprint(
         limit=ctx.options.limit,
         dataset_rows=total,
         visible_devices=visible_devices,
+        hub_online=False,  # the commit the queue step downloaded, from the local cache
     )
     with session_scope(engine) as s:
         run = runs.get_run(s, ctx.run_id)
