@@ -170,6 +170,13 @@ def fingerprint_hash(fp: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def model_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """'weights' when only the model's weights identity (e.g. a new Hub commit) differs, else 'model'."""
+    a, b = dict(old.get("model") or {}), dict(new.get("model") or {})
+    weights_differ = a.pop("weights", None) != b.pop("weights", None)
+    return "weights" if weights_differ and a == b else "model"
+
+
 def comparability_breaks(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Why two runs' scores should not sit in one table unmarked (empty: comparable)."""
     reasons = []

@@ -32,6 +32,10 @@ MIRROR_ENV = "EVALS_DATASET_MIRROR"
 OFFLINE_ENV = "EVALS_OFFLINE"
 TRIES_ENV = "EVALS_DOWNLOAD_TRIES"
 Progress = Callable[[int, int | None], None]
+RETRY_HINT = (
+    f"Check that the URL is reachable from this worker (or set {MIRROR_ENV}, or the task's dataset_url) and "
+    "trigger the evaluation again; nothing was written to LMUData and no GPU was taken"
+)
 
 
 class DatasetDownloadError(InvalidRequestError):
@@ -93,7 +97,7 @@ def _stream(url: str, md5: str | None, tmp: Path, on_progress: Progress | None) 
         with httpx.stream("GET", url, follow_redirects=True, timeout=httpx.Timeout(30.0, read=120.0)) as r:
             if r.status_code != 200:
                 raise DatasetDownloadError(
-                    f"downloading {url} failed: HTTP {r.status_code}", transient=r.status_code >= 500
+                    f"downloading {url} failed: HTTP {r.status_code}. {RETRY_HINT}", transient=r.status_code >= 500
                 )
             total = int(r.headers["Content-Length"]) if r.headers.get("Content-Length", "").isdigit() else None
             with tmp.open("wb") as fh:
@@ -106,10 +110,13 @@ def _stream(url: str, md5: str | None, tmp: Path, on_progress: Progress | None) 
                         last = time.monotonic()
             if on_progress:
                 on_progress(done, total)
+    except httpx.RemoteProtocolError as err:
+        msg = f"downloading {url} failed: the body was truncated ({err}). {RETRY_HINT}"
+        raise DatasetDownloadError(msg, transient=True) from err
     except httpx.HTTPError as err:
-        raise DatasetDownloadError(f"downloading {url} failed: {err!r}", transient=True) from err
+        raise DatasetDownloadError(f"downloading {url} failed: {err!r}. {RETRY_HINT}", transient=True) from err
     if total is not None and done != total:
-        raise DatasetDownloadError(f"downloading {url}: got {done} of {total} bytes (truncated)", transient=True)
+        raise DatasetDownloadError(f"downloading {url}: got {done} of {total} bytes (truncated). {RETRY_HINT}", True)
     return done, h.hexdigest()
 
 

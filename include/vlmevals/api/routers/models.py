@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import ModelList
+from vlmevals.catalogue.names import check_model
 from vlmevals.catalogue.schemas import ModelCreate, ModelPublic
 from vlmevals.catalogue.store import get_model
 from vlmevals.core.errors import ConflictError
@@ -44,6 +45,7 @@ def create_model(body: ModelCreate, session: SessionDep) -> ModelPublic:
     """Register a model (needs the right to trigger eval_run)."""
     if session.scalar(select(Model.id).where(Model.name == body.name)) is not None:
         raise ConflictError(f"a model named {body.name!r} already exists; pick another name")
+    check_model(body)  # 422 on a registry name VLMEvalKit does not know, with the closest names
     model = Model(**body.model_dump())
     session.add(model)
     try:

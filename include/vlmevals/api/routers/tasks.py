@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import TaskList
+from vlmevals.catalogue.names import check_task
 from vlmevals.catalogue.schemas import TaskCreate, TaskPublic
 from vlmevals.catalogue.store import get_task
 from vlmevals.core.errors import ConflictError
@@ -44,7 +45,8 @@ def create_task(body: TaskCreate, session: SessionDep) -> TaskPublic:
     """Register a benchmark (needs the right to trigger eval_run)."""
     if session.scalar(select(Task.id).where(Task.name == body.name)) is not None:
         raise ConflictError(f"a task named {body.name!r} already exists; pick another name")
-    task = Task(**body.model_dump())
+    check = check_task(body)  # 422 on a dataset VLMEvalKit does not know, with the closest names
+    task = Task(**body.model_dump(), needs_llm_judge=check.needs_llm_judge, default_judge=check.default_judge)
     session.add(task)
     try:
         session.flush()
