@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from vlmevals.catalogue.names import check_model, check_task, closest
 from vlmevals.catalogue.schemas import ModelCreate, TaskCreate
 from vlmevals.core.errors import InvalidRequestError

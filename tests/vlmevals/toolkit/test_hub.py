@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
 from vlmevals.devtools.fake_hub import FakeHub, fake_hub
@@ -53,7 +52,7 @@ def test_prefetch_resolves_the_commit_and_inference_runs_offline(fake: FakeHub, 
 
 def test_inference_refuses_when_the_snapshot_is_not_cached(fake: FakeHub, settings: Settings) -> None:
     fake.commit(REPO, FILES)
-    with pytest.raises(InvalidRequestError, match="not in this worker's HF cache.*share HF_HOME"):
+    with pytest.raises(InvalidRequestError, match=r"not in this worker's HF cache.*share HF_HOME"):
         hub.offline_model(spec_model(), settings)
 
 
