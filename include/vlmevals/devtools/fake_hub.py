@@ -1,7 +1,8 @@
 """A small fake Hugging Face Hub on 127.0.0.1 that speaks the endpoints `huggingface_hub.snapshot_download`
 and `transformers.from_pretrained` use: `GET /api/models/{repo}/revision/{rev}` (the commit and its file
-list), `HEAD`/`GET /{repo}/resolve/{rev}/{file}` (X-Repo-Commit, ETag, Content-Length, the body; 404 with
-X-Error-Code for a missing file or revision). Point `HF_ENDPOINT` at it.
+list), `GET /api/models/{repo}/tree/{rev}/{folder}`, `HEAD`/`GET /{repo}/resolve/{rev}/{file}`
+(X-Repo-Commit, ETag, Content-Length, the body; 404 with X-Error-Code for a missing file or revision).
+Point `HF_ENDPOINT` at it.
 
 Repos hold commits; `commit()` adds one and moves `main`, like a push. Every request is logged with its time,
 so a test can assert that nothing was asked for during inference; downloads can be throttled.
@@ -67,6 +68,8 @@ def _handler(state: HubState) -> type[BaseHTTPRequestHandler]:
             parts = path.strip("/").split("/")
             if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "revision":
                 return self._info("/".join(parts[2:4]), "/".join(parts[5:]))
+            if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "tree":
+                return self._tree("/".join(parts[2:4]), parts[5], "/".join(parts[6:]))
             if len(parts) >= 5 and parts[2] == "resolve":
                 return self._file("/".join(parts[:2]), parts[3], "/".join(parts[4:]))
             self._reply(404, b'{"error": "not found"}', {"X-Error-Code": "RepoNotFound"})
@@ -85,6 +88,20 @@ def _handler(state: HubState) -> type[BaseHTTPRequestHandler]:
                 "siblings": [{"rfilename": name} for name in sorted(files)],
             }
             self._reply(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
+
+        def _tree(self, repo: str, rev: str, folder: str) -> None:
+            got = state.resolve(repo, rev)
+            if got is None:
+                return self._reply(404, b"{}", {"X-Error-Code": "RevisionNotFound"})
+            prefix = f"{folder.rstrip('/')}/" if folder else ""
+            entries = [
+                {"type": "file", "path": n, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                for n, b in sorted(got[1].items())
+                if n.startswith(prefix) and "/" not in n[len(prefix) :]
+            ]
+            if folder and not entries:
+                return self._reply(404, b"{}", {"X-Error-Code": "EntryNotFound"})
+            self._reply(200, json.dumps(entries).encode(), {"Content-Type": "application/json"})
 
         def _file(self, repo: str, rev: str, name: str) -> None:
             got = state.resolve(repo, rev)
