@@ -22,7 +22,7 @@ from vlmevals.runs import lifecycle as runs
 from vlmevals.toolkit import hub, registry
 from vlmevals.toolkit.command import ModelSpec
 from vlmevals.toolkit.datasets import DatasetInfo
-from vlmevals.toolkit.download import Fetched, prepare_dataset
+from vlmevals.toolkit.download import Fetched, offline, prepare_dataset
 from vlmevals.toolkit.hub import HubWeights
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,9 @@ def weights(engine: Engine | None, run_id: int, settings: Settings) -> HubWeight
         model = ModelSpec(
             m.vlmeval_model, m.model_spec, m.endpoint_base_url, m.endpoint_key_env, m.gpus, m.launch_mode, m.revision
         )
+    if offline():  # no network: the snapshot must already be in the HF cache (a clear error if not)
+        hub.offline_model(model, settings)
+        return None
     t0 = time.monotonic()
     got = hub.prefetch(model, settings)
     if got is not None:
