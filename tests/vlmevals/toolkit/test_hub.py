@@ -109,4 +109,3 @@ def test_local_paths_and_endpoints_are_not_hub_models(settings: Settings, tmp_pa
     assert hub.hub_weights(ModelSpec("X", {"class": "DOCLING", "model_path": str(tmp_path)}), settings) is None
     assert hub.hub_weights(ModelSpec("X", endpoint_base_url="http://127.0.0.1:1/v1"), settings) is None
     assert hub.is_repo_id("Qwen/Qwen2-VL-2B-Instruct") and not hub.is_repo_id("/abs/path")
-
