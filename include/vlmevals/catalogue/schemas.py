@@ -47,11 +47,27 @@ class TaskCreate(BaseModel):
         description="nightly runs dropping more than this (absolute, on the metric's scale) are flagged as regressions",
     )
     description: Description = ""
+    dataset_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://",
+        description="download the dataset TSV from here (a dataset of your own); needs dataset_md5",
+    )
+    dataset_md5: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{32}$", description="md5 of the TSV at dataset_url (32 hex digits)"
+    )
+
+    @model_validator(mode="after")
+    def _url_has_md5(self) -> TaskCreate:
+        if (self.dataset_url is None) != (self.dataset_md5 is None):
+            raise ValueError("give dataset_url and dataset_md5 together (the md5 verifies the download)")
+        return self
 
 
 class TaskPublic(TaskCreate):
     model_config = ConfigDict(from_attributes=True, extra="ignore")
     id: int
+    needs_llm_judge: bool | None = Field(default=None, description="VLMEvalKit scores this dataset with an LLM judge")
     created_at: dt.datetime
 
 
@@ -97,6 +113,12 @@ class ModelCreate(BaseModel):
     gpus: JsonInt = Field(default=1, ge=0, le=64)
     launch_mode: Literal["single", "torchrun"] = "single"
     description: Description = ""
+    revision: str | None = Field(
+        default=None,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9._/-]+$",
+        description="Hub weights: the branch, tag or commit to pin (default: the repo's main branch)",
+    )
 
     @field_validator("endpoint_base_url", mode="before")
     @classmethod

@@ -18,4 +18,5 @@ def model_spec(model: Model) -> ModelSpec:
         model.endpoint_key_env,
         model.gpus,
         model.launch_mode,
+        model.revision,
     )

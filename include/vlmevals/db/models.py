@@ -64,6 +64,12 @@ class Task(Base):
     metric_scale: Mapped[float] = mapped_column(Float, server_default=text("1.0"))
     description: Mapped[str] = mapped_column(Text, server_default="")
     regression_tolerance: Mapped[float] = mapped_column(Float, server_default=text("0.01"))
+    # a dataset of the task's own (not VLMEvalKit's registry): where to download it and its md5
+    dataset_url: Mapped[str | None] = mapped_column(String(2048))
+    dataset_md5: Mapped[str | None] = mapped_column(String(32))
+    # VLMEvalKit scores the dataset with an LLM judge (NULL: not checked yet) and its default judge
+    needs_llm_judge: Mapped[bool | None] = mapped_column(Boolean)
+    default_judge: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     runs: Mapped[list[EvalRun]] = relationship(back_populates="task")
@@ -95,6 +101,7 @@ class Model(Base):
     endpoint_key_env: Mapped[str | None] = mapped_column(String(128))
     gpus: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     launch_mode: Mapped[str] = mapped_column(String(16), server_default="single")
+    revision: Mapped[str | None] = mapped_column(String(256))  # Hub weights: branch, tag or commit to pin
     description: Mapped[str] = mapped_column(Text, server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -82,11 +82,12 @@ def last_completed(session: Session, task_id: int, model_id: int) -> EvalRun | N
 
 
 def _changed_parts(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    return [
+    parts = [
         p
         for p in fingerprint.HASHED_PARTS
         if fingerprint.fingerprint_hash({p: old.get(p)}) != fingerprint.fingerprint_hash({p: new.get(p)})
     ]
+    return [fingerprint.model_change(old, new) if p == "model" else p for p in parts]
 
 
 def plan(session: Session, *, force: bool = False, settings: Settings | None = None) -> list[Decision]:

@@ -15,6 +15,7 @@ from vlmevals.gpu import leases as gpus
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, progress_total, run_vlmeval
 from vlmevals.results import fingerprint
 from vlmevals.runs import lifecycle as runs
+from vlmevals.toolkit import hub
 from vlmevals.toolkit import outputs as results
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def record_fingerprint(
         limit=ctx.options.limit,
         dataset_rows=progress_total(engine, ctx.run_id),
         visible_devices=visible_devices,
+        hub_online=False,  # the commit the queue step downloaded, from the local cache
     )
     runs.set_fingerprint(engine, ctx.run_id, fp, digest)
 
@@ -71,11 +73,14 @@ def inference_step(
     total = progress_total(engine, run_id)
     # the model's GPUs, exclusively, for as long as VLMEvalKit runs (CPU fallback on GPU-less workers)
     holder = f"eval run {run_id} inference try {try_number}"
+    offline, hub_env = hub.offline_model(ctx.model, settings)  # the queue step fetched Hub weights: no download now
     with gpus.leased(engine, ctx.model.gpus, holder=holder, run_id=run_id) as lease:
         ctx = replace(ctx, model=lease.adapt(ctx.model))
         record_fingerprint(engine, ctx, settings, visible_devices=lease.cuda_visible_devices)
         mode = inference_mode(ctx, settings)
-        run_vlmeval(engine, ctx, mode, settings, try_number, total, extra_env=lease.env(), on_tick=lease.heartbeat)
+        offline_ctx = replace(ctx, model=replace(ctx.model, model_spec=offline.model_spec))
+        env = {**lease.env(), **hub_env}
+        run_vlmeval(engine, offline_ctx, mode, settings, try_number, total, extra_env=env, on_tick=lease.heartbeat)
     fail_on_status(ctx, "inference")
     pred = results.prediction_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
     if pred is None:

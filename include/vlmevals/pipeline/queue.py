@@ -15,9 +15,9 @@ from vlmevals.core.settings import Settings, get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.pipeline.context import load_context
+from vlmevals.pipeline.prepare import prepare_inputs
 from vlmevals.runs import lifecycle as runs
 from vlmevals.toolkit.command import build_invocation, python_executable
-from vlmevals.toolkit.datasets import check_dataset
 from vlmevals.toolkit.versions import vlmeval_version
 
 OPTION_KEYS = ("judge", "reuse", "limit", "api_nproc", "api_retry")
@@ -72,7 +72,7 @@ def _check(settings: Settings, run_id: int, engine: Engine | None) -> tuple[int,
         raise InvalidRequestError(str(err)) from err
     python = python_executable(settings)
     version = vlmeval_version(python, str(settings.vlmeval_root) if settings.vlmeval_root else None)
-    info = check_dataset(ctx.task.vlmeval_data, settings, python=python, version=version)
+    info = prepare_inputs(engine, run_id, settings)  # judge, dataset, Hub weights: before any GPU
     if ctx.model.model_spec is not None:
         # fail now on a spec that cannot be turned into a config (e.g. missing dataset class)
         build_invocation(settings=settings, task=ctx.task, model=ctx.model, work_dir=ctx.artifacts, mode="infer")

@@ -18,6 +18,7 @@ from typing import Any
 
 from vlmevals.core.settings import Settings
 from vlmevals.gpu.detect import nvidia_smi
+from vlmevals.toolkit import hub
 from vlmevals.toolkit.command import ModelSpec, TaskSpec, expand_paths, python_executable
 from vlmevals.toolkit.datasets import file_md5
 from vlmevals.toolkit.versions import package_versions, vlmeval_version
@@ -66,7 +67,10 @@ def _public_spec(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: ("***" if secret(k) else v) for k, v in spec.items()}
 
 
-def model_part(model: ModelSpec, settings: Settings) -> dict[str, Any]:
+def model_part(model: ModelSpec, settings: Settings, hub_online: bool = True) -> dict[str, Any]:
+    """`hub_online`: resolve a Hub model's revision on the Hub now (nightly planning) rather than from the
+    local cache the queue step filled (inference, which must not touch the network)."""
+    hub_identity = hub.identity(model, settings, online=hub_online)
     if model.model_spec is not None:
         spec = expand_paths(model.model_spec, settings)
         part: dict[str, Any] = {
@@ -77,14 +81,17 @@ def model_part(model: ModelSpec, settings: Settings) -> dict[str, Any]:
         }
         revision = spec.get("revision")
         local = spec.get("model_path") or spec.get("model")
-        if revision:
+        if hub_identity:
+            part["weights"] = hub_identity
+        elif revision:
             part["weights"] = {"revision": revision}
         elif isinstance(local, str) and os.path.isabs(local):
             part["weights"] = weights_identity(Path(local))
         return part
     if model.endpoint_base_url:
         return {"kind": "endpoint", "served_model": model.vlmeval_model, "base_url": model.endpoint_base_url}
-    return {"kind": "registry", "vlmeval_model": model.vlmeval_model}
+    registry_part: dict[str, Any] = {"kind": "registry", "vlmeval_model": model.vlmeval_model}
+    return {**registry_part, "weights": hub_identity} if hub_identity else registry_part
 
 
 def gpu_part(visible_devices: str | None = None) -> dict[str, Any]:
@@ -106,6 +113,7 @@ def compute(
     dataset_rows: int | None = None,
     visible_devices: str | None = None,
     with_environment: bool = True,
+    hub_online: bool = True,
 ) -> tuple[dict[str, Any], str]:
     """The fingerprint dict and the hash of its result-determining parts."""
     python = python_executable(settings)
@@ -113,7 +121,7 @@ def compute(
     if dataset_md5 is None and tsv.exists():
         dataset_md5 = file_md5(tsv, settings.outputs_dir / ".cache" / "md5.json")
     judge = judge or settings.judge
-    model_fp = model_part(model, settings)
+    model_fp = model_part(model, settings, hub_online)
     spec_kwargs = model_fp.get("kwargs", {})
     fp: dict[str, Any] = {
         "toolkit": {"vlmeval": vlmeval_version(python, str(settings.vlmeval_root) if settings.vlmeval_root else None)},
@@ -136,6 +144,13 @@ def fingerprint_hash(fp: dict[str, Any]) -> str:
     # row counts are informative; the md5 already pins the data
     hashed["dataset"] = {k: v for k, v in (hashed.get("dataset") or {}).items() if k != "rows"}
     return hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def model_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """'weights' when only the model's weights identity (e.g. a new Hub commit) differs, else 'model'."""
+    a, b = dict(old.get("model") or {}), dict(new.get("model") or {})
+    weights_differ = a.pop("weights", None) != b.pop("weights", None)
+    return "weights" if weights_differ and a == b else "model"
 
 
 def comparability_key(fp: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -31,6 +31,7 @@ class ModelSpec:
     endpoint_key_env: str | None = None
     gpus: int = 1
     launch_mode: str = "single"
+    revision: str | None = None  # Hub weights pinned to a branch, tag or commit (vlmevals.toolkit.hub)
 
 
 @dataclass

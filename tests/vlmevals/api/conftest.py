@@ -174,6 +174,6 @@ def add_run(
 def add_model(client, name: str, params_b: float | None = None) -> None:  # type: ignore[no-untyped-def]
     r = client.post(
         "/api/evals/models",
-        json={"name": name, "display_name": name.upper(), "vlmeval_model": name, "params_b": params_b},
+        json={"name": name, "display_name": name.upper(), "vlmeval_model": "InternVL2_5-2B", "params_b": params_b},
     )
     assert r.status_code == 201, r.text

@@ -28,8 +28,8 @@ READS = [
 
 def _writes(i: int) -> list[tuple[str, dict | None]]:
     return [
-        ("/api/evals/tasks", {"name": f"t-{i}", "display_name": "T", "vlmeval_data": "X"}),
-        ("/api/evals/models", {"name": f"m-{i}", "display_name": "M", "vlmeval_model": "M"}),
+        ("/api/evals/tasks", {"name": f"t-{i}", "display_name": "T", "vlmeval_data": "MMBench_DEV_EN"}),
+        ("/api/evals/models", {"name": f"m-{i}", "display_name": "M", "vlmeval_model": "InternVL2_5-2B"}),
         ("/api/evals/tasks/demo-shapes-mcq/runs", {"model_name": "demo-tiny-idefics3", "force": True}),
     ]
 

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration
 TASK = {
     "name": "okvqa-val",
     "display_name": "OK-VQA",
-    "vlmeval_data": "OK-VQA",
+    "vlmeval_data": "A-OKVQA",
     "primary_metric_suffix": "_acc.csv",
     "primary_metric_key": "Overall",
     "higher_is_better": True,

@@ -15,7 +15,7 @@ def _task(clients, name: str, higher: bool, scale: float = 1.0) -> str:  # type:
         json={
             "name": name,
             "display_name": name.title(),
-            "vlmeval_data": "X",
+            "vlmeval_data": "MMBench_DEV_EN",
             "higher_is_better": higher,
             "metric_scale": scale,
         },

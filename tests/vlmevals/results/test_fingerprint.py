@@ -70,7 +70,8 @@ def test_local_weights(settings: Settings) -> None:
     (weights / "model.safetensors").write_bytes(b"y" * 101)  # new weights: new identity, new hash
     assert _fp(settings, spec)[1] != h
     revised = ModelSpec("Tiny", {"class": "Qwen2VLChat", "model_path": "Qwen/Qwen2-VL-2B", "revision": "abc123"})
-    assert _fp(settings, revised)[0]["model"]["weights"] == {"revision": "abc123"}
+    hub_weights = _fp(settings, revised)[0]["model"]["weights"]  # a Hub repo id: repo, revision and commit
+    assert hub_weights["hub"] == "Qwen/Qwen2-VL-2B" and hub_weights["revision"] == "abc123"
 
 
 def test_api_endpoint(settings: Settings) -> None:
@@ -83,7 +84,8 @@ def test_api_endpoint(settings: Settings) -> None:
 
 def test_registry_name(settings: Settings) -> None:
     fp, h = _fp(settings, ModelSpec("InternVL2_5-2B"))
-    assert fp["model"] == {"kind": "registry", "vlmeval_model": "InternVL2_5-2B"}
+    assert fp["model"]["kind"] == "registry" and fp["model"]["vlmeval_model"] == "InternVL2_5-2B"
+    assert fp["model"]["weights"]["hub"] == "OpenGVLab/InternVL2_5-2B", "its default path is a Hub repo"
     assert _fp(settings, ModelSpec("Qwen2-VL-2B-Instruct"))[1] != h
 
 

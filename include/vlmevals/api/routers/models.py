@@ -11,6 +11,7 @@ from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import ModelList
 from vlmevals.catalogue.choices import write_choices
+from vlmevals.catalogue.names import check_model
 from vlmevals.catalogue.schemas import ModelCreate, ModelPublic
 from vlmevals.catalogue.store import get_model
 from vlmevals.db.models import SLUG_PATTERN, Model
@@ -40,6 +41,7 @@ def get_one(name: ModelName, session: SessionDep) -> ModelPublic:
 )
 def create_model(body: ModelCreate, session: SessionDep) -> ModelPublic:
     """Register a model (needs the right to trigger eval_run)."""
+    check_model(body)  # 422 on a registry name VLMEvalKit does not know, with the closest names
     model = insert_named(session, Model(**body.model_dump()), "model")
     write_choices(session)  # the trigger forms offer it after the next DAG parse
     return ModelPublic.model_validate(model)

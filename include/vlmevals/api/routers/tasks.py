@@ -11,6 +11,7 @@ from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.schemas import TaskList
 from vlmevals.catalogue.choices import write_choices
+from vlmevals.catalogue.names import check_task
 from vlmevals.catalogue.schemas import TaskCreate, TaskPublic
 from vlmevals.catalogue.store import get_task
 from vlmevals.db.models import SLUG_PATTERN, Task
@@ -40,6 +41,11 @@ def get_one(name: TaskName, session: SessionDep) -> TaskPublic:
 )
 def create_task(body: TaskCreate, session: SessionDep) -> TaskPublic:
     """Register a benchmark (needs the right to trigger eval_run)."""
-    task = insert_named(session, Task(**body.model_dump()), "task")
+    check = check_task(body)  # 422 on a dataset VLMEvalKit does not know, with the closest names
+    task = insert_named(
+        session,
+        Task(**body.model_dump(), needs_llm_judge=check.needs_llm_judge, default_judge=check.default_judge),
+        "task",
+    )
     write_choices(session)  # the trigger forms offer it after the next DAG parse
     return TaskPublic.model_validate(task)

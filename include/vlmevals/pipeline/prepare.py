@@ -1,0 +1,114 @@
+"""Everything an evaluation needs before it may take a GPU slot: a judge when the dataset needs one, the
+dataset TSV present and verified (downloaded if need be), the Hub weights in the local cache.
+
+Called by the `queue` step; each failure is a readable error that fails the run before any GPU is held.
+Progress of a download goes to the task log and to the run's progress (KiB done / total), the time spent to
+the run's events.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from sqlalchemy import Engine
+
+from vlmevals.core.errors import InvalidRequestError
+from vlmevals.core.settings import Settings
+from vlmevals.db.engine import session_scope
+from vlmevals.db.models import EvalRunEvent
+from vlmevals.runs import lifecycle as runs
+from vlmevals.toolkit import hub, registry
+from vlmevals.toolkit.command import ModelSpec
+from vlmevals.toolkit.datasets import DatasetInfo
+from vlmevals.toolkit.download import Fetched, offline, prepare_dataset
+from vlmevals.toolkit.hub import HubWeights
+
+log = logging.getLogger(__name__)
+
+
+def _event(engine: Engine | None, run_id: int, message: str) -> None:
+    log.info("eval run %s: %s", run_id, message)
+    with session_scope(engine) as s:
+        s.add(EvalRunEvent(run_id=run_id, status="queued", message=message))
+
+
+def judge_configured(judge: str | None, settings: Settings) -> bool:
+    """An LLM judge can be reached: a judge model other than exact matching, and a server (or OpenAI's key)."""
+    name = judge or settings.judge
+    return name != "exact_matching" and bool(settings.judge_base_url or os.environ.get("OPENAI_API_KEY"))
+
+
+def check_judge(engine: Engine | None, run_id: int, settings: Settings) -> None:
+    """Refuse a task scored by an LLM judge when none is configured (recording the task's need once)."""
+    with session_scope(engine) as s:
+        run = runs.get_run(s, run_id)
+        task, judge = run.task, (run.options or {}).get("judge")
+        if task.needs_llm_judge is None:
+            try:
+                entry = registry.load(settings).dataset(task.vlmeval_data)
+            except InvalidRequestError:
+                entry = None
+            task.needs_llm_judge = bool(entry and entry.needs_llm_judge)
+            task.default_judge = entry.judge if entry else None
+        needs, default, name, data = task.needs_llm_judge, task.default_judge, task.name, task.vlmeval_data
+    if needs and not judge_configured(judge, settings):
+        raise InvalidRequestError(
+            f"task {name!r} (VLMEvalKit dataset {data}) is scored by an LLM judge (VLMEvalKit's default: "
+            f"{default or 'an LLM'}) and none is configured: set EVALS_JUDGE_BASE_URL to an OpenAI-compatible "
+            "server (…/v1), EVALS_JUDGE_KEY if it needs a key, and EVALS_JUDGE (or the run's judge) to the judge "
+            "model's name; exact_matching cannot score this dataset"
+        )
+
+
+def dataset(engine: Engine | None, run_id: int, settings: Settings) -> DatasetInfo:
+    """The run's dataset in LMUData, verified; a download's progress and time recorded on the run."""
+    with session_scope(engine) as s:
+        task = runs.get_run(s, run_id).task
+        data, url, md5 = task.vlmeval_data, task.dataset_url, task.dataset_md5
+
+    def progress(done: int, total: int | None) -> None:
+        pct = f" ({100 * done / total:.0f}%)" if total else ""
+        log.info("downloading %s: %.1f / %s MB%s", data, done / 1e6, f"{total / 1e6:.1f}" if total else "?", pct)
+        runs.set_progress(engine, run_id, done // 1024, total // 1024 if total else None)
+
+    def fetched(got: Fetched) -> None:
+        rate = got.bytes / 1e6 / max(got.seconds, 1e-6)
+        _event(
+            engine,
+            run_id,
+            f"dataset {data}: {got.bytes} bytes from {got.url} in {got.seconds:.1f} s ({rate:.1f} MB/s), md5 "
+            f"{got.md5} verified",
+        )
+
+    return prepare_dataset(data, settings, url=url, md5=md5, on_progress=progress, on_fetched=fetched)
+
+
+def weights(engine: Engine | None, run_id: int, settings: Settings) -> HubWeights | None:
+    """Download a Hub model's snapshot now, so the inference step loads it offline."""
+    with session_scope(engine) as s:
+        m = runs.get_run(s, run_id).model
+        model = ModelSpec(
+            m.vlmeval_model, m.model_spec, m.endpoint_base_url, m.endpoint_key_env, m.gpus, m.launch_mode, m.revision
+        )
+    if offline():  # no network: the snapshot must already be in the HF cache (a clear error if not)
+        hub.offline_model(model, settings)
+        return None
+    t0 = time.monotonic()
+    got = hub.prefetch(model, settings)
+    if got is not None:
+        _event(
+            engine,
+            run_id,
+            f"weights {got.repo}@{got.revision}: commit {got.sha} ready in {time.monotonic() - t0:.1f} s",
+        )
+    return got
+
+
+def prepare_inputs(engine: Engine | None, run_id: int, settings: Settings) -> DatasetInfo:
+    """Judge, dataset, weights: in that order, cheapest refusal first."""
+    check_judge(engine, run_id, settings)
+    info = dataset(engine, run_id, settings)
+    weights(engine, run_id, settings)
+    return info

@@ -1,0 +1,135 @@
+"""The queue step prepares data and weights before any GPU: a dataset from a local host, Hub weights from a
+fake Hub serving the demo model; inference then runs with the Hub silent; a judge-needing task without a judge
+and a failing download are refused at queue; a new Hub commit makes the nightly plan say "weights changed"."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vlmevals.core.errors import InvalidRequestError
+from vlmevals.core.settings import get_settings
+from vlmevals.db.engine import session_scope
+from vlmevals.db.models import Enrolment, Model, Task
+from vlmevals.devtools.dataset_host import DatasetHost, dataset_host
+from vlmevals.devtools.demo.benchmark import render_benchmark
+from vlmevals.devtools.demo.model import DEMO_MODEL_SPEC
+from vlmevals.devtools.fake_hub import FakeHub, fake_hub
+from vlmevals.nightly import planning
+from vlmevals.pipeline import steps
+from vlmevals.runs import lifecycle as runs
+from vlmevals.toolkit import hub
+
+REPO = "demo-org/tiny-idefics3"
+BODY = render_benchmark("DEMO_SHAPES_MCQ")
+MD5 = hashlib.md5(BODY).hexdigest()
+
+
+@pytest.fixture()
+def servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DatasetHost, FakeHub]]:
+    with dataset_host() as host, fake_hub() as fake:
+        monkeypatch.setenv("HF_ENDPOINT", fake.endpoint)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+        monkeypatch.setenv("EVALS_DOWNLOAD_TRIES", "1")
+        monkeypatch.delenv("EVALS_OFFLINE", raising=False)
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        hub._online_cache.clear()
+        yield host, fake
+
+
+def _queue(engine: Any, task: str, model: str) -> int:
+    info = steps.queue_step(
+        engine,
+        {"task": task, "model": model},
+        dag_id="eval_run",
+        dag_run_id=f"t__{time.time_ns()}",
+        run_type="manual",
+        user=None,
+    )
+    return int(info["eval_run_id"])
+
+
+def _add(engine: Any, data: str, url: str | None, model_path: str, md5: str | None = MD5) -> None:
+    spec = {**DEMO_MODEL_SPEC(Path("/x")), "model_path": model_path}
+    with session_scope(engine) as s:
+        s.add(
+            Task(
+                name="hubtest",
+                display_name="H",
+                vlmeval_data=data,
+                vlmeval_dataset_class="CustomMCQDataset",
+                dataset_url=url,
+                dataset_md5=md5 if url else None,
+            )
+        )
+        s.add(Model(name="tiny-hub", display_name="T", vlmeval_model="TinyHub", model_spec=spec, gpus=0))
+
+
+@pytest.mark.integration
+def test_llm_judged_task_is_refused_at_queue_without_a_judge(seeded: Any, servers: Any) -> None:
+    with session_scope(seeded) as s:
+        s.add(Model(name="served", display_name="S", vlmeval_model="m", endpoint_base_url="http://127.0.0.1:9/v1"))
+    with pytest.raises(InvalidRequestError, match=r"scored by an LLM judge.*EVALS_JUDGE_BASE_URL"):
+        _queue(seeded, "charxiv-reasoning", "served")
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, 1)
+        assert run.status == "failed" and "EVALS_JUDGE_KEY" in (run.error or "")
+        assert run.task.needs_llm_judge is True  # recorded on the task
+    assert not (get_settings().lmu_data / "CharXiv_reasoning_val.tsv").exists()
+
+
+@pytest.mark.integration
+def test_failed_download_fails_the_run_at_queue(seeded: Any, servers: tuple[DatasetHost, FakeHub]) -> None:
+    host, _ = servers
+    url = host.add("/lab/HUB500.tsv", BODY, fault="500")
+    _add(seeded, "HUB500", url, REPO)
+    with pytest.raises(InvalidRequestError, match="HTTP 500"):
+        _queue(seeded, "hubtest", "tiny-hub")
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, 1)
+        assert run.status == "failed" and url in (run.error or "") and run.started_at is None
+    assert not list(get_settings().lmu_data.glob("*HUB500*"))
+
+
+@pytest.mark.e2e
+def test_data_and_weights_prepared_before_inference(
+    seeded: Any, servers: tuple[DatasetHost, FakeHub], demo_assets: dict[str, Path]
+) -> None:
+    host, fake = servers
+    sha = fake.push_folder(REPO, demo_assets["model"])
+    _add(seeded, "HUB_SHAPES_MCQ", host.add("/lab/HUB_SHAPES_MCQ.tsv", BODY), REPO)
+    run_id = _queue(seeded, "hubtest", "tiny-hub")
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, run_id)
+        events = [e.message or "" for e in run.events]
+        assert run.progress_total == 20 and run.progress_done == 0  # samples, after the download's KiB
+    assert any("dataset HUB_SHAPES_MCQ" in e and f"md5 {MD5} verified" in e for e in events), events
+    assert any(f"commit {sha}" in e for e in events), events
+    assert host.state.gets["/lab/HUB_SHAPES_MCQ.tsv"] == 1
+
+    t0 = time.time()
+    steps.inference_step(seeded, run_id, 1)
+    assert fake.requests_between(t0, time.time()) == [], "nothing may download while the GPU slot is held"
+    steps.scoring_step(seeded, run_id, 1)
+    steps.ingest_step(seeded, run_id)
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, run_id)
+        assert run.status == "completed", run.error
+        assert run.fingerprint["model"]["weights"] == {"hub": REPO, "revision": "main", "sha": sha}
+        assert "snapshots" not in str(run.fingerprint["model"]["kwargs"]), "the repo id, not the local path"
+        task_id, model_id = run.task_id, run.model_id
+        s.add(Enrolment(task_id=task_id, model_id=model_id))
+
+    def decision() -> planning.Decision:
+        with session_scope(seeded) as s:
+            return planning.plan(s)[0]
+
+    assert decision().reason == "unchanged"
+    fake.push_folder(REPO, demo_assets["model"], extra={"README.md": b"new commit"})
+    hub._online_cache.clear()
+    d = decision()
+    assert d.action == "trigger" and d.detail == f"weights changed since run {run_id}", d.detail
