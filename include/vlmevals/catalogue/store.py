@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vlmevals.catalogue.schemas import ModelCreate, TaskCreate
+from vlmevals.catalogue.suite_schemas import SuiteCreate
+from vlmevals.catalogue.suites import upsert_suite
 from vlmevals.core.errors import NotFoundError
 from vlmevals.db.models import Model, Task
 
@@ -51,6 +53,9 @@ def seed(session: Session, path: Path = SEED_FILE) -> SeedReport:
     for item in data.get("models", []):
         _upsert(session, Model, ModelCreate.model_validate(item).model_dump(), report, "model")
     session.flush()
+    for item in data.get("suites", []):
+        suite = SuiteCreate.model_validate(item)
+        getattr(report, upsert_suite(session, suite)).append(f"suite:{suite.name}")
     if data.get("enrolments"):  # nightly re-evaluation: {task, model}, either may be omitted
         from vlmevals.catalogue.enrolments import enrol
 
