@@ -115,3 +115,18 @@ def test_trigger_suite_bad_input(clients, seeded) -> None:  # type: ignore[no-un
     assert clients.viewer.post(f"{SUITES}/demo/runs", json={"model_name": "demo-tiny-idefics3"}).status_code == 403
     with session_scope(seeded) as s:
         assert s.scalar(select(func.count()).select_from(EvalRun)) == 0
+
+
+def test_dag_plan_creates_rows_per_task_and_skips_active(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+    """What the eval_suite DAG's `plan` task does: rows bound to the eval_run DAG run ids it will trigger."""
+    from vlmevals.runs.suite_runs import create_suite_runs
+
+    one = clients.op.post("/api/evals/tasks/demo-shapes-mcq/runs", json={"model_name": "demo-tiny-idefics3"}).json()
+    kwargs, done = create_suite_runs(seeded, "demo", "demo-tiny-idefics3", parent_run_id="manual__2026 x")
+    assert [e["task"] for e in done.started] == ["demo-colors-vqa", "demo-shapes-yorn"]
+    assert done.already_active == [{"task": "demo-shapes-mcq", "run_id": one["id"], "status": "queued"}]
+    assert [k["trigger_run_id"] for k in kwargs] == [f"suite__manual__2026_x__{e['run_id']}" for e in done.started]
+    assert all(k["conf"]["eval_run_id"] == e["run_id"] for k, e in zip(kwargs, done.started, strict=True))
+    with session_scope(seeded) as s:
+        rows = [s.get(EvalRun, e["run_id"]) for e in done.started]
+        assert all(r is not None and r.status == "queued" and r.dag_id == "eval_run" for r in rows)
