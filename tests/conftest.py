@@ -134,6 +134,7 @@ def engine(db_url: str):  # type: ignore[no-untyped-def]
                 "RESTART IDENTITY CASCADE"
             )
         )
+        conn.execute(text("TRUNCATE suite_tasks, suites RESTART IDENTITY CASCADE"))  # issue 12's tables
 
 
 @pytest.fixture()

@@ -22,6 +22,7 @@ from vlmevals.api.routers import compare as compare_api
 from vlmevals.api.routers import enrolments as enrolments_api
 from vlmevals.api.routers import pages as trust_pages
 from vlmevals.api.routers import samples as samples_api
+from vlmevals.api.routers import suites as suites_api
 
 ROUTERS: list[APIRouter] = [
     tasks.router,
@@ -34,6 +35,7 @@ ROUTERS: list[APIRouter] = [
     compare_api.router,
     trust_pages.router,
     enrolments_api.router,
+    suites_api.router,
 ]
 
 DESCRIPTION = """Catalogue, eval runs and leaderboards of the VLM evaluation service, served by Airflow's

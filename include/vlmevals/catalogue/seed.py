@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from vlmevals.catalogue.enrolments import seed_enrolments
 from vlmevals.catalogue.schemas import ModelCreate, TaskCreate
+from vlmevals.catalogue.suite_schemas import SuiteCreate
+from vlmevals.catalogue.suites import upsert_suite
 from vlmevals.db.models import Model, Task
 
 SEED_FILE = Path(__file__).with_name("seed.yaml")
@@ -51,6 +53,9 @@ def seed(session: Session, path: Path = SEED_FILE) -> SeedReport:
     for item in data.get("models", []):
         _upsert(session, Model, ModelCreate.model_validate(item).model_dump(), report, "model")
     session.flush()
+    for item in data.get("suites", []):
+        suite = SuiteCreate.model_validate(item)
+        getattr(report, upsert_suite(session, suite)).append(f"suite:{suite.name}")
     created, unchanged = seed_enrolments(session, data.get("enrolments") or [])
     report.created += created
     report.unchanged += unchanged

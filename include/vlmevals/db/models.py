@@ -247,3 +247,39 @@ class GpuLease(Base):
     pid: Mapped[int | None] = mapped_column(Integer)
     acquired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Suite(Base):
+    """A named, ordered set of tasks (optionally weighted): the columns of an overall board."""
+
+    __tablename__ = "suites"
+    __table_args__ = (CheckConstraint(f"name ~ '{SLUG_PATTERN}'", name="ck_suites_name_slug"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    members: Mapped[list[SuiteTask]] = relationship(
+        back_populates="suite", order_by="SuiteTask.position", cascade="all, delete-orphan"
+    )
+
+
+class SuiteTask(Base):
+    """One task of a suite, its place in the suite's order and its weight in the suite's average."""
+
+    __tablename__ = "suite_tasks"
+    __table_args__ = (
+        CheckConstraint("weight > 0", name="ck_suite_tasks_weight_positive"),
+        CheckConstraint("position >= 0", name="ck_suite_tasks_position_nonneg"),
+        Index("uq_suite_tasks_position", "suite_id", "position", unique=True),
+    )
+
+    suite_id: Mapped[int] = mapped_column(ForeignKey("suites.id", ondelete="CASCADE"), primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[float] = mapped_column(Float, server_default=text("1.0"))
+
+    suite: Mapped[Suite] = relationship(back_populates="members")
+    task: Mapped[Task] = relationship()

@@ -1,0 +1,199 @@
+"""Suites: list, read, create; trigger a model on a suite; the suite's overall board (JSON or CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.responses import PlainTextResponse
+
+from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_name
+from vlmevals.api.errors import responses
+from vlmevals.api.overall_schemas import (
+    OverallBoardResponse,
+    OverallCell,
+    OverallColumn,
+    OverallRow,
+    OverallSuite,
+    SuiteRunActive,
+    SuiteRunFailed,
+    SuiteRunStarted,
+    SuiteTriggerResponse,
+)
+from vlmevals.api.represent import api_root
+from vlmevals.api.schemas import TriggerRequest
+from vlmevals.catalogue.suite_schemas import SuiteCreate, SuiteList, SuitePublic
+from vlmevals.catalogue.suites import create_suite, get_suite, list_suites, to_public
+from vlmevals.db.engine import get_engine
+from vlmevals.db.models import SLUG_PATTERN
+from vlmevals.results import overall
+from vlmevals.runs.suite_runs import trigger_suite
+
+router = APIRouter(prefix="/suites", tags=["suites"])
+SuiteName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the suite")]
+
+
+@router.get("", response_model=SuiteList, responses=responses(401, 403, 422))
+def get_suites(session: SessionDep, page: PageDep) -> SuiteList:
+    """All suites, by name, with their tasks in order."""
+    rows, count = list_suites(session, page.limit, page.offset)
+    return SuiteList(data=[to_public(s) for s in rows], count=count)
+
+
+@router.get("/{name}", response_model=SuitePublic, responses=responses(401, 403, 404, 422))
+def get_one(name: SuiteName, session: SessionDep) -> SuitePublic:
+    return to_public(get_suite(session, name))
+
+
+@router.post(
+    "",
+    response_model=SuitePublic,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[CanTrigger],
+    responses=responses(401, 403, 409, 422),
+)
+def post_suite(body: SuiteCreate, session: SessionDep) -> SuitePublic:
+    """Create a suite from task names (or `{task, weight}`); an unknown task refuses the whole suite."""
+    suite = create_suite(session, body)
+    return to_public(get_suite(session, suite.name))
+
+
+@router.post(
+    "/{suite}/runs",
+    response_model=SuiteTriggerResponse,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[CanTrigger],
+    responses=responses(401, 403, 404, 422),
+)
+def trigger(
+    request: Request, suite: SuiteName, body: TriggerRequest, user: UserDep, response: Response
+) -> SuiteTriggerResponse:
+    """One eval run per task of the suite. A task whose pair is already queued or running is listed under
+    `already_active` (not started again unless `force`); 201 if anything started, else 200."""
+    got = trigger_suite(
+        get_engine(),
+        suite,
+        body.model_name,
+        user=user_name(user),
+        options=body.options.model_dump(exclude_none=True),
+        force=body.force,
+    )
+    api = api_root(request)
+    if not got.started:
+        response.status_code = status.HTTP_200_OK
+    return SuiteTriggerResponse(
+        suite=got.suite,
+        model_name=got.model,
+        started=[SuiteRunStarted(**e, link=f"{api}/runs/{e['run_id']}") for e in got.started],
+        already_active=[
+            SuiteRunActive(**e, link=f"{api}/runs/{e['run_id']}" if e["run_id"] else None) for e in got.already_active
+        ],
+        failed=[SuiteRunFailed(**e) for e in got.failed],
+    )
+
+
+def _row(api: str, suite_tasks: list[str], row: overall.Row) -> OverallRow:
+    cells: dict[str, OverallCell | None] = {
+        t: (
+            OverallCell(
+                score=c.score, value=c.value, task_rank=c.task_rank, run_id=c.run_id, link=f"{api}/runs/{c.run_id}"
+            )
+            if (c := row.cells.get(t))
+            else None
+        )
+        for t in suite_tasks
+    }
+    return OverallRow(
+        rank=row.rank,
+        model_name=row.model.name,
+        model_display_name=row.model.display_name,
+        params_b=row.model.params_b,
+        average=row.average,
+        mean_rank=row.mean_rank,
+        covered=row.covered,
+        coverage=f"{row.covered}/{len(suite_tasks)}",
+        cells=cells,
+    )
+
+
+def _csv(body: OverallBoardResponse) -> str:
+    tasks = [c.task for c in body.suite.tasks]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["rank", "model_name", "model_display_name", "average", "mean_rank", "coverage", *tasks])
+    for r in [*body.data, *body.partial]:
+        values = [f"{c.value:.4f}" if (c := r.cells.get(t)) else "" for t in tasks]
+        mean_rank = "" if r.mean_rank is None else f"{r.mean_rank:.4f}"
+        w.writerow(
+            [
+                "" if r.rank is None else r.rank,
+                r.model_name,
+                r.model_display_name,
+                f"{r.average:.4f}",
+                mean_rank,
+                r.coverage,
+                *values,
+            ]
+        )
+    return buf.getvalue()
+
+
+@router.get(
+    "/{suite}/leaderboard",
+    response_model=OverallBoardResponse,
+    responses={**responses(401, 403, 404, 422), 200: {"content": {"text/csv": {}}}},
+)
+def leaderboard(
+    request: Request,
+    suite: SuiteName,
+    session: SessionDep,
+    pick: Annotated[Literal["best", "latest"], Query(description="each cell's best or latest completed run")] = "best",
+    sort: Annotated[str, Query(max_length=128, description="rank, average, mean_rank, covered, model or a task")] = (
+        "rank"
+    ),
+    order: Annotated[Literal["asc", "desc"] | None, Query(description="default: the column's natural order")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="rows per page (ranks are over all models)")] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="rows to skip")] = 0,
+    fmt: Annotated[Literal["json", "csv"], Query(alias="format", description="csv: the same rows as CSV")] = "json",
+) -> OverallBoardResponse | Response:
+    """The suite's model x task matrix of values normalised to 0-100 (higher is better), the weighted average,
+    the mean rank and the coverage. Ranked rows need every task of the suite; models missing tasks are listed
+    under `partial` (by coverage, then average) without ranks. `limit`/`offset` page both lists."""
+    s = get_suite(session, suite)
+    board = overall.overall_board(session, s, pick)
+    rows = overall.sort_rows(board, sort, order)
+    api = api_root(request)
+    names = [m.task.name for m in s.members]
+    body = OverallBoardResponse(
+        suite=OverallSuite(
+            name=s.name,
+            display_name=s.display_name,
+            tasks=[
+                OverallColumn(
+                    task=m.task.name,
+                    display_name=m.task.display_name,
+                    weight=m.weight,
+                    higher_is_better=m.task.higher_is_better,
+                    metric_scale=m.task.metric_scale,
+                    leaderboard=f"{api}/tasks/{m.task.name}/leaderboard",
+                )
+                for m in s.members
+            ],
+        ),
+        pick=pick,
+        sort=sort,
+        order=order or overall.default_order(sort),
+        count=len(rows),
+        partial_count=len(board.partial),
+        data=[_row(api, names, r) for r in rows[offset : offset + limit]],
+        partial=[_row(api, names, r) for r in board.partial[offset : offset + limit]],
+    )
+    if fmt == "csv":
+        return PlainTextResponse(
+            _csv(body),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{s.name}-overall.csv"'},
+        )
+    return body

@@ -1,0 +1,104 @@
+"""Evaluating a model on a suite: one eval run per task of the suite.
+
+The per-pair duplicate rule applies per task: a task whose (task, model) pair already has a queued or running
+run is reported as already active and left alone, the others are started. From the API each task goes through
+`triggering.trigger` (row, then DAG run); from the `eval_suite` DAG the rows are created here and the DAG
+fans out one `eval_run` DAG run per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from vlmevals.catalogue.store import get_model, get_task
+from vlmevals.catalogue.suites import get_suite
+from vlmevals.core.constants import EVAL_RUN_DAG_ID
+from vlmevals.core.errors import ConflictError, EvalsError
+from vlmevals.db.engine import session_scope
+from vlmevals.runs import lifecycle as runs
+from vlmevals.runs import triggering
+
+
+@dataclass
+class SuiteTrigger:
+    """What a suite trigger did, task by task."""
+
+    suite: str
+    model: str
+    started: list[dict[str, Any]] = field(default_factory=list)  # {task, run_id, dag_run_id}
+    already_active: list[dict[str, Any]] = field(default_factory=list)  # {task, run_id, status}
+    failed: list[dict[str, Any]] = field(default_factory=list)  # {task, error}
+
+
+def suite_task_names(engine: Engine | None, suite_name: str, model_name: str) -> list[str]:
+    """The suite's task names in order; NotFoundError for an unknown suite or model."""
+    with session_scope(engine) as s:
+        get_model(s, model_name)
+        return [m.task.name for m in get_suite(s, suite_name).members]
+
+
+def trigger_suite(
+    engine: Engine | None,
+    suite_name: str,
+    model_name: str,
+    *,
+    user: str | None,
+    options: dict[str, Any] | None = None,
+    force: bool = False,
+) -> SuiteTrigger:
+    """Start one eval run (row + DAG run) per task of the suite, through the single-run trigger."""
+    out = SuiteTrigger(suite_name, model_name)
+    for task in suite_task_names(engine, suite_name, model_name):
+        try:
+            got = triggering.trigger(engine, task, model_name, user=user, options=options, force=force)
+        except ConflictError as err:
+            status = _status(engine, err.existing_id)
+            out.already_active.append({"task": task, "run_id": err.existing_id, "status": status})
+        except EvalsError as err:  # e.g. Airflow refused the DAG run: the row is already marked failed
+            out.failed.append({"task": task, "error": str(err)})
+        else:
+            out.started.append({"task": task, "run_id": got.run_id, "dag_run_id": got.dag_run_id})
+    return out
+
+
+def _status(engine: Engine | None, run_id: int | None) -> str | None:
+    if run_id is None:
+        return None
+    with session_scope(engine) as s:
+        return runs.get_run(s, run_id).status
+
+
+def create_suite_runs(
+    engine: Engine | None,
+    suite_name: str,
+    model_name: str,
+    *,
+    parent_run_id: str,
+    triggered_by: str = "ui",
+    user: str | None = None,
+) -> tuple[list[dict[str, Any]], SuiteTrigger]:
+    """The `eval_suite` DAG's first step: a queued row per task not already active, bound to the `eval_run`
+    DAG run id it will get; returns the TriggerDagRunOperator kwargs and what was done."""
+    out = SuiteTrigger(suite_name, model_name)
+    kwargs: list[dict[str, Any]] = []
+    safe = "".join(c if c.isalnum() or c in "-_.:+" else "_" for c in parent_run_id)[:150]
+    for task_name in suite_task_names(engine, suite_name, model_name):
+        with session_scope(engine) as s:
+            task, model = get_task(s, task_name), get_model(s, model_name)
+            s.execute(select(func.pg_advisory_xact_lock(task.id, model.id)))  # the same lock as triggering
+            active = runs.find_active_run(s, task.id, model.id)
+            if active is not None:
+                out.already_active.append({"task": task_name, "run_id": active.id, "status": active.status})
+                continue
+            run = runs.create_run(
+                s, task_name, model_name, triggered_by=triggered_by, user=user, dag_id=EVAL_RUN_DAG_ID
+            )
+            run.dag_run_id = f"suite__{safe}__{run.id}"
+            out.started.append({"task": task_name, "run_id": run.id, "dag_run_id": run.dag_run_id})
+            kwargs.append(
+                {"conf": {"eval_run_id": run.id, "triggered_by": triggered_by}, "trigger_run_id": run.dag_run_id}
+            )
+    return kwargs, out
