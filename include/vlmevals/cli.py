@@ -11,6 +11,7 @@ import httpx
 import typer
 from rich.console import Console
 
+from vlmevals.cli_datasets import datasets_app
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import get_settings
 from vlmevals.devtools.stack import USERS, Stack, wait_for_dag
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, help="VLM evaluation service (VLMEvalKit on Airflow).")
 db_app = typer.Typer(help="Our tables' migrations (Alembic, in sql/).")
 app.add_typer(db_app, name="db")
+app.add_typer(datasets_app, name="datasets")
 console = Console(soft_wrap=True)
 """soft_wrap: rich never breaks a line, so every URL and path stays whole in narrow terminals and pipes."""
 

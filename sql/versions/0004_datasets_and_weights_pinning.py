@@ -1,7 +1,7 @@
 """datasets and weights fetched before the GPU slot: task dataset_url/md5 and judge need, model revision
 
 Revision ID: 0004
-Revises: 0002 (the lead re-chains it after 0003 on merge)
+Revises: 0003
 Create Date: 2026-12-02 07:05:00
 """
 

@@ -1,7 +1,7 @@
 """suites: named, ordered, weighted sets of tasks (the overall board's columns)
 
 Revision ID: 0005
-Revises: 0002 (the lead re-chains it after 0003/0004 on merge)
+Revises: 0004
 Create Date: 2026-12-02 07:45:00
 """
 

@@ -7,6 +7,7 @@ validation (a NUL character, a number out of range) map to 422; a concurrent dup
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -67,6 +68,22 @@ def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
     return sorted(methods)
 
 
+# domain errors answered with their message alone (the most specific class registered wins)
+_PLAIN_ERRORS: dict[type[Exception], int] = {
+    NotFoundError: status.HTTP_404_NOT_FOUND,
+    AirflowTriggerError: status.HTTP_503_SERVICE_UNAVAILABLE,
+    InvalidRequestError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    EvalsError: status.HTTP_400_BAD_REQUEST,
+}
+
+
+def _plain(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return _json(code, str(exc))
+
+    return handler
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
@@ -74,10 +91,6 @@ def install(app: FastAPI) -> None:
             allow = ", ".join(allowed_methods(app, dict(request.scope)))
             exc = HTTPException(exc.status_code, exc.detail, headers={**(exc.headers or {}), "Allow": allow})
         return await http_exception_handler(request, exc)
-
-    @app.exception_handler(NotFoundError)
-    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
-        return _json(status.HTTP_404_NOT_FOUND, str(exc))
 
     @app.exception_handler(ConflictError)
     async def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
@@ -87,17 +100,8 @@ def install(app: FastAPI) -> None:
             extra["run"] = run
         return _json(status.HTTP_409_CONFLICT, str(exc), **extra)
 
-    @app.exception_handler(AirflowTriggerError)
-    async def _airflow(request: Request, exc: AirflowTriggerError) -> JSONResponse:
-        return _json(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
-
-    @app.exception_handler(InvalidRequestError)
-    async def _invalid(request: Request, exc: InvalidRequestError) -> JSONResponse:
-        return _json(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
-
-    @app.exception_handler(EvalsError)
-    async def _evals(request: Request, exc: EvalsError) -> JSONResponse:
-        return _json(status.HTTP_400_BAD_REQUEST, str(exc))
+    for exc_type, code in _PLAIN_ERRORS.items():
+        app.add_exception_handler(exc_type, _plain(code))
 
     @app.exception_handler(DataError)
     async def _data(request: Request, exc: DataError) -> JSONResponse:

@@ -76,6 +76,43 @@ def _regular_files(path: str) -> dict[str, int]:
     return out
 
 
+def _scan_model_dir(path: str) -> tuple[dict[str, int], list[tuple[str, str, str | None]]]:
+    """A model folder's regular files (name -> mtime) and its T folders (name, layout, commit)."""
+    flat: dict[str, int] = {}
+    tdirs: list[tuple[str, str, str | None]] = []
+    with os.scandir(path) as it:
+        for e in it:
+            if e.is_symlink():
+                continue  # upstream's links to the newest run: that run is read from its T folder
+            if e.is_dir(follow_symlinks=False):
+                if UPSTREAM_DIR.match(e.name):
+                    tdirs.append((e.name, "upstream", None))
+                elif mt := LEGACY_DIR.match(e.name):
+                    tdirs.append((e.name, "legacy", mt.group(2)))
+            elif e.is_file(follow_symlinks=False):
+                flat[e.name] = e.stat(follow_symlinks=False).st_mtime_ns
+    return flat, tdirs
+
+
+def _model_folders(model: str, path: str) -> list[FolderListing] | None:
+    """The result folders of one model folder, or None when it is not one."""
+    flat, tdirs = _scan_model_dir(path)
+    has_flat = STATUS_FILE in flat or any(n.startswith(f"{model}_") for n in flat)
+    if not tdirs and not has_flat:
+        return None
+    folders: list[FolderListing] = []
+    if has_flat:
+        status = flat.pop(STATUS_FILE, None)
+        folders.append(FolderListing(model, path, "flat", None, None, flat, status))
+    for name, layout, commit in sorted(tdirs):
+        tpath = os.path.join(path, name)
+        files = _regular_files(tpath)
+        status = files.pop(STATUS_FILE, None)
+        if files or status is not None:
+            folders.append(FolderListing(model, tpath, layout, name, commit, files, status))
+    return folders
+
+
 def list_folders(root: str) -> tuple[list[FolderListing], list[str]]:
     """Every result folder under `root` (model folders and their T folders), and top-level entries ignored.
 
@@ -89,33 +126,11 @@ def list_folders(root: str) -> tuple[list[FolderListing], list[str]]:
     for m in entries:
         if m.name.startswith(".") or m.is_symlink() or not m.is_dir(follow_symlinks=False):
             continue
-        model = m.name
-        flat: dict[str, int] = {}
-        tdirs: list[tuple[str, str, str | None]] = []
-        with os.scandir(m.path) as it:
-            for e in it:
-                if e.is_symlink():
-                    continue  # upstream's links to the newest run: that run is read from its T folder
-                if e.is_dir(follow_symlinks=False):
-                    if UPSTREAM_DIR.match(e.name):
-                        tdirs.append((e.name, "upstream", None))
-                    elif mt := LEGACY_DIR.match(e.name):
-                        tdirs.append((e.name, "legacy", mt.group(2)))
-                elif e.is_file(follow_symlinks=False):
-                    flat[e.name] = e.stat(follow_symlinks=False).st_mtime_ns
-        prefix = f"{model}_"
-        if not tdirs and STATUS_FILE not in flat and not any(n.startswith(prefix) for n in flat):
+        found = _model_folders(m.name, m.path)
+        if found is None:
             ignored.append(m.path)
-            continue
-        if STATUS_FILE in flat or any(n.startswith(prefix) for n in flat):
-            status = flat.pop(STATUS_FILE, None)
-            folders.append(FolderListing(model, m.path, "flat", None, None, flat, status))
-        for name, layout, commit in sorted(tdirs):
-            path = os.path.join(m.path, name)
-            files = _regular_files(path)
-            status = files.pop(STATUS_FILE, None)
-            if files or status is not None:
-                folders.append(FolderListing(model, path, layout, name, commit, files, status))
+        else:
+            folders.extend(found)
     return folders, ignored
 
 

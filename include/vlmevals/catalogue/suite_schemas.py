@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vlmevals.catalogue.schemas import Slug
+from vlmevals.catalogue.fields import Slug
 
 MAX_SUITE_TASKS = 500
 

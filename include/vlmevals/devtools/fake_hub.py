@@ -45,80 +45,82 @@ class HubState:
         return (sha, r.commits[sha]) if sha in r.commits else None
 
 
+class _HubHandler(BaseHTTPRequestHandler):
+    state: HubState  # set per server by _handler
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def _reply(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            _send_body(self, body, self.state.rate_bps)
+
+    def _route(self) -> None:
+        path = unquote(self.path.split("?", 1)[0])
+        with self.state.lock:
+            self.state.requests.append((time.time(), self.command, path))
+        parts = path.strip("/").split("/")
+        if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "revision":
+            return self._info("/".join(parts[2:4]), "/".join(parts[5:]))
+        if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "tree":
+            return self._tree("/".join(parts[2:4]), parts[5], "/".join(parts[6:]))
+        if len(parts) >= 5 and parts[2] == "resolve":
+            return self._file("/".join(parts[:2]), parts[3], "/".join(parts[4:]))
+        self._reply(404, b'{"error": "not found"}', {"X-Error-Code": "RepoNotFound"})
+
+    def _info(self, repo: str, rev: str) -> None:
+        got = self.state.resolve(repo, rev)
+        if got is None:
+            code = "RepoNotFound" if repo not in self.state.repos else "RevisionNotFound"
+            return self._reply(404, b'{"error": "not found"}', {"X-Error-Code": code})
+        sha, files = got
+        info = {
+            "id": repo,
+            "modelId": repo,
+            "sha": sha,
+            "private": False,
+            "siblings": [{"rfilename": name} for name in sorted(files)],
+        }
+        self._reply(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
+
+    def _tree(self, repo: str, rev: str, folder: str) -> None:
+        got = self.state.resolve(repo, rev)
+        if got is None:
+            return self._reply(404, b"{}", {"X-Error-Code": "RevisionNotFound"})
+        prefix = f"{folder.rstrip('/')}/" if folder else ""
+        entries = [
+            {"type": "file", "path": n, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+            for n, b in sorted(got[1].items())
+            if n.startswith(prefix) and "/" not in n[len(prefix) :]
+        ]
+        if folder and not entries:
+            return self._reply(404, b"{}", {"X-Error-Code": "EntryNotFound"})
+        self._reply(200, json.dumps(entries).encode(), {"Content-Type": "application/json"})
+
+    def _file(self, repo: str, rev: str, name: str) -> None:
+        got = self.state.resolve(repo, rev)
+        if got is None or name not in got[1]:
+            code = "EntryNotFound" if got is not None else "RevisionNotFound"
+            return self._reply(404, b"", {"X-Error-Code": code, **({"X-Repo-Commit": got[0]} if got else {})})
+        sha, body = got[0], got[1][name]
+        headers = {"X-Repo-Commit": sha, "ETag": f'"{hashlib.sha256(body).hexdigest()}"'}
+        start = self.headers.get("Range", "").removeprefix("bytes=").split("-")[0]
+        if start.isdigit() and int(start) > 0:
+            self._reply(206, body[int(start) :], headers)
+        else:
+            self._reply(200, body, headers)
+
+    do_GET = do_HEAD = _route
+
+
 def _handler(state: HubState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-        def _reply(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-            self.send_response(code)
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD" and body:
-                _send_body(self, body, state.rate_bps)
-
-        def _route(self) -> None:
-            path = unquote(self.path.split("?", 1)[0])
-            with state.lock:
-                state.requests.append((time.time(), self.command, path))
-            parts = path.strip("/").split("/")
-            if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "revision":
-                return self._info("/".join(parts[2:4]), "/".join(parts[5:]))
-            if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "tree":
-                return self._tree("/".join(parts[2:4]), parts[5], "/".join(parts[6:]))
-            if len(parts) >= 5 and parts[2] == "resolve":
-                return self._file("/".join(parts[:2]), parts[3], "/".join(parts[4:]))
-            self._reply(404, b'{"error": "not found"}', {"X-Error-Code": "RepoNotFound"})
-
-        def _info(self, repo: str, rev: str) -> None:
-            got = state.resolve(repo, rev)
-            if got is None:
-                code = "RepoNotFound" if repo not in state.repos else "RevisionNotFound"
-                return self._reply(404, b'{"error": "not found"}', {"X-Error-Code": code})
-            sha, files = got
-            info = {
-                "id": repo,
-                "modelId": repo,
-                "sha": sha,
-                "private": False,
-                "siblings": [{"rfilename": name} for name in sorted(files)],
-            }
-            self._reply(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
-
-        def _tree(self, repo: str, rev: str, folder: str) -> None:
-            got = state.resolve(repo, rev)
-            if got is None:
-                return self._reply(404, b"{}", {"X-Error-Code": "RevisionNotFound"})
-            prefix = f"{folder.rstrip('/')}/" if folder else ""
-            entries = [
-                {"type": "file", "path": n, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
-                for n, b in sorted(got[1].items())
-                if n.startswith(prefix) and "/" not in n[len(prefix) :]
-            ]
-            if folder and not entries:
-                return self._reply(404, b"{}", {"X-Error-Code": "EntryNotFound"})
-            self._reply(200, json.dumps(entries).encode(), {"Content-Type": "application/json"})
-
-        def _file(self, repo: str, rev: str, name: str) -> None:
-            got = state.resolve(repo, rev)
-            if got is None or name not in got[1]:
-                code = "EntryNotFound" if got is not None else "RevisionNotFound"
-                return self._reply(404, b"", {"X-Error-Code": code, **({"X-Repo-Commit": got[0]} if got else {})})
-            sha, body = got[0], got[1][name]
-            headers = {"X-Repo-Commit": sha, "ETag": f'"{hashlib.sha256(body).hexdigest()}"'}
-            start = self.headers.get("Range", "").removeprefix("bytes=").split("-")[0]
-            if start.isdigit() and int(start) > 0:
-                self._reply(206, body[int(start) :], headers)
-            else:
-                self._reply(200, body, headers)
-
-        do_GET = do_HEAD = _route
-
-    return Handler
+    return type("Handler", (_HubHandler,), {"state": state})
 
 
 @dataclass

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import PROJECT_ROOT, Settings
+from vlmevals.devtools.airflow_api import wait_for_dag
 from vlmevals.devtools.localpg import LocalPostgres, port_open
 from vlmevals.devtools.stack_settings import DERIVED_VAR, StackSettings, get_stack_settings, user_environ
 
@@ -297,16 +297,3 @@ def _digest(env: dict[str, str]) -> str:
 def _sh_quote(value: str) -> str:
     """Single-quoted for sh: nothing inside is expanded (a JSON value or a password with `$` stays intact)."""
     return "'" + value.replace("'", "'\\''") + "'"
-
-
-def wait_for_dag(client: httpx.Client, dag_id: str = EVAL_RUN_DAG_ID, timeout_s: float = 180) -> None:
-    """Wait until the dag-processor has parsed `dag_id`, and unpause it (CLI, tests and benchmarks share this)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        r = client.get(f"/api/v2/dags/{dag_id}")
-        if r.status_code == 200:
-            if r.json().get("is_paused"):
-                client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
-            return
-        time.sleep(1)
-    raise TimeoutError(f"DAG {dag_id} not parsed after {timeout_s:.0f} s; see the dag-processor log")

@@ -79,7 +79,7 @@ def registry_info(name: str, python: str, cache_file: Path | None = None) -> dic
         return cache[name]
     res = subprocess.run([python, "-c", _REGISTRY_MD5_CODE, name], capture_output=True, text=True, timeout=300)
     try:
-        info = json.loads(res.stdout.strip().splitlines()[-1])
+        info: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         return {"registered": False, "error": res.stderr[-500:]}
     if cache_file:

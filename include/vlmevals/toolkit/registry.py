@@ -18,7 +18,8 @@ from typing import Any
 
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import LOCAL_DIR, Settings
-from vlmevals.toolkit.command import python_executable, vlmeval_version
+from vlmevals.toolkit.command import python_executable
+from vlmevals.toolkit.versions import vlmeval_version
 
 CACHE_ENV = "EVALS_CACHE_DIR"
 # dataset types VLMEvalKit scores offline with `--judge exact_matching`

@@ -15,7 +15,7 @@ BOARD = "/api/evals/suites/mix/leaderboard"
 
 
 def _task(clients, name: str, higher: bool, scale: float) -> None:  # type: ignore[no-untyped-def]
-    body = {"name": name, "display_name": name.upper(), "vlmeval_data": "X", "higher_is_better": higher}
+    body = {"name": name, "display_name": name.upper(), "vlmeval_data": "MMBench_DEV_EN", "higher_is_better": higher}
     r = clients.op.post("/api/evals/tasks", json={**body, "metric_scale": scale})
     assert r.status_code == 201, r.text
 

@@ -23,7 +23,7 @@ from vlmevals.api.overall_schemas import (
     SuiteTriggerResponse,
 )
 from vlmevals.api.represent import api_root
-from vlmevals.api.schemas import TriggerRequest
+from vlmevals.api.resources import TriggerRequest
 from vlmevals.catalogue.suite_schemas import SuiteCreate, SuiteList, SuitePublic
 from vlmevals.catalogue.suites import create_suite, get_suite, list_suites, to_public
 from vlmevals.db.engine import get_engine
