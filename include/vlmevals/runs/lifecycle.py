@@ -187,8 +187,7 @@ def adopt_run(session: Session, run_id: int, *, dag_id: str, dag_run_id: str) ->
 
 
 # columns a re-synced backfilled run takes from its source again
-BACKFILL_RESYNC_COLUMNS = ("status", "primary_metric", "metrics", "error", "finished_at", "fingerprint")
-BACKFILL_RESYNC_COLUMNS += ("vlmeval_version",)
+BACKFILL_RESYNC_COLUMNS = tuple("status primary_metric metrics error finished_at fingerprint vlmeval_version".split())
 
 
 def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, str | None]]:
