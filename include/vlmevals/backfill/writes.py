@@ -70,7 +70,7 @@ def update_known(engine: Engine | None, known: Known, row: dict[str, Any], repor
     values = {"source_mtime_ns": row["source_mtime_ns"]}
     message = None
     if not same:
-        values.update({k: row[k] for k in runs.BACKFILL_RESYNC_COLUMNS})
+        values.update({k: row[k] for k in runs.RESYNC_COLUMNS})
         message = (
             f"re-synced from {row['source_path']}: was {old_status} (primary metric {old_metric}), "
             f"now {row['status']} (primary metric {row['primary_metric']})"

@@ -186,8 +186,8 @@ def adopt_run(session: Session, run_id: int, *, dag_id: str, dag_run_id: str) ->
     return run
 
 
-# columns a re-synced backfilled run takes from its source again
-BACKFILL_RESYNC_COLUMNS = tuple("status primary_metric metrics error finished_at fingerprint vlmeval_version".split())
+# the columns a re-synced backfilled run takes from its source again
+RESYNC_COLUMNS = ("status", "primary_metric", "metrics", "error", "finished_at", "fingerprint", "vlmeval_version")
 
 
 def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, str | None]]:
