@@ -30,7 +30,7 @@ LAYERS = {
     "api": 8,
     "devtools": 9,
     "cli": 10,
-    "cli_datasets": 10,
+    "cli_datasets": 9,  # the `vlmevals datasets` sub-commands, hooked into cli
 }
 
 
