@@ -51,7 +51,7 @@ def parse_times(repeats: int) -> dict[str, dict]:
     return out
 
 
-def stack_pss_mb(stack) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def stack_pss_mb(stack) -> tuple[float, int]:
     import psutil
 
     roots = [pid for name in ("api-server", "scheduler", "dag-processor", "triggerer") if (pid := stack.pid(name))]

@@ -61,11 +61,11 @@ def timed_leases(holds: list[float]) -> Iterator[None]:
             finally:
                 holds.append(time.monotonic() - t0)
 
-    leases.leased = leased  # type: ignore[assignment]
+    leases.leased = leased
     try:
         yield
     finally:
-        leases.leased = original  # type: ignore[assignment]
+        leases.leased = original
 
 
 def dataset_throughput(mb: int, lmu: Path) -> dict[str, Any]:
@@ -93,8 +93,8 @@ def one_eval(engine: Any, name: str, hf_home: Path, prefetch: bool) -> dict[str,
     holds: list[float] = []
     saved = (prepare.weights, hub.offline_model)
     if not prefetch:  # what happened before: VLMEvalKit fetches the weights itself, inside the slot
-        prepare.weights = lambda *a, **k: None  # type: ignore[assignment]
-        hub.offline_model = lambda model, settings: (model, {})  # type: ignore[assignment]
+        prepare.weights = lambda *a, **k: None
+        hub.offline_model = lambda model, settings: (model, {})
     try:
         t0 = time.monotonic()
         info = steps.queue_step(
@@ -111,7 +111,7 @@ def one_eval(engine: Any, name: str, hf_home: Path, prefetch: bool) -> dict[str,
         steps.scoring_step(engine, info["eval_run_id"], 1)
         steps.ingest_step(engine, info["eval_run_id"])
     finally:
-        prepare.weights, hub.offline_model = saved  # type: ignore[assignment]
+        prepare.weights, hub.offline_model = saved
     return {"queue_s": round(queued, 2), "gpu_slot_hold_s": round(holds[0], 2)}
 
 

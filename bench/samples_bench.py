@@ -23,7 +23,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def synthetic(n: int, seed: int, accuracy: float) -> list:  # type: ignore[type-arg]
+def synthetic(n: int, seed: int, accuracy: float) -> list:
     """MCQ-like records with realistic text sizes (question ~120 chars, 4 options, short prediction, judge log)."""
     from vlmevals.results.samples.parse import SampleRecord
 

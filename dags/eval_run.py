@@ -27,7 +27,7 @@ from vlmevals.gpu.slots import GPU_POOL, GPU_QUEUE, GPU_SLOT_BUCKETS, inference_
 _CHOICES = read_choices()  # a small JSON file the catalogue writes: no database query at parse time
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine():
     from vlmevals.db.engine import engine_for_tasks
 
     return engine_for_tasks()
@@ -74,7 +74,7 @@ def _as_airflow_error(err: Exception) -> Exception:
     return err
 
 
-def _inference_task(slots: int):  # type: ignore[no-untyped-def]
+def _inference_task(slots: int):
     @task(
         task_id=inference_task_id(slots),
         pool=GPU_POOL,
@@ -85,7 +85,7 @@ def _inference_task(slots: int):  # type: ignore[no-untyped-def]
         execution_timeout=dt.timedelta(hours=24),
         on_failure_callback=_on_failure,
     )
-    def _inference(info: dict[str, Any], ti=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    def _inference(info: dict[str, Any], ti=None) -> dict[str, Any]:
         from vlmevals.pipeline.steps import inference_step
 
         try:
@@ -153,7 +153,7 @@ def _inference_task(slots: int):  # type: ignore[no-untyped-def]
 )
 def eval_run() -> None:
     @task(retries=1, retry_delay=dt.timedelta(seconds=5), on_failure_callback=_on_failure)
-    def queue(params=None, dag_run=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    def queue(params=None, dag_run=None) -> dict[str, Any]:
         from vlmevals.pipeline.steps import queue_step
 
         conf = {**dict(params or {}), **(dag_run.conf or {})}
@@ -179,7 +179,7 @@ def eval_run() -> None:
         retry_delay=dt.timedelta(seconds=5),
         on_failure_callback=_on_failure,
     )
-    def scoring(info: dict[str, Any], ti=None) -> None:  # type: ignore[no-untyped-def]
+    def scoring(info: dict[str, Any], ti=None) -> None:
         from vlmevals.pipeline.steps import scoring_step
 
         try:
@@ -203,7 +203,7 @@ def eval_run() -> None:
             raise _as_airflow_error(err) from err
 
     @task(retries=3, retry_delay=dt.timedelta(seconds=3))
-    def finalize(info: dict[str, Any] | None, dag_run=None) -> str:  # type: ignore[no-untyped-def]
+    def finalize(info: dict[str, Any] | None, dag_run=None) -> str:
         from vlmevals.pipeline.notes import note_finished_run
         from vlmevals.pipeline.steps import finalize_step
 

@@ -20,7 +20,7 @@ from vlmevals.core.constants import EVAL_RUN_DAG_ID
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine():
     from vlmevals.db.engine import engine_for_tasks
 
     return engine_for_tasks()
@@ -55,7 +55,7 @@ def _trigger_failed(context: dict[str, Any]) -> None:
 )
 def eval_suite() -> None:
     @task
-    def plan(params=None, dag_run=None) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    def plan(params=None, dag_run=None) -> list[dict[str, Any]]:
         import logging
 
         from vlmevals.runs.suite_runs import create_suite_runs

@@ -22,7 +22,7 @@ from vlmevals.core.constants import EVAL_RUN_DAG_ID, NIGHTLY_DAG_ID
 from vlmevals.nightly.schedule import schedule
 
 
-def _engine():  # type: ignore[no-untyped-def]
+def _engine():
     from vlmevals.db.engine import engine_for_tasks
 
     return engine_for_tasks()
@@ -60,7 +60,7 @@ def _trigger_failed(context: dict[str, Any]) -> None:
 )
 def nightly_evals() -> None:
     @task(retries=1, retry_delay=dt.timedelta(seconds=30))
-    def plan(params=None, dag_run=None, ti=None) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    def plan(params=None, dag_run=None, ti=None) -> list[dict[str, Any]]:
         from vlmevals.nightly.planning import plan_and_create
 
         triggers, summary = plan_and_create(
@@ -73,7 +73,7 @@ def nightly_evals() -> None:
         return triggers
 
     @task(trigger_rule="all_done")
-    def summary(ti=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    def summary(ti=None) -> dict[str, Any]:
         import logging
 
         got = ti.xcom_pull(task_ids="plan", key="summary") or {}

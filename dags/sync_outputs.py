@@ -45,7 +45,7 @@ from vlmevals.core.constants import SYNC_OUTPUTS_DAG_ID
 )
 def sync_outputs() -> None:
     @task(retries=1, retry_delay=dt.timedelta(seconds=10))
-    def sync(params=None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    def sync(params=None) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
         from vlmevals.backfill import sync_outputs as do_sync
         from vlmevals.core.errors import EvalsError

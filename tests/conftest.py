@@ -121,7 +121,7 @@ def db_url(pg_server: str) -> str:
 
 
 @pytest.fixture()
-def engine(db_url: str):  # type: ignore[no-untyped-def]
+def engine(db_url: str):
     from sqlalchemy import text
     from vlmevals.db.engine import get_engine
 
@@ -138,7 +138,7 @@ def engine(db_url: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture()
-def session(engine):  # type: ignore[no-untyped-def]
+def session(engine):
     from vlmevals.db.engine import session_scope
 
     with session_scope(engine) as s:
@@ -146,7 +146,7 @@ def session(engine):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture()
-def seeded(engine):  # type: ignore[no-untyped-def]
+def seeded(engine):
     from vlmevals.catalogue.seed import seed
     from vlmevals.db.engine import session_scope
 
@@ -181,7 +181,7 @@ def demo_assets(pg_server: str) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def live_stack(airflow_db: str, demo_assets: dict[str, Path]):  # type: ignore[no-untyped-def]
+def live_stack(airflow_db: str, demo_assets: dict[str, Path]):
     """A running Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor) on this session's
     databases, started once and stopped at the end. Yields the `vlmevals.devtools.stack.Stack` driving it."""
     from vlmevals.devtools.stack import Stack, StackSettings

@@ -8,7 +8,7 @@ import httpx
 from vlmevals.devtools.stack import wait_for_dag
 
 
-def client(stack, user: str | None) -> httpx.Client:  # type: ignore[no-untyped-def]
+def client(stack, user: str | None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {stack.token(user)}"} if user else {}
     return httpx.Client(base_url=stack.api_url, timeout=60, headers=headers)
 

@@ -33,7 +33,7 @@ from tests.vlmevals.api.conftest import (  # noqa: F401  (fixtures, imported to 
 pytestmark = pytest.mark.e2e
 
 
-def _pairs(engine, tasks: int = 4, models: int = 5) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _pairs(engine, tasks: int = 4, models: int = 5) -> list[tuple[str, str]]:
     with session_scope(engine) as s:
         for t in range(tasks):
             s.add(Task(name=f"burst-t{t}", display_name=f"Burst {t}", vlmeval_data="DEMO_SHAPES_MCQ"))
@@ -42,7 +42,7 @@ def _pairs(engine, tasks: int = 4, models: int = 5) -> list[tuple[str, str]]:  #
     return [(f"burst-t{t}", f"burst-m{m}") for t in range(tasks) for m in range(models)]
 
 
-def test_concurrent_triggers_make_one_run_per_pair(live_stack, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_triggers_make_one_run_per_pair(live_stack, seeded) -> None:
     pairs = _pairs(seeded)
     headers = {"Authorization": f"Bearer {live_stack.token('op')}"}
     admin = httpx.Client(
@@ -97,7 +97,7 @@ def test_concurrent_triggers_make_one_run_per_pair(live_stack, seeded) -> None: 
 
 
 @pytest.mark.parametrize("role", ["admin", "viewer"])
-def test_fuzz_from_openapi(airflow_api, tokens, clients: Clients, seeded, role: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_fuzz_from_openapi(airflow_api, tokens, clients: Clients, seeded, role: str) -> None:  # noqa: F811
     """Every Schemathesis phase (examples, coverage, fuzzing, stateful) with every check, fixed seed, bounded time:
     the document and the behaviour agree, nothing answers 5xx; a failure prints the request that reproduces it."""
     add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", score=0.5)  # something for the reads to find

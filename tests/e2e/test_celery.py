@@ -65,7 +65,7 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def celery_stack(redis_url: str, airflow_db: str, demo_assets):  # type: ignore[no-untyped-def]
+def celery_stack(redis_url: str, airflow_db: str, demo_assets):
     """Airflow on CeleryExecutor with its own metadata DB (a second scheduler on the session's DB would take
     our runs), plus a CPU worker (queue default) and a GPU worker (queue gpu, one fake GPU: EVALS_GPUS=0)."""
     from vlmevals.devtools.stack import COMPONENTS, Stack, StackSettings
@@ -114,7 +114,7 @@ def celery_stack(redis_url: str, airflow_db: str, demo_assets):  # type: ignore[
         stack.stop(components=(*COMPONENTS, *workers), database=False)
 
 
-def test_inference_runs_on_the_gpu_worker(celery_stack, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_inference_runs_on_the_gpu_worker(celery_stack, seeded) -> None:
     started = time.monotonic()
     client = httpx.Client(
         base_url=celery_stack.api_url, timeout=30, headers={"Authorization": f"Bearer {celery_stack.token('admin')}"}

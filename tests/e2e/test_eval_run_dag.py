@@ -14,14 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
-def eval_dag(airflow_db: str):  # type: ignore[no-untyped-def]
+def eval_dag(airflow_db: str):
     """Parsed per test: dag.test() merges a run's conf into the DAG object's params."""
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(ROOT / "dags" / "eval_run.py")).dags["eval_run"]
 
 
-def _run_for(engine, dag_run_id: str) -> EvalRun | None:  # type: ignore[no-untyped-def]
+def _run_for(engine, dag_run_id: str) -> EvalRun | None:
     with session_scope(engine) as s:
         run = s.scalar(select(EvalRun).where(EvalRun.dag_run_id == dag_run_id))
         if run is not None:
@@ -29,7 +29,7 @@ def _run_for(engine, dag_run_id: str) -> EvalRun | None:  # type: ignore[no-unty
         return run
 
 
-def test_demo_run_completes(eval_dag, seeded, demo_assets) -> None:  # type: ignore[no-untyped-def]
+def test_demo_run_completes(eval_dag, seeded, demo_assets) -> None:
     dr = eval_dag.test(run_conf={"task": "demo-shapes-mcq", "model": "demo-tiny-idefics3", "triggered_by": "rest"})
     run = _run_for(seeded, dr.run_id)
     assert run is not None, "queue recorded no eval run"
@@ -51,7 +51,7 @@ def test_demo_run_completes(eval_dag, seeded, demo_assets) -> None:  # type: ign
     assert (pred_root / "status.json").exists()
 
 
-def test_unknown_model_fails_in_queue(eval_dag, seeded, demo_assets) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_model_fails_in_queue(eval_dag, seeded, demo_assets) -> None:
     dr = eval_dag.test(run_conf={"task": "demo-shapes-mcq", "model": "ghost"})
     assert str(dr.state) == "failed"
     assert _run_for(seeded, dr.run_id) is None, "no row for a model that does not exist"
@@ -60,7 +60,7 @@ def test_unknown_model_fails_in_queue(eval_dag, seeded, demo_assets) -> None:  #
     assert states["inference"] in ("upstream_failed", "skipped", "None"), "no GPU slot was taken"
 
 
-def test_adopting_a_finished_run_is_refused(eval_dag, seeded, demo_assets) -> None:  # type: ignore[no-untyped-def]
+def test_adopting_a_finished_run_is_refused(eval_dag, seeded, demo_assets) -> None:
     from vlmevals.runs import lifecycle as runs
 
     with session_scope(seeded) as s:
@@ -73,7 +73,7 @@ def test_adopting_a_finished_run_is_refused(eval_dag, seeded, demo_assets) -> No
         assert (run.status, run.error, run.dag_run_id) == ("cancelled", "cancelled by carol", None)
 
 
-def test_missing_dataset_fails_before_inference(eval_dag, seeded, demo_assets) -> None:  # type: ignore[no-untyped-def]
+def test_missing_dataset_fails_before_inference(eval_dag, seeded, demo_assets) -> None:
     with session_scope(seeded) as s:
         s.add(Task(name="absent", display_name="Absent", vlmeval_data="NOT_THERE_MCQ"))
     dr = eval_dag.test(run_conf={"task": "absent", "model": "demo-tiny-idefics3"})
@@ -85,7 +85,7 @@ def test_missing_dataset_fails_before_inference(eval_dag, seeded, demo_assets) -
     assert [e.status for e in run.events] == ["queued", "failed"]
 
 
-def test_vlmeval_failure_recorded_only_in_status_json(eval_dag, seeded, demo_assets) -> None:  # type: ignore[no-untyped-def]
+def test_vlmeval_failure_recorded_only_in_status_json(eval_dag, seeded, demo_assets) -> None:
     """VLMEvalKit exits 0 here; only status.json's error_message tells the run failed."""
     from vlmevals.core.settings import get_settings
 
@@ -112,7 +112,7 @@ def test_vlmeval_failure_recorded_only_in_status_json(eval_dag, seeded, demo_ass
 
 
 @pytest.mark.parametrize("task_name, scale", [("demo-colors-vqa", 100.0), ("demo-shapes-yorn", 100.0)])
-def test_vqa_and_yes_no_tasks_complete(eval_dag, seeded, demo_assets, task_name: str, scale: float) -> None:  # type: ignore[no-untyped-def]
+def test_vqa_and_yes_no_tasks_complete(eval_dag, seeded, demo_assets, task_name: str, scale: float) -> None:
     dr = eval_dag.test(run_conf={"task": task_name, "model": "demo-tiny-idefics3"})
     run = _run_for(seeded, dr.run_id)
     assert run is not None and run.status == "completed", run.error if run else None

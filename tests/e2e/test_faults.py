@@ -47,7 +47,7 @@ SAVE_INTERVAL = 10  # VLMEvalKit saves partial answers at least every 10 items
 REFERENCE: dict[str, Any] = {}
 
 
-def _add_catalogue(engine, base_url: str) -> None:  # type: ignore[no-untyped-def]
+def _add_catalogue(engine, base_url: str) -> None:
     with session_scope(engine) as s:
         s.add(
             Task(name="faults-mcq", display_name="Faults", vlmeval_data=DATA, vlmeval_dataset_class="CustomMCQDataset")
@@ -68,14 +68,14 @@ def server() -> Iterator[ServerHandle]:
 
 
 @pytest.fixture()
-def served(seeded, server: ServerHandle) -> ServerHandle:  # type: ignore[no-untyped-def]
+def served(seeded, server: ServerHandle) -> ServerHandle:
     server.set_policy(delay_s=0.1, fail_every=0, fail_rate=0.0)
     server.reset_stats()
     _add_catalogue(seeded, server.base_url)
     return server
 
 
-def _queue(engine, **options: Any) -> int:  # type: ignore[no-untyped-def]
+def _queue(engine, **options: Any) -> int:
     conf = {"task": "faults-mcq", "model": "faults-served", "api_nproc": 1, **options}
     info = pipeline.queue_step(
         engine, conf, dag_id="eval_run", dag_run_id=f"test__{time.time_ns()}", run_type="manual", user=None
@@ -83,14 +83,14 @@ def _queue(engine, **options: Any) -> int:  # type: ignore[no-untyped-def]
     return int(info["eval_run_id"])
 
 
-def _run(engine, run_id: int):  # type: ignore[no-untyped-def]
+def _run(engine, run_id: int):
     with session_scope(engine) as s:
         run = runs.get_run(s, run_id)
         _ = run.events
         return run
 
 
-def _finish(engine, run_id: int, try_number: int = 1) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _finish(engine, run_id: int, try_number: int = 1) -> dict[str, Any]:
     pipeline.scoring_step(engine, run_id, try_number)
     pipeline.ingest_step(engine, run_id)
     run = _run(engine, run_id)
@@ -98,7 +98,7 @@ def _finish(engine, run_id: int, try_number: int = 1) -> dict[str, Any]:  # type
     return {"primary": run.primary_metric, "table": run.metrics["table"]}
 
 
-def _reference(engine, server: ServerHandle) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _reference(engine, server: ServerHandle) -> dict[str, Any]:
     """One uninterrupted run (computed once per module): metrics to compare with, artifacts to copy."""
     if not REFERENCE:
         run_id = _queue(engine)
@@ -120,7 +120,7 @@ def _airflow_keeps_retrying(err: Exception) -> bool:
     return mod._as_airflow_error(err) is err
 
 
-def _in_thread(fn, *args: Any) -> tuple[threading.Thread, dict[str, Any]]:  # type: ignore[no-untyped-def]
+def _in_thread(fn, *args: Any) -> tuple[threading.Thread, dict[str, Any]]:
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -146,7 +146,7 @@ def _settled_answers(served: ServerHandle, quiet_s: float = 1.0) -> int:
 
 
 @pytest.mark.parametrize("kill_at", [12, 27])
-def test_killed_vlmeval_subprocess_resumes(seeded, served: ServerHandle, kill_at: int) -> None:  # type: ignore[no-untyped-def]
+def test_killed_vlmeval_subprocess_resumes(seeded, served: ServerHandle, kill_at: int) -> None:
     reference = _reference(seeded, served)
     run_id = _queue(seeded)
     artifacts = Path(_run(seeded, run_id).artifacts_dir)
@@ -188,7 +188,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def private_pg(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def private_pg(tmp_path_factory: pytest.TempPathFactory):
     """A PostgreSQL of this module alone, so stopping it disturbs no other test."""
     from vlmevals.db.engine import get_engine, upgrade
     from vlmevals.devtools.localpg import LocalPostgres
@@ -206,7 +206,7 @@ def private_pg(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
         pg.stop(mode="immediate")
 
 
-def test_postgres_down_during_ingest(seeded, served: ServerHandle, private_pg, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_postgres_down_during_ingest(seeded, served: ServerHandle, private_pg, monkeypatch) -> None:
     pg, engine = private_pg
     reference = _reference(seeded, served)
     _add_catalogue(engine, served.base_url)
@@ -246,7 +246,7 @@ def test_postgres_down_during_ingest(seeded, served: ServerHandle, private_pg, m
     assert [e.status for e in run.events] == ["queued", "running", "completed"]
 
 
-def test_corrupt_prediction_file_fails_clearly(seeded, served: ServerHandle) -> None:  # type: ignore[no-untyped-def]
+def test_corrupt_prediction_file_fails_clearly(seeded, served: ServerHandle) -> None:
     reference = _reference(seeded, served)
     run_id = _queue(seeded)
     runs.mark_running(seeded, run_id, 1)
@@ -287,7 +287,7 @@ def _tiny_filesystem(path: Path, size: str) -> Iterator[Path]:
 @pytest.mark.parametrize("free_kib", [24, 0])
 def test_full_disk_fails_clearly_and_keeps_artifacts(
     seeded, served: ServerHandle, tmp_path: Path, free_kib: int
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     run_id = _queue(seeded)
     with _tiny_filesystem(tmp_path / "disk", "256k") as disk:
         artifacts = disk / "runs" / str(run_id)
@@ -315,7 +315,7 @@ def test_full_disk_fails_clearly_and_keeps_artifacts(
         assert [e.status for e in run.events] == ["queued", "running", "failed"]
 
 
-def test_api_failures_are_counted_not_scored_wrong(seeded, served: ServerHandle) -> None:  # type: ignore[no-untyped-def]
+def test_api_failures_are_counted_not_scored_wrong(seeded, served: ServerHandle) -> None:
     limit = 20
     served.set_policy(fail_every=5, fail_mode="500", delay_s=0.0)
     run_id = _queue(seeded, limit=limit, api_retry=1)  # one try per sample: a failed request is a failed sample

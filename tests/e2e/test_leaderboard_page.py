@@ -27,7 +27,7 @@ ARGS = [
 ]
 
 
-def sign_in(page, api_url: str) -> None:  # type: ignore[no-untyped-def]
+def sign_in(page, api_url: str) -> None:
     """Through Airflow's own login page, as admin: the browser then holds the `_token` cookie."""
     page.goto(f"{api_url}/")
     page.wait_for_url("**/auth/login**", timeout=30_000)  # Airflow sends us to its login page
@@ -79,7 +79,7 @@ def check_page(api_url: str, run: dict, out_dir: Path, docs_dir: Path | None = N
             browser.close()
 
 
-def test_leaderboard_page_in_airflow_ui(live_stack, seeded, demo_assets) -> None:  # type: ignore[no-untyped-def]
+def test_leaderboard_page_in_airflow_ui(live_stack, seeded, demo_assets) -> None:
     assert Path(CHROMIUM).exists(), "needs Debian's chromium: apt-get install -y chromium (scripts/install-browser.sh)"
     op = client(live_stack, "op")
     wait_dag(op)
@@ -106,7 +106,7 @@ SEEN_COLOURS = """() => {
 }"""
 
 
-def test_one_colour_per_model_across_charts(live_stack, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_one_colour_per_model_across_charts(live_stack, seeded) -> None:
     """Models ranked in a different order than the history lists them: each keeps one colour in the size
     chart, the time chart and its legend, and no two models share one (the page opened standalone)."""
     from playwright.sync_api import expect, sync_playwright

@@ -13,7 +13,7 @@ from vlmevals.db.models import EvalRun
 pytestmark = pytest.mark.e2e
 
 
-def test_trigger_through_airflow_rest_api(live_stack, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_through_airflow_rest_api(live_stack, seeded) -> None:
     client = httpx.Client(
         base_url=live_stack.api_url, timeout=30, headers={"Authorization": f"Bearer {live_stack.token('admin')}"}
     )

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 MCQ, DEMO, SERVED = "demo-shapes-mcq", "demo-tiny-idefics3", "served-e2e"
 
 
-def _wait(what: str, check, timeout_s: float = 240, every: float = 1.0) -> Any:  # type: ignore[no-untyped-def]
+def _wait(what: str, check, timeout_s: float = 240, every: float = 1.0) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         got = check()
@@ -49,7 +49,7 @@ def _night(client: httpx.Client, force: bool = False) -> dict[str, Any]:
     return x.json()["value"]
 
 
-def _runs(engine) -> list[EvalRun]:  # type: ignore[no-untyped-def]
+def _runs(engine) -> list[EvalRun]:
     with session_scope(engine) as s:
         rows = list(s.scalars(select(EvalRun).order_by(EvalRun.id)))
         for r in rows:
@@ -57,12 +57,12 @@ def _runs(engine) -> list[EvalRun]:  # type: ignore[no-untyped-def]
         return rows
 
 
-def _all_final(engine, n: int) -> list[EvalRun] | None:  # type: ignore[no-untyped-def]
+def _all_final(engine, n: int) -> list[EvalRun] | None:
     rows = _runs(engine)
     return rows if len(rows) == n and all(r.status not in ("queued", "running") for r in rows) else None
 
 
-def test_nightly_triggers_skips_forces_and_flags_regressions(live_stack, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_nightly_triggers_skips_forces_and_flags_regressions(live_stack, seeded) -> None:
     from vlmevals.core.settings import get_settings
 
     client = httpx.Client(

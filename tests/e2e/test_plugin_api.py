@@ -35,7 +35,7 @@ MODEL = {
 }
 
 
-def test_trigger_through_evals_api_and_read_leaderboard(live_stack, seeded, demo_assets) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_through_evals_api_and_read_leaderboard(live_stack, seeded, demo_assets) -> None:
     admin, op = client(live_stack, "admin"), client(live_stack, "op")
     wait_dag(admin)
     assert client(live_stack, None).get("/api/evals/tasks").status_code == 401

@@ -25,7 +25,7 @@ REFERENCE: dict = {}
 
 
 @pytest.fixture()
-def served(seeded):  # type: ignore[no-untyped-def]
+def served(seeded):
     tsv = get_settings().lmu_data / "RESUME_MCQ.tsv"
     tsv.write_bytes(render_benchmark("DEMO_SHAPES_MCQ", n=N))
     server = serve(mode="oracle", tsv=str(tsv), delay_s=0.1)
@@ -51,7 +51,7 @@ def served(seeded):  # type: ignore[no-untyped-def]
     server.stop()
 
 
-def _queue(engine) -> int:  # type: ignore[no-untyped-def]
+def _queue(engine) -> int:
     info = pipeline.queue_step(
         engine,
         {"task": "resume-mcq", "model": "served-oracle", "api_nproc": 1},
@@ -63,7 +63,7 @@ def _queue(engine) -> int:  # type: ignore[no-untyped-def]
     return info["eval_run_id"]
 
 
-def _progress(engine, run_id: int) -> int:  # type: ignore[no-untyped-def]
+def _progress(engine, run_id: int) -> int:
     with session_scope(engine) as s:
         return runs.get_run(s, run_id).progress_done
 
@@ -79,7 +79,7 @@ def _group_gone(pgid: int, timeout_s: float = 15) -> bool:
     return False
 
 
-def _finish(engine, run_id: int, try_number: int) -> dict:  # type: ignore[no-untyped-def]
+def _finish(engine, run_id: int, try_number: int) -> dict:
     pipeline.scoring_step(engine, run_id, try_number)
     pipeline.ingest_step(engine, run_id)
     with session_scope(engine) as s:
@@ -89,7 +89,7 @@ def _finish(engine, run_id: int, try_number: int) -> dict:  # type: ignore[no-un
 
 
 @pytest.mark.parametrize("kill_at", [8, 25])
-def test_killed_task_process_resumes(seeded, served, kill_at: int) -> None:  # type: ignore[no-untyped-def]
+def test_killed_task_process_resumes(seeded, served, kill_at: int) -> None:
     if not REFERENCE:  # one uninterrupted run to compare with
         reference_id = _queue(seeded)
         pipeline.inference_step(seeded, reference_id, 1)

@@ -85,7 +85,7 @@ def _wait_note(c: httpx.Client, dag_run_id: str, timeout_s: float = 30) -> str:
 
 
 @pytest.fixture()
-def browser_page(live_stack, seeded, demo_assets):  # type: ignore[no-untyped-def]
+def browser_page(live_stack, seeded, demo_assets):
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).exists(), "needs Debian's chromium: scripts/install-browser.sh"
@@ -102,7 +102,7 @@ def browser_page(live_stack, seeded, demo_assets):  # type: ignore[no-untyped-de
             browser.close()
 
 
-def test_trigger_with_the_defaults_completes_and_notes_the_score(browser_page) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_with_the_defaults_completes_and_notes_the_score(browser_page) -> None:
     from playwright.sync_api import expect
 
     page, admin, api_url = browser_page
@@ -123,7 +123,7 @@ def test_trigger_with_the_defaults_completes_and_notes_the_score(browser_page) -
     page.screenshot(path=str(SHOTS / "defaults-run-note.png"), full_page=True)
 
 
-def test_an_unknown_model_fails_at_queue_with_a_readable_log(browser_page) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_model_fails_at_queue_with_a_readable_log(browser_page) -> None:
     from playwright.sync_api import expect
 
     page, admin, api_url = browser_page

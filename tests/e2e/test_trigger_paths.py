@@ -56,7 +56,7 @@ def _wait(what: str, check: Callable[[], Any], timeout_s: float) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _rows(engine) -> dict[str, list[EvalRun]]:  # type: ignore[no-untyped-def]
+def _rows(engine) -> dict[str, list[EvalRun]]:
     with session_scope(engine) as s:
         rows = s.execute(select(EvalRun, Model.name).join(Model).order_by(EvalRun.id)).all()
         s.expunge_all()
@@ -66,7 +66,7 @@ def _rows(engine) -> dict[str, list[EvalRun]]:  # type: ignore[no-untyped-def]
     return out
 
 
-def _setup(engine, base_url: str) -> None:  # type: ignore[no-untyped-def]
+def _setup(engine, base_url: str) -> None:
     with session_scope(engine) as s:
         for name in MODELS:
             s.add(Model(name=name, display_name=name, vlmeval_model=name, gpus=0, endpoint_base_url=base_url))
@@ -76,7 +76,7 @@ def _setup(engine, base_url: str) -> None:  # type: ignore[no-untyped-def]
         assert s.scalar(select(Task.id).where(Task.name == MCQ)) is not None
 
 
-def test_plugin_rest_and_nightly_at_once_one_active_run_per_pair(live_stack, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_plugin_rest_and_nightly_at_once_one_active_run_per_pair(live_stack, seeded) -> None:
     admin = client(live_stack, "admin")
     wait_for_dag(admin, "eval_run", timeout_s=120)
     wait_for_dag(admin, "nightly_evals", timeout_s=120)
@@ -188,7 +188,7 @@ def _assert_told(
             assert d["reason"] == "active" and d["last_run_id"] in win[d["model"]], d
 
 
-def _assert_every_dag_run_has_its_row(c: httpx.Client, engine, since: dt.datetime) -> None:  # type: ignore[no-untyped-def]
+def _assert_every_dag_run_has_its_row(c: httpx.Client, engine, since: dt.datetime) -> None:
     listed = c.get("/api/v2/dags/eval_run/dagRuns", params={"limit": 100, "order_by": "-run_after"}).json()
     ours = [d["dag_run_id"] for d in listed["dag_runs"] if dt.datetime.fromisoformat(d["run_after"]) >= since]
     with session_scope(engine) as s:

@@ -15,7 +15,7 @@ from vlmevals.runs import lifecycle as runs
 pytestmark = pytest.mark.integration
 
 
-def test_wait_and_report_prints_the_finished_run(seeded, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_wait_and_report_prints_the_finished_run(seeded, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with session_scope(seeded) as s:
         run_id = runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="rest", dag_run_id="d1").id
     runs.mark_running(seeded, run_id, attempt=1)
@@ -27,7 +27,7 @@ def test_wait_and_report_prints_the_finished_run(seeded, db_url: str, monkeypatc
     out = io.StringIO()
     monkeypatch.setattr(cli, "console", Console(file=out, width=40, soft_wrap=True))
     stack = SimpleNamespace(database_url=db_url, api_url="http://airflow.test")
-    cli._wait_and_report(stack, api, "d1", timeout_s=30)  # type: ignore[arg-type]
+    cli._wait_and_report(stack, api, "d1", timeout_s=30)
     text = out.getvalue()
     assert f"eval run {run_id}: completed" in text and "0.2500" in text
     assert "Airflow run: http://airflow.test/dags/eval_run/runs/d1\n" in text

@@ -21,8 +21,8 @@ def _scope(task_id: int | None, model_id: int | None) -> str:
 
 
 def public(session: Session, row: Enrolment) -> EnrolmentPublic:
-    task = session.get(Task, row.task_id).name if row.task_id else None  # type: ignore[union-attr]
-    model = session.get(Model, row.model_id).name if row.model_id else None  # type: ignore[union-attr]
+    task = session.get_one(Task, row.task_id).name if row.task_id else None
+    model = session.get_one(Model, row.model_id).name if row.model_id else None
     return EnrolmentPublic(
         id=row.id,
         task=task,

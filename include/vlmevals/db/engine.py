@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from vlmevals.core.settings import PROJECT_ROOT, Settings, get_settings
 
 ALEMBIC_INI = PROJECT_ROOT / "sql" / "alembic.ini"
+
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def normalise_url(url: str) -> str:
@@ -48,8 +53,8 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         yield session
 
 
-def alembic_config(url: str | None = None):  # type: ignore[no-untyped-def]
-    from alembic.config import Config
+def alembic_config(url: str | None = None) -> Config:
+    from alembic.config import Config  # alembic only where migrations run
 
     cfg = Config(str(ALEMBIC_INI))
     cfg.set_main_option("script_location", str(Path(ALEMBIC_INI).parent))

@@ -87,7 +87,7 @@ def airflow_api(airflow_db: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture()
-def paused_eval_run(airflow_api) -> Iterator[None]:  # type: ignore[no-untyped-def]
+def paused_eval_run(airflow_api) -> Iterator[None]:
     """eval_run paused during the test, the DAG runs it created deleted after it, then unpaused again."""
     before_runs = _api_dag_runs()
     was = _set_paused(True)
@@ -99,7 +99,7 @@ def paused_eval_run(airflow_api) -> Iterator[None]:  # type: ignore[no-untyped-d
 
 
 @pytest.fixture(scope="session")
-def tokens(airflow_api) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def tokens(airflow_api) -> dict[str, str]:
     from fastapi.testclient import TestClient
 
     out = {}
@@ -114,7 +114,7 @@ def tokens(airflow_api) -> dict[str, str]:  # type: ignore[no-untyped-def]
 class Clients:
     """One TestClient per role (and one without credentials), all on the same app."""
 
-    def __init__(self, app, tokens: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, tokens: dict[str, str]) -> None:
         from fastapi.testclient import TestClient
 
         self.tokens = tokens
@@ -125,20 +125,20 @@ class Clients:
         }
 
     @property
-    def admin(self):  # type: ignore[no-untyped-def]
+    def admin(self):
         return self.by_role["admin"]
 
     @property
-    def op(self):  # type: ignore[no-untyped-def]
+    def op(self):
         return self.by_role["op"]
 
     @property
-    def viewer(self):  # type: ignore[no-untyped-def]
+    def viewer(self):
         return self.by_role["viewer"]
 
 
 @pytest.fixture()
-def clients(airflow_api, tokens, seeded, paused_eval_run) -> Clients:  # type: ignore[no-untyped-def]
+def clients(airflow_api, tokens, seeded, paused_eval_run) -> Clients:
     """Clients on a freshly seeded catalogue (tables are truncated after each test by `engine`)."""
     return Clients(airflow_api, tokens)
 
@@ -148,7 +148,7 @@ def add_run(
     task: str,
     model: str,
     status: str = "completed",
-    score: float | None = None,  # type: ignore[no-untyped-def]
+    score: float | None = None,
     finished_days_ago: float | None = 0,
     **extra,
 ) -> int:
@@ -171,7 +171,7 @@ def add_run(
         return run.id
 
 
-def add_model(client, name: str, params_b: float | None = None) -> None:  # type: ignore[no-untyped-def]
+def add_model(client, name: str, params_b: float | None = None) -> None:
     r = client.post(
         "/api/evals/models",
         json={"name": name, "display_name": name.upper(), "vlmeval_model": "InternVL2_5-2B", "params_b": params_b},

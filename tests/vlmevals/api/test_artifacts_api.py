@@ -14,7 +14,7 @@ SECRET = "top-secret-outside-the-run"
 
 
 @pytest.fixture()
-def run_dir(clients, seeded, tmp_path: Path):  # type: ignore[no-untyped-def]
+def run_dir(clients, seeded, tmp_path: Path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text(SECRET)
@@ -32,7 +32,7 @@ def run_dir(clients, seeded, tmp_path: Path):  # type: ignore[no-untyped-def]
     return rid
 
 
-def test_list_files(clients, run_dir) -> None:  # type: ignore[no-untyped-def]
+def test_list_files(clients, run_dir) -> None:
     r = clients.viewer.get(f"/api/evals/runs/{run_dir}/artifacts")
     assert r.status_code == 200, r.text
     names = [f["name"] for f in r.json()["data"]]
@@ -48,7 +48,7 @@ def test_list_files(clients, run_dir) -> None:  # type: ignore[no-untyped-def]
     assert r.json()["count"] == 5 and r.json()["truncated"] is False
 
 
-def test_read_files(clients, run_dir) -> None:  # type: ignore[no-untyped-def]
+def test_read_files(clients, run_dir) -> None:
     base = f"/api/evals/runs/{run_dir}/artifacts"
     r = clients.viewer.get(f"{base}/worker_stderr.log")
     assert r.status_code == 200 and r.text == "line 1\nline 2\n" and r.headers["content-type"].startswith("text/plain")
@@ -84,14 +84,14 @@ def test_read_files(clients, run_dir) -> None:  # type: ignore[no-untyped-def]
         "%2e",
     ],
 )
-def test_traversal_attempts_are_refused(clients, run_dir, attempt: str) -> None:  # type: ignore[no-untyped-def]
+def test_traversal_attempts_are_refused(clients, run_dir, attempt: str) -> None:
     r = clients.admin.get(f"/api/evals/runs/{run_dir}/artifacts/{attempt}")
     assert r.status_code in (404, 422), (attempt, r.status_code)
     assert SECRET not in r.text and "root:" not in r.text
     assert isinstance(r.json()["detail"], str | list)
 
 
-def test_raw_dotdot_paths_are_refused(clients, run_dir) -> None:  # type: ignore[no-untyped-def]
+def test_raw_dotdot_paths_are_refused(clients, run_dir) -> None:
     """Paths sent verbatim (clients usually normalise `..` away before sending)."""
     import asyncio
 
@@ -130,7 +130,7 @@ def test_raw_dotdot_paths_are_refused(clients, run_dir) -> None:  # type: ignore
         assert SECRET.encode() not in body and b"root:" not in body
 
 
-def test_run_without_files_lists_nothing(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_run_without_files_lists_nothing(clients, seeded) -> None:
     rid = add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", status="queued")
     assert clients.viewer.get(f"/api/evals/runs/{rid}/artifacts").json() == {"data": [], "count": 0, "truncated": False}
     assert clients.viewer.get(f"/api/evals/runs/{rid}/artifacts/worker_stderr.log").status_code == 404

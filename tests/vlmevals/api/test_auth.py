@@ -34,7 +34,7 @@ def _writes(i: int) -> list[tuple[str, dict | None]]:
     ]
 
 
-def test_anonymous_gets_401_everywhere(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_gets_401_everywhere(clients, seeded) -> None:
     run = add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", status="queued")
     for path in READS:
         r = clients.anon.get(path.format(run=run))
@@ -49,7 +49,7 @@ def test_anonymous_gets_401_everywhere(clients, seeded) -> None:  # type: ignore
 
 
 @pytest.mark.parametrize("role", ["viewer", "op", "admin"])
-def test_every_role_reads(clients, seeded, role: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_role_reads(clients, seeded, role: str) -> None:
     run = add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", score=0.5)
     c = clients.by_role[role]
     for path in READS:
@@ -57,7 +57,7 @@ def test_every_role_reads(clients, seeded, role: str) -> None:  # type: ignore[n
         assert r.status_code == 200, (role, path, r.status_code, r.text[:300])
 
 
-def test_viewer_cannot_write(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_viewer_cannot_write(clients, seeded) -> None:
     run = add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", status="running")
     for path, body in [*_writes(1), (f"/api/evals/runs/{run}/cancel", None)]:
         r = clients.viewer.post(path, json=body)
@@ -68,7 +68,7 @@ def test_viewer_cannot_write(clients, seeded) -> None:  # type: ignore[no-untype
 
 
 @pytest.mark.parametrize("role", ["op", "admin"])
-def test_op_and_admin_write(clients, seeded, role: str) -> None:  # type: ignore[no-untyped-def]
+def test_op_and_admin_write(clients, seeded, role: str) -> None:
     c = clients.by_role[role]
     assert c.get("/api/evals/me").json() == {"username": role, "can_trigger": True}
     created = [c.post(path, json=body) for path, body in _writes(2)]
@@ -79,7 +79,7 @@ def test_op_and_admin_write(clients, seeded, role: str) -> None:  # type: ignore
     assert r.status_code == 200 and r.json()["run"]["status"] == "cancelled"
 
 
-def test_ui_session_cookie_authenticates(clients, tokens, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_ui_session_cookie_authenticates(clients, tokens, seeded) -> None:
     """The page runs in an iframe of the Airflow UI: the `_token` cookie must be enough."""
     from fastapi.testclient import TestClient
 

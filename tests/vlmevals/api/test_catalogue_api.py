@@ -24,7 +24,7 @@ MODEL = {
 }
 
 
-def test_create_get_and_list_tasks(clients) -> None:  # type: ignore[no-untyped-def]
+def test_create_get_and_list_tasks(clients) -> None:
     seeded = clients.viewer.get("/api/evals/tasks").json()["count"]
     r = clients.op.post("/api/evals/tasks", json=TASK)
     assert r.status_code == 201, r.text
@@ -37,7 +37,7 @@ def test_create_get_and_list_tasks(clients) -> None:  # type: ignore[no-untyped-
     )
 
 
-def test_create_get_and_list_models(clients) -> None:  # type: ignore[no-untyped-def]
+def test_create_get_and_list_models(clients) -> None:
     seeded = clients.viewer.get("/api/evals/models").json()["count"]
     r = clients.admin.post("/api/evals/models", json=MODEL)
     assert r.status_code == 201, r.text
@@ -47,7 +47,7 @@ def test_create_get_and_list_models(clients) -> None:  # type: ignore[no-untyped
     assert clients.viewer.get("/api/evals/models").json()["count"] == seeded + 2
 
 
-def test_pagination(clients) -> None:  # type: ignore[no-untyped-def]
+def test_pagination(clients) -> None:
     total = clients.viewer.get("/api/evals/models").json()["count"] + 7
     for i in range(7):
         assert clients.op.post("/api/evals/models", json={**MODEL, "name": f"m{i:02d}"}).status_code == 201
@@ -64,7 +64,7 @@ def test_pagination(clients) -> None:  # type: ignore[no-untyped-def]
         assert r.json()["detail"][0]["loc"][-1] in ("limit", "offset")
 
 
-def test_unknown_names_are_404_with_the_known_ones(clients) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_names_are_404_with_the_known_ones(clients) -> None:
     r = clients.viewer.get("/api/evals/tasks/nope")
     assert r.status_code == 404 and "unknown task 'nope'" in r.json()["detail"]
     assert "demo-shapes-mcq" in r.json()["detail"]
@@ -72,7 +72,7 @@ def test_unknown_names_are_404_with_the_known_ones(clients) -> None:  # type: ig
     assert r.status_code == 404 and "unknown model 'nope'" in r.json()["detail"]
 
 
-def test_duplicates_are_409(clients) -> None:  # type: ignore[no-untyped-def]
+def test_duplicates_are_409(clients) -> None:
     r = clients.op.post("/api/evals/tasks", json={**TASK, "name": "demo-shapes-mcq"})
     assert r.status_code == 409 and "already exists" in r.json()["detail"]
     r = clients.op.post("/api/evals/models", json={**MODEL, "name": "demo-tiny-idefics3"})
@@ -91,7 +91,7 @@ def test_duplicates_are_409(clients) -> None:  # type: ignore[no-untyped-def]
         ({**TASK, "higher_is_better": "sometimes"}, "higher_is_better"),
     ],
 )
-def test_invalid_task_is_422_naming_the_field(clients, body, field) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_task_is_422_naming_the_field(clients, body, field) -> None:
     r = clients.op.post("/api/evals/tasks", json=body)
     assert r.status_code == 422, r.text
     assert any(field in d["loc"] for d in r.json()["detail"]), r.json()
@@ -108,13 +108,13 @@ def test_invalid_task_is_422_naming_the_field(clients, body, field) -> None:  # 
         ({**MODEL, "gpus": 1000}, "gpus"),
     ],
 )
-def test_invalid_model_is_422_with_a_message(clients, body, needle) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_model_is_422_with_a_message(clients, body, needle) -> None:
     r = clients.op.post("/api/evals/models", json=body)
     assert r.status_code == 422, r.text
     assert needle in r.text
 
 
-def test_malformed_json_and_unstorable_text_are_422(clients) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_json_and_unstorable_text_are_422(clients) -> None:
     r = clients.op.post("/api/evals/tasks", content=b'{"name": "x",', headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
     r = clients.op.post("/api/evals/tasks", json=[1, 2])

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.integration
 URL = "/api/evals/enrolments"
 
 
-def test_enrol_list_unenrol(clients) -> None:  # type: ignore[no-untyped-def]
+def test_enrol_list_unenrol(clients) -> None:
     r = clients.op.post(URL, json={"task": "demo-shapes-mcq"})
     assert r.status_code == 201, r.text
     assert r.json()["scope"] == "task" and r.json()["model"] is None and r.json()["created_by"] == "op"
@@ -27,7 +27,7 @@ def test_enrol_list_unenrol(clients) -> None:  # type: ignore[no-untyped-def]
     assert clients.viewer.get(URL).json()["pairs"] == []
 
 
-def test_bad_requests_name_the_fix(clients) -> None:  # type: ignore[no-untyped-def]
+def test_bad_requests_name_the_fix(clients) -> None:
     r = clients.op.post(URL, json={})
     assert r.status_code == 422 and "give a task, a model, or both" in r.text
     r = clients.op.post(URL, json={"task": "ghost"})
@@ -37,7 +37,7 @@ def test_bad_requests_name_the_fix(clients) -> None:  # type: ignore[no-untyped-
     assert clients.op.post(URL, json={"task": "demo-shapes-mcq", "extra": 1}).status_code == 422
 
 
-def test_writes_need_trigger_rights(clients) -> None:  # type: ignore[no-untyped-def]
+def test_writes_need_trigger_rights(clients) -> None:
     assert clients.anon.get(URL).status_code == 401
     assert clients.viewer.post(URL, json={"task": "demo-shapes-mcq"}).status_code == 403
     assert clients.viewer.delete(URL, params={"task": "demo-shapes-mcq"}).status_code == 403

@@ -9,7 +9,7 @@ from tests.vlmevals.api.conftest import add_model, add_run
 pytestmark = pytest.mark.integration
 
 
-def _task(clients, name: str, higher: bool, scale: float = 1.0) -> str:  # type: ignore[no-untyped-def]
+def _task(clients, name: str, higher: bool, scale: float = 1.0) -> str:
     r = clients.op.post(
         "/api/evals/tasks",
         json={
@@ -25,20 +25,20 @@ def _task(clients, name: str, higher: bool, scale: float = 1.0) -> str:  # type:
 
 
 @pytest.fixture()
-def models(clients):  # type: ignore[no-untyped-def]
+def models(clients):
     for name, size in (("alpha", 1.0), ("beta", 7.0), ("gamma", 13.0), ("delta", None)):
         add_model(clients.op, name, size)
     return clients
 
 
-def _board(clients, task: str, **q) -> dict:  # type: ignore[no-untyped-def]
+def _board(clients, task: str, **q) -> dict:
     qs = "&".join(f"{k}={v}" for k, v in q.items())
     r = clients.viewer.get(f"/api/evals/tasks/{task}/leaderboard?{qs}")
     assert r.status_code == 200, r.text
     return r.json()
 
 
-def test_higher_is_better_ranks_descending_with_ties(models, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_higher_is_better_ranks_descending_with_ties(models, seeded) -> None:
     task = _task(models, "acc-task", higher=True)
     add_run(seeded, task, "alpha", score=0.40, finished_days_ago=3)
     best_alpha = add_run(seeded, task, "alpha", score=0.70, finished_days_ago=2)
@@ -70,7 +70,7 @@ def test_higher_is_better_ranks_descending_with_ties(models, seeded) -> None:  #
     ]
 
 
-def test_lower_is_better_ranks_ascending(models, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_lower_is_better_ranks_ascending(models, seeded) -> None:
     task = _task(models, "error-rate", higher=False, scale=100.0)
     add_run(seeded, task, "alpha", score=12.5)
     add_run(seeded, task, "alpha", score=30.0)
@@ -94,7 +94,7 @@ def test_lower_is_better_ranks_ascending(models, seeded) -> None:  # type: ignor
     assert [(r["model_name"], r["score"]) for r in latest["data"]] == [("beta", 8.0), ("gamma", 20.0), ("alpha", 30.0)]
 
 
-def test_row_carries_breakdown_ci_failures_and_links(models, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_row_carries_breakdown_ci_failures_and_links(models, seeded) -> None:
     task = _task(models, "cats", higher=True)
     rid = add_run(
         seeded,
@@ -117,14 +117,14 @@ def test_row_carries_breakdown_ci_failures_and_links(models, seeded) -> None:  #
     assert row["links"]["airflow_run"] == "/dags/eval_run/runs/evals_api__1__x"
 
 
-def test_empty_and_unknown(models) -> None:  # type: ignore[no-untyped-def]
+def test_empty_and_unknown(models) -> None:
     board = _board(models, "demo-shapes-mcq")
     assert board["data"] == [] and board["unranked"] == [] and board["count"] == 0
     assert models.viewer.get("/api/evals/tasks/ghost/leaderboard").status_code == 404
     assert models.viewer.get("/api/evals/tasks/demo-shapes-mcq/leaderboard?pick=worst").status_code == 422
 
 
-def test_history_per_model_oldest_first(models, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_history_per_model_oldest_first(models, seeded) -> None:
     task = _task(models, "nightly", higher=True)
     for day, score in ((3, 0.5), (2, 0.55), (1, 0.6)):
         add_run(seeded, task, "alpha", score=score, finished_days_ago=day)
@@ -140,7 +140,7 @@ def test_history_per_model_oldest_first(models, seeded) -> None:  # type: ignore
     assert models.viewer.get(f"/api/evals/tasks/{task}/leaderboard/history?per_model=0").status_code == 422
 
 
-def test_pages_keep_global_ranks(models, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_pages_keep_global_ranks(models, seeded) -> None:
     task = _task(models, "paged-task", higher=True)
     for name, score in (("alpha", 0.9), ("beta", 0.8), ("gamma", 0.7)):
         add_run(seeded, task, name, score=score)
@@ -153,7 +153,7 @@ def test_pages_keep_global_ranks(models, seeded) -> None:  # type: ignore[no-unt
     assert r.status_code == 422 and "limit" in r.text
 
 
-def test_drift_marks_and_categories_through_the_endpoint(models, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_drift_marks_and_categories_through_the_endpoint(models, seeded) -> None:
     task = _task(models, "drift-task", higher=True)
 
     def fp(md5: str) -> dict:

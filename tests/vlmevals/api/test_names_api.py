@@ -7,7 +7,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_task_names_checked_with_suggestions_and_judge_need(clients) -> None:  # type: ignore[no-untyped-def]
+def test_task_names_checked_with_suggestions_and_judge_need(clients) -> None:
     r = clients.op.post("/api/evals/tasks", json={"name": "ai2d", "display_name": "AI2D", "vlmeval_data": "AI2D_TSET"})
     assert r.status_code == 422 and "closest registered names: AI2D_TEST" in r.json()["detail"], r.text
     r = clients.op.post("/api/evals/tasks", json={"name": "ai2d", "display_name": "AI2D", "vlmeval_data": "AI2D_TEST"})
@@ -23,7 +23,7 @@ def test_task_names_checked_with_suggestions_and_judge_need(clients) -> None:  #
     assert r.status_code == 201 and r.json()["dataset_url"] == "http://10.1.2.3/x.tsv", r.text
 
 
-def test_model_names_checked_unless_spec_or_endpoint(clients) -> None:  # type: ignore[no-untyped-def]
+def test_model_names_checked_unless_spec_or_endpoint(clients) -> None:
     body = {"name": "qwen", "display_name": "Q", "vlmeval_model": "Qwen2-VL-2B-Instruc"}
     r = clients.op.post("/api/evals/models", json=body)
     assert r.status_code == 422 and "Qwen2-VL-2B-Instruct" in r.json()["detail"], r.text

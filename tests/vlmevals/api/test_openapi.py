@@ -25,7 +25,7 @@ ROUTES = {
 }
 
 
-def test_openapi_behind_auth_and_complete(clients) -> None:  # type: ignore[no-untyped-def]
+def test_openapi_behind_auth_and_complete(clients) -> None:
     assert clients.anon.get("/api/evals/openapi.json").status_code == 401
     doc = clients.viewer.get("/api/evals/openapi.json").json()
     assert doc["servers"] == [{"url": "/api/evals"}]

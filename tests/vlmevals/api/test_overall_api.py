@@ -14,14 +14,14 @@ pytestmark = pytest.mark.integration
 BOARD = "/api/evals/suites/mix/leaderboard"
 
 
-def _task(clients, name: str, higher: bool, scale: float) -> None:  # type: ignore[no-untyped-def]
+def _task(clients, name: str, higher: bool, scale: float) -> None:
     body = {"name": name, "display_name": name.upper(), "vlmeval_data": "MMBench_DEV_EN", "higher_is_better": higher}
     r = clients.op.post("/api/evals/tasks", json={**body, "metric_scale": scale})
     assert r.status_code == 201, r.text
 
 
 @pytest.fixture()
-def board(clients, seeded):  # type: ignore[no-untyped-def]
+def board(clients, seeded):
     """acc: higher is better on 0-1 (weight 2); err: lower is better on 0-100; vqa: higher is better on 0-100."""
     _task(clients, "acc", True, 1.0)
     _task(clients, "err", False, 100.0)
@@ -50,13 +50,13 @@ def board(clients, seeded):  # type: ignore[no-untyped-def]
     return clients, ids
 
 
-def _get(clients, q: str = "") -> dict:  # type: ignore[no-untyped-def]
+def _get(clients, q: str = "") -> dict:
     r = clients.viewer.get(f"{BOARD}{q}")
     assert r.status_code == 200, r.text
     return r.json()
 
 
-def test_matrix_normalised_weighted_and_ranked(board) -> None:  # type: ignore[no-untyped-def]
+def test_matrix_normalised_weighted_and_ranked(board) -> None:
     clients, ids = board
     got = _get(clients)
     assert [(c["task"], c["weight"], c["leaderboard"]) for c in got["suite"]["tasks"]] == [
@@ -83,7 +83,7 @@ def test_matrix_normalised_weighted_and_ranked(board) -> None:  # type: ignore[n
     assert all(r["coverage"] == "3/3" and r["covered"] == 3 for r in got["data"])
 
 
-def test_models_missing_tasks_are_listed_apart(board) -> None:  # type: ignore[no-untyped-def]
+def test_models_missing_tasks_are_listed_apart(board) -> None:
     clients, _ = board
     got = _get(clients)
     assert got["partial_count"] == 1
@@ -95,7 +95,7 @@ def test_models_missing_tasks_are_listed_apart(board) -> None:  # type: ignore[n
     assert "epsilon" not in {r["model_name"] for r in got["data"] + got["partial"]}
 
 
-def test_latest_pick(board) -> None:  # type: ignore[no-untyped-def]
+def test_latest_pick(board) -> None:
     clients, _ = board
     rows = {r["model_name"]: r for r in _get(clients, "?pick=latest")["data"]}
     assert rows["alpha"]["cells"]["err"]["value"] == pytest.approx(90.0)
@@ -115,19 +115,19 @@ def test_latest_pick(board) -> None:  # type: ignore[no-untyped-def]
         ("?sort=rank&order=desc", ["beta", "gamma", "alpha"]),
     ],
 )
-def test_sort_by_any_column(board, q: str, order: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_sort_by_any_column(board, q: str, order: list[str]) -> None:
     clients, _ = board
     assert [r["model_name"] for r in _get(clients, q)["data"]] == order
 
 
-def test_paging_keeps_ranks_over_all_models(board) -> None:  # type: ignore[no-untyped-def]
+def test_paging_keeps_ranks_over_all_models(board) -> None:
     clients, _ = board
     page = _get(clients, "?limit=1&offset=1")
     assert [(r["rank"], r["model_name"]) for r in page["data"]] == [(2, "gamma")] and page["count"] == 3
     assert _get(clients, "?limit=2&offset=5")["data"] == []
 
 
-def test_csv_export(board) -> None:  # type: ignore[no-untyped-def]
+def test_csv_export(board) -> None:
     clients, _ = board
     r = clients.viewer.get(f"{BOARD}?format=csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
@@ -139,7 +139,7 @@ def test_csv_export(board) -> None:  # type: ignore[no-untyped-def]
     assert rows[3]["rank"] == "" and rows[3]["err"] == "" and rows[3]["coverage"] == "1/3"
 
 
-def test_bad_input(board) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input(board) -> None:
     clients, _ = board
     r = clients.viewer.get(f"{BOARD}?sort=bogus")
     assert r.status_code == 422 and "sort" in r.json()["detail"] and "mean_rank" in r.json()["detail"]
@@ -152,7 +152,7 @@ def test_bad_input(board) -> None:  # type: ignore[no-untyped-def]
     assert r.status_code == 404 and "unknown suite" in r.json()["detail"]
 
 
-def test_empty_board(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_empty_board(clients, seeded) -> None:
     got = clients.viewer.get("/api/evals/suites/demo/leaderboard").json()
     assert got["data"] == [] and got["partial"] == [] and got["count"] == 0
     assert [c["task"] for c in got["suite"]["tasks"]] == ["demo-shapes-mcq", "demo-colors-vqa", "demo-shapes-yorn"]

@@ -6,7 +6,7 @@ import pytest
 
 
 @pytest.mark.integration
-def test_airflow_lists_the_plugin(airflow_api, tokens) -> None:  # type: ignore[no-untyped-def]
+def test_airflow_lists_the_plugin(airflow_api, tokens) -> None:
     from fastapi.testclient import TestClient
 
     c = TestClient(airflow_api, headers={"Authorization": f"Bearer {tokens['admin']}"})

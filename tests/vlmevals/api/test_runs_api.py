@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 RUNS = "/api/evals/tasks/demo-shapes-mcq/runs"
 
 
-def _dag_run(run_id: str):  # type: ignore[no-untyped-def]
+def _dag_run(run_id: str):
     from airflow.models import DagRun
     from airflow.utils.session import create_session
 
@@ -35,7 +35,7 @@ def _ti_states(run_id: str) -> dict[str, str]:
         return {ti.task_id: str(ti.state) for ti in tis}
 
 
-def test_trigger_creates_row_and_dag_run(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_creates_row_and_dag_run(clients, seeded) -> None:
     r = clients.op.post(RUNS, json={"model_name": "demo-tiny-idefics3", "options": {"limit": 5}})
     assert r.status_code == 201, r.text
     run = r.json()
@@ -53,7 +53,7 @@ def test_trigger_creates_row_and_dag_run(clients, seeded) -> None:  # type: igno
     ]
 
 
-def test_same_pair_active_is_409_unless_forced(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_same_pair_active_is_409_unless_forced(clients, seeded) -> None:
     first = clients.op.post(RUNS, json={"model_name": "demo-tiny-idefics3"}).json()
     r = clients.admin.post(RUNS, json={"model_name": "demo-tiny-idefics3"})
     assert r.status_code == 409
@@ -67,7 +67,7 @@ def test_same_pair_active_is_409_unless_forced(clients, seeded) -> None:  # type
     assert clients.op.post(RUNS, json={"model_name": "demo-tiny-idefics3"}).status_code == 201
 
 
-def test_100_concurrent_triggers_make_one_run(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_100_concurrent_triggers_make_one_run(clients, seeded) -> None:
     def go(_: int) -> int:
         return clients.op.post(RUNS, json={"model_name": "demo-tiny-idefics3"}).status_code
 
@@ -89,7 +89,7 @@ def test_100_concurrent_triggers_make_one_run(clients, seeded) -> None:  # type:
         ({"model_name": "demo-tiny-idefics3", "force": "maybe"}, 422, "force"),
     ],
 )
-def test_bad_trigger_requests(clients, seeded, body, code, needle) -> None:  # type: ignore[no-untyped-def]
+def test_bad_trigger_requests(clients, seeded, body, code, needle) -> None:
     r = clients.op.post(RUNS, json=body)
     assert r.status_code == code, r.text
     assert needle in r.text
@@ -97,13 +97,13 @@ def test_bad_trigger_requests(clients, seeded, body, code, needle) -> None:  # t
         assert s.scalar(select(func.count()).select_from(EvalRun)) == 0, "no row for a refused trigger"
 
 
-def test_unknown_task_is_404(clients) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_task_is_404(clients) -> None:
     r = clients.op.post("/api/evals/tasks/ghost/runs", json={"model_name": "demo-tiny-idefics3"})
     assert r.status_code == 404 and "unknown task 'ghost'" in r.json()["detail"]
     assert clients.viewer.get("/api/evals/tasks/ghost/runs").status_code == 404
 
 
-def test_list_runs_filters_and_pages(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_list_runs_filters_and_pages(clients, seeded) -> None:
     add_model(clients.op, "other")
     ids = [
         add_run(
@@ -130,7 +130,7 @@ def test_list_runs_filters_and_pages(clients, seeded) -> None:  # type: ignore[n
     assert clients.viewer.get(f"{RUNS}?model=ghost").status_code == 404
 
 
-def test_get_run_shows_everything(clients, seeded, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_get_run_shows_everything(clients, seeded, tmp_path) -> None:
     (tmp_path / "worker_stderr.log").write_text("vlmeval said")
     rid = add_run(
         seeded,
@@ -161,7 +161,7 @@ def test_get_run_shows_everything(clients, seeded, tmp_path) -> None:  # type: i
         assert clients.viewer.get(f"/api/evals/runs/{bad}").status_code == code, bad
 
 
-def test_backfilled_run_links_only_to_files_it_has(clients, seeded, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_backfilled_run_links_only_to_files_it_has(clients, seeded, tmp_path) -> None:
     """A backfilled VLMEvalKit folder has predictions and metric tables but no worker logs: no `worker_log`
     link, and every link the run, the run list and the leaderboard give can be followed (no 404)."""
     folder = tmp_path / "DemoTinyIdefics3" / "T20261201_Gdeadbeef"
@@ -188,7 +188,7 @@ def test_backfilled_run_links_only_to_files_it_has(clients, seeded, tmp_path) ->
     assert [f["name"] for f in files] == ["DemoTinyIdefics3_DEMO_SHAPES_MCQ_acc.csv"]
 
 
-def test_cancel_fails_the_dag_run(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_fails_the_dag_run(clients, seeded) -> None:
     run = clients.op.post(RUNS, json={"model_name": "demo-tiny-idefics3"}).json()
     r = clients.admin.post(f"/api/evals/runs/{run['id']}/cancel")
     assert r.status_code == 200, r.text
@@ -204,7 +204,7 @@ def test_cancel_fails_the_dag_run(clients, seeded) -> None:  # type: ignore[no-u
     assert clients.op.post("/api/evals/runs/424242/cancel").status_code == 404
 
 
-def test_cancel_run_without_dag_run(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_run_without_dag_run(clients, seeded) -> None:
     rid = add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", status="running")
     r = clients.op.post(f"/api/evals/runs/{rid}/cancel")
     assert r.status_code == 200 and r.json()["dag_run_stopped"] is False and r.json()["run"]["status"] == "cancelled"

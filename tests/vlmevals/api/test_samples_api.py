@@ -11,7 +11,7 @@ from tests.vlmeval_outputs import MODEL_NAME, make_real_outputs
 
 
 @pytest.mark.integration
-def test_samples_api(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_samples_api(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
     from vlmevals.api import errors

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 SUITES = "/api/evals/suites"
 
 
-def _counts(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def _counts(engine) -> tuple[int, int]:
     with session_scope(engine) as s:
         return (
             s.scalar(select(func.count()).select_from(Suite)) or 0,
@@ -19,7 +19,7 @@ def _counts(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
         )
 
 
-def test_seeded_suites_listed_in_order(clients) -> None:  # type: ignore[no-untyped-def]
+def test_seeded_suites_listed_in_order(clients) -> None:
     r = clients.viewer.get(SUITES)
     assert r.status_code == 200, r.text
     assert [s["name"] for s in r.json()["data"]] == ["demo", "openvlm-core"] and r.json()["count"] == 2
@@ -41,7 +41,7 @@ def test_seeded_suites_listed_in_order(clients) -> None:  # type: ignore[no-unty
     assert [t["task"] for t in demo["tasks"]] == ["demo-shapes-mcq", "demo-colors-vqa", "demo-shapes-yorn"]
 
 
-def test_create_with_weights_and_names(clients) -> None:  # type: ignore[no-untyped-def]
+def test_create_with_weights_and_names(clients) -> None:
     body = {
         "name": "mine",
         "display_name": "Mine",
@@ -68,7 +68,7 @@ def test_create_with_weights_and_names(clients) -> None:  # type: ignore[no-unty
         (["demo-shapes-mcq", "demo-shapes-mcq"], ["twice", "once"]),
     ],
 )
-def test_bad_suites_refused_and_nothing_stored(clients, seeded, tasks, words) -> None:  # type: ignore[no-untyped-def]
+def test_bad_suites_refused_and_nothing_stored(clients, seeded, tasks, words) -> None:
     before = _counts(seeded)
     r = clients.op.post(SUITES, json={"name": "bad", "display_name": "Bad", "tasks": tasks})
     assert r.status_code == 422, r.text
@@ -78,7 +78,7 @@ def test_bad_suites_refused_and_nothing_stored(clients, seeded, tasks, words) ->
     assert clients.viewer.get(f"{SUITES}/bad").status_code == 404
 
 
-def test_unknown_suite_404_and_viewer_cannot_create(clients) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_suite_404_and_viewer_cannot_create(clients) -> None:
     r = clients.viewer.get(f"{SUITES}/nope")
     assert r.status_code == 404 and "POST /api/evals/suites" in r.json()["detail"]
     body = {"name": "v", "display_name": "V", "tasks": ["demo-shapes-mcq"]}
@@ -86,7 +86,7 @@ def test_unknown_suite_404_and_viewer_cannot_create(clients) -> None:  # type: i
     assert clients.anon.get(SUITES).status_code == 401
 
 
-def test_trigger_suite_starts_one_run_per_task_and_reports_active(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_suite_starts_one_run_per_task_and_reports_active(clients, seeded) -> None:
     one = clients.op.post("/api/evals/tasks/demo-colors-vqa/runs", json={"model_name": "demo-tiny-idefics3"}).json()
     r = clients.op.post(f"{SUITES}/demo/runs", json={"model_name": "demo-tiny-idefics3", "options": {"limit": 3}})
     assert r.status_code == 201, r.text
@@ -107,7 +107,7 @@ def test_trigger_suite_starts_one_run_per_task_and_reports_active(clients, seede
         assert s.scalar(select(func.count()).select_from(EvalRun)) == 3
 
 
-def test_trigger_suite_bad_input(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_trigger_suite_bad_input(clients, seeded) -> None:
     r = clients.op.post(f"{SUITES}/demo/runs", json={"model_name": "no-such-model"})
     assert r.status_code == 404 and "unknown model" in r.json()["detail"]
     r = clients.op.post(f"{SUITES}/nope/runs", json={"model_name": "demo-tiny-idefics3"})
@@ -117,7 +117,7 @@ def test_trigger_suite_bad_input(clients, seeded) -> None:  # type: ignore[no-un
         assert s.scalar(select(func.count()).select_from(EvalRun)) == 0
 
 
-def test_dag_plan_creates_rows_per_task_and_skips_active(clients, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_dag_plan_creates_rows_per_task_and_skips_active(clients, seeded) -> None:
     """What the eval_suite DAG's `plan` task does: rows bound to the eval_run DAG run ids it will trigger."""
     from vlmevals.runs.suite_runs import create_suite_runs
 

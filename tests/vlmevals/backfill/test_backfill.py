@@ -31,7 +31,7 @@ TASKS = [
 
 
 @pytest.fixture()
-def catalogue(engine):  # type: ignore[no-untyped-def]
+def catalogue(engine):
     with session_scope(engine) as s:
         for name, data, suffix, scale in TASKS:
             s.add(
@@ -48,7 +48,7 @@ def catalogue(engine):  # type: ignore[no-untyped-def]
     return engine
 
 
-def _runs(engine) -> list[EvalRun]:  # type: ignore[no-untyped-def]
+def _runs(engine) -> list[EvalRun]:
     with session_scope(engine) as s:
         rows = s.scalars(select(EvalRun).order_by(EvalRun.id)).all()
         for r in rows:
@@ -60,7 +60,7 @@ def _by_data(runs: list[EvalRun]) -> dict[str, EvalRun]:
     return {r.task.vlmeval_data: r for r in runs}
 
 
-def test_flat_layout_from_real_vlmevalkit(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_flat_layout_from_real_vlmevalkit(catalogue, tmp_path: Path) -> None:
     real = trees.flat_tree(tmp_path)
     work = real["cases"]["ok"]["work_dir"]
     rep = sync_outputs(work, engine=catalogue)
@@ -89,7 +89,7 @@ def test_flat_layout_from_real_vlmevalkit(catalogue, tmp_path: Path) -> None:  #
     assert len(_runs(catalogue)) == 3
 
 
-def test_failures_recorded_only_in_status_json(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_failures_recorded_only_in_status_json(catalogue, tmp_path: Path) -> None:
     real = trees.flat_tree(tmp_path)
     rep = sync_outputs(real["cases"]["failed"]["work_dir"], engine=catalogue)
     assert rep.counts()["created"] == 2 and rep.counts()["failed"] == 2
@@ -102,7 +102,7 @@ def test_failures_recorded_only_in_status_json(catalogue, tmp_path: Path) -> Non
     assert sync_outputs(real["cases"]["bad_model"]["work_dir"], engine=catalogue).results_seen == 0
 
 
-def test_upstream_tfolders_symlinks_are_not_extra_runs(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_upstream_tfolders_symlinks_are_not_extra_runs(catalogue, tmp_path: Path) -> None:
     tree = trees.api_mode_tree(tmp_path)
     links = [p for p in tree["model_dir"].iterdir() if p.is_symlink()]
     assert links and all(not os.readlink(p).startswith("/") for p in links), "relative links, as upstream writes"
@@ -134,7 +134,7 @@ def test_upstream_tfolders_symlinks_are_not_extra_runs(catalogue, tmp_path: Path
     assert sync_outputs(tree["work_dir"], engine=catalogue).counts()["created"] == 0
 
 
-def test_legacy_tfolder_layout(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_legacy_tfolder_layout(catalogue, tmp_path: Path) -> None:
     real = trees.flat_tree(tmp_path / "real")
     work = tmp_path / "legacy"
     tdir = trees.legacy_from_flat(real["cases"]["ok"]["model_dir"], work, "demo_tiny")
@@ -148,7 +148,7 @@ def test_legacy_tfolder_layout(catalogue, tmp_path: Path) -> None:  # type: igno
     assert yorn.metrics["file"] == "demo_tiny_DEMO_SHAPES_YORN_score.csv" and yorn.primary_metric == 10.0
 
 
-def test_malformed_results_reported_scan_goes_on(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_results_reported_scan_goes_on(catalogue, tmp_path: Path) -> None:
     real = trees.flat_tree(tmp_path)
     work = real["cases"]["ok"]["work_dir"]
     mdir = real["cases"]["ok"]["model_dir"]
@@ -178,7 +178,7 @@ def test_malformed_results_reported_scan_goes_on(catalogue, tmp_path: Path) -> N
     assert rep2.counts()["created"] == 1 and rep2.counts()["malformed"] == 2
 
 
-def test_half_written_status_json_is_malformed(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_half_written_status_json_is_malformed(catalogue, tmp_path: Path) -> None:
     real = trees.flat_tree(tmp_path)
     status = real["cases"]["ok"]["status_json"]
     status.write_text(status.read_text()[:200])
@@ -187,7 +187,7 @@ def test_half_written_status_json_is_malformed(catalogue, tmp_path: Path) -> Non
     assert all(p.path == str(status) and "not valid JSON" in p.reason for p in rep.malformed)
 
 
-def test_unknown_models_reported_then_created(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_models_reported_then_created(catalogue, tmp_path: Path) -> None:
     tree = trees.api_mode_tree(tmp_path)
     with session_scope(catalogue) as s:
         s.execute(Task.__table__.delete().where(Task.vlmeval_data == "DEMO_SHAPES_YORN"))
@@ -204,7 +204,7 @@ def test_unknown_models_reported_then_created(catalogue, tmp_path: Path) -> None
         assert task.vlmeval_data == "DEMO_SHAPES_YORN" and "backfill" in task.description
 
 
-def test_rerun_in_flat_folder_updates_in_place(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_in_flat_folder_updates_in_place(catalogue, tmp_path: Path) -> None:
     real = trees.flat_tree(tmp_path)
     work = real["cases"]["ok"]["work_dir"]
     sync_outputs(work, engine=catalogue)
@@ -219,7 +219,7 @@ def test_rerun_in_flat_folder_updates_in_place(catalogue, tmp_path: Path) -> Non
     assert "was completed (primary metric 20.0)" in vqa.events[-1].message, "the old score stays in the history"
 
 
-def test_not_a_folder_is_a_clear_error(catalogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_not_a_folder_is_a_clear_error(catalogue, tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError, match="is not a folder"):
         sync_outputs(tmp_path / "nope", engine=catalogue)
 

@@ -10,7 +10,7 @@ from vlmevals.db.engine import session_scope
 
 
 @pytest.mark.integration
-def test_written_from_the_tables_and_read_back(seeded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_written_from_the_tables_and_read_back(seeded, tmp_path: Path) -> None:
     target = tmp_path / "sub" / "choices.json"
     with session_scope(seeded) as s:
         assert write_choices(s, target) == target

@@ -12,7 +12,7 @@ from vlmevals.db.models import Model, Task
 pytestmark = pytest.mark.integration
 
 
-def test_seed_is_idempotent(session) -> None:  # type: ignore[no-untyped-def]
+def test_seed_is_idempotent(session) -> None:
     first = seed(session)
     assert "task:demo-shapes-mcq" in first.created and "model:demo-tiny-idefics3" in first.created
     counts = (session.scalar(select(func.count(Task.id))), session.scalar(select(func.count(Model.id))))
@@ -22,7 +22,7 @@ def test_seed_is_idempotent(session) -> None:  # type: ignore[no-untyped-def]
     assert (session.scalar(select(func.count(Task.id))), session.scalar(select(func.count(Model.id)))) == counts
 
 
-def test_seed_applies_changes_and_keeps_other_rows(session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_seed_applies_changes_and_keeps_other_rows(session, tmp_path: Path) -> None:
     seed(session)
     session.add(Task(name="user-task", display_name="U", vlmeval_data="U"))
     session.flush()
@@ -36,14 +36,14 @@ def test_seed_applies_changes_and_keeps_other_rows(session, tmp_path: Path) -> N
     assert get_task(session, "user-task").vlmeval_data == "U"
 
 
-def test_seed_rejects_bad_entries(session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_seed_rejects_bad_entries(session, tmp_path: Path) -> None:
     bad = tmp_path / "seed.yaml"
     bad.write_text("models:\n  - name: Bad Name\n    display_name: x\n    vlmeval_model: x\n")
     with pytest.raises(ValueError, match="name"):
         seed(session, bad)
 
 
-def test_unknown_names_list_known_ones(session) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_names_list_known_ones(session) -> None:
     seed(session)
     with pytest.raises(NotFoundError, match=r"unknown model 'nope'.*demo-tiny-idefics3"):
         get_model(session, "nope")

@@ -9,32 +9,32 @@ from sqlalchemy.exc import DataError, IntegrityError
 pytestmark = pytest.mark.integration
 
 
-def _insert_task(conn, name: str = "t1") -> int:  # type: ignore[no-untyped-def]
+def _insert_task(conn, name: str = "t1") -> int:
     return conn.execute(
         text("INSERT INTO tasks (name, display_name, vlmeval_data) VALUES (:n, 'T', 'D') RETURNING id"), {"n": name}
     ).scalar_one()
 
 
-def _insert_model(conn, name: str = "m1") -> int:  # type: ignore[no-untyped-def]
+def _insert_model(conn, name: str = "m1") -> int:
     return conn.execute(
         text("INSERT INTO models (name, display_name, vlmeval_model) VALUES (:n, 'M', 'X') RETURNING id"), {"n": name}
     ).scalar_one()
 
 
 @pytest.mark.parametrize("bad", ["Upper", "-lead", "has space", "", "x" * 129])
-def test_slug_check(engine, bad: str) -> None:  # type: ignore[no-untyped-def]
+def test_slug_check(engine, bad: str) -> None:
     with pytest.raises((IntegrityError, DataError)), engine.begin() as conn:
         _insert_task(conn, bad)
 
 
-def test_unique_names(engine) -> None:  # type: ignore[no-untyped-def]
+def test_unique_names(engine) -> None:
     with engine.begin() as conn:
         _insert_task(conn, "dup")
     with pytest.raises(IntegrityError), engine.begin() as conn:
         _insert_task(conn, "dup")
 
 
-def test_status_trigger_and_fk_checks(engine) -> None:  # type: ignore[no-untyped-def]
+def test_status_trigger_and_fk_checks(engine) -> None:
     with engine.begin() as conn:
         t, m = _insert_task(conn), _insert_model(conn)
     ins = text(
@@ -55,7 +55,7 @@ def test_status_trigger_and_fk_checks(engine) -> None:  # type: ignore[no-untype
         conn.execute(text("DELETE FROM models WHERE id = :m"), {"m": m})
 
 
-def test_model_spec_xor_endpoint(engine) -> None:  # type: ignore[no-untyped-def]
+def test_model_spec_xor_endpoint(engine) -> None:
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(
             text(

@@ -28,7 +28,7 @@ def _settings(devices: str = "0,1,2,3", **kw: object) -> GpuSettings:
     )
 
 
-def _rows(engine) -> dict[int, tuple[str | None, int | None]]:  # type: ignore[no-untyped-def]
+def _rows(engine) -> dict[int, tuple[str | None, int | None]]:
     with engine.connect() as conn:
         return {
             d: (h, r)
@@ -42,7 +42,7 @@ def _rows(engine) -> dict[int, tuple[str | None, int | None]]:  # type: ignore[n
 
 
 def test_cpu_fallback_lease_hides_gpus_and_drops_torchrun() -> None:
-    lease = gpus.acquire(None, 2, holder="t", settings=_settings("none"))  # type: ignore[arg-type]
+    lease = gpus.acquire(None, 2, holder="t", settings=_settings("none"))
     assert lease.cpu_only and lease.env() == {"CUDA_VISIBLE_DEVICES": ""}
     assert lease.adapt(ModelSpec("M", gpus=2, launch_mode="torchrun")).launch_mode == "single"
     lease.release()  # nothing held, nothing to do
@@ -76,7 +76,7 @@ pg = pytest.mark.integration
 
 
 @pg
-def test_acquire_release_and_too_many(engine) -> None:  # type: ignore[no-untyped-def]
+def test_acquire_release_and_too_many(engine) -> None:
     a = gpus.acquire(engine, 2, holder="run 1", settings=_settings())
     b = gpus.acquire(engine, 2, holder="run 2", settings=_settings())
     assert set(a.devices).isdisjoint(b.devices) and len(a.devices) == len(b.devices) == 2
@@ -96,7 +96,7 @@ def test_acquire_release_and_too_many(engine) -> None:  # type: ignore[no-untype
 
 
 @pg
-def test_many_tasks_few_gpus_never_share_a_device(db_url: str, engine) -> None:  # type: ignore[no-untyped-def]
+def test_many_tasks_few_gpus_never_share_a_device(db_url: str, engine) -> None:
     """20 inferences needing 1 or 2 of 3 GPUs, in threads with their own connections: at no moment do two
     holders share a device, and every task gets its GPUs."""
     big = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"), pool_size=50, max_overflow=0)
@@ -138,7 +138,7 @@ def test_many_tasks_few_gpus_never_share_a_device(db_url: str, engine) -> None: 
 
 
 @pg
-def test_release_wakes_a_waiter_at_once(engine) -> None:  # type: ignore[no-untyped-def]
+def test_release_wakes_a_waiter_at_once(engine) -> None:
     """A waiter is woken by the release (NOTIFY), not by its poll interval: no GPU sits idle while work waits."""
     slow_poll = _settings("0,1", EVALS_GPU_POLL_S=30)
     a = gpus.acquire(engine, 1, holder="a", settings=slow_poll)
@@ -155,7 +155,7 @@ def test_release_wakes_a_waiter_at_once(engine) -> None:  # type: ignore[no-unty
 
 
 @pg
-def test_stale_leases_are_reclaimed(engine) -> None:  # type: ignore[no-untyped-def]
+def test_stale_leases_are_reclaimed(engine) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
     me = gpus.node_name()
@@ -178,7 +178,7 @@ def test_stale_leases_are_reclaimed(engine) -> None:  # type: ignore[no-untyped-
 
 
 @pg
-def test_heartbeat_keeps_a_long_lease(engine) -> None:  # type: ignore[no-untyped-def]
+def test_heartbeat_keeps_a_long_lease(engine) -> None:
     lease = gpus.acquire(engine, 1, holder="long", settings=_settings("0"))
     with engine.begin() as conn:
         conn.execute(text("UPDATE gpu_leases SET heartbeat_at = now() - interval '100 s'"))
@@ -208,7 +208,7 @@ _HOLDER = textwrap.dedent("""
 
 @pg
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_killed_holder_frees_its_gpu(engine, db_url: str, sig: signal.Signals) -> None:  # type: ignore[no-untyped-def]
+def test_killed_holder_frees_its_gpu(engine, db_url: str, sig: signal.Signals) -> None:
     """SIGTERM: the holder releases on the way out. SIGKILL: its dead pid makes the lease reclaimable."""
     child = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, db_url],

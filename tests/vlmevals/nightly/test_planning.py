@@ -25,7 +25,7 @@ MCQ, DEMO, SERVED = "demo-shapes-mcq", "demo-tiny-idefics3", "served"
 
 
 @pytest.fixture()
-def cat(seeded, demo_assets):  # type: ignore[no-untyped-def]
+def cat(seeded, demo_assets):
     """The seeded catalogue plus a served model."""
     with session_scope(seeded) as s:
         s.add(
@@ -40,7 +40,7 @@ def cat(seeded, demo_assets):  # type: ignore[no-untyped-def]
     return seeded
 
 
-def _pairs(engine) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _pairs(engine) -> set[tuple[str, str]]:
     with session_scope(engine) as s:
         return {(t.name, m.name) for t, m in nightly.resolve_pairs(s)}
 
@@ -51,7 +51,7 @@ def _completed(
     model: str,
     score: float,
     *,
-    fp_hash: str | None = None,  # type: ignore[no-untyped-def]
+    fp_hash: str | None = None,
     triggered_by: str = "schedule",
     days_ago: float = 0,
 ) -> int:
@@ -66,20 +66,20 @@ def _completed(
         return run.id
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings():
     from vlmevals.core.settings import get_settings
 
     return get_settings()
 
 
-def _digest(engine, task: str, model: str) -> str:  # type: ignore[no-untyped-def]
+def _digest(engine, task: str, model: str) -> str:
     with session_scope(engine) as s:
         t = s.scalar(select(Task).where(Task.name == task))
         m = s.scalar(select(Model).where(Model.name == model))
         return nightly.current_fingerprint(t, m, _settings())[1]
 
 
-def test_resolution_pairs_tasks_models_and_exclusions(cat) -> None:  # type: ignore[no-untyped-def]
+def test_resolution_pairs_tasks_models_and_exclusions(cat) -> None:
     assert _pairs(cat) == set()
     with session_scope(cat) as s:
         enrol(s, MCQ, None)
@@ -103,7 +103,7 @@ def test_resolution_pairs_tasks_models_and_exclusions(cat) -> None:  # type: ign
     assert [(r.scope, r.enabled) for r in rows] == [("task", True), ("pair", False)]
 
 
-def test_plan_triggers_new_skips_unchanged_forces_and_never_doubles(cat) -> None:  # type: ignore[no-untyped-def]
+def test_plan_triggers_new_skips_unchanged_forces_and_never_doubles(cat) -> None:
     with session_scope(cat) as s:
         enrol(s, MCQ, DEMO)
         enrol(s, MCQ, SERVED)
@@ -137,7 +137,7 @@ def test_plan_triggers_new_skips_unchanged_forces_and_never_doubles(cat) -> None
     )
 
 
-def test_changed_dataset_names_the_part(cat, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_changed_dataset_names_the_part(cat, tmp_path: Path) -> None:
     with session_scope(cat) as s:
         enrol(s, MCQ, DEMO)
     _completed(cat, MCQ, DEMO, 0.5, fp_hash=_digest(cat, MCQ, DEMO))
@@ -150,7 +150,7 @@ def test_changed_dataset_names_the_part(cat, tmp_path: Path) -> None:  # type: i
     assert (d.action, d.reason) == ("trigger", "changed") and d.detail.startswith("dataset changed since run")
 
 
-def test_schedule_from_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_schedule_from_environment(monkeypatch) -> None:
     monkeypatch.delenv(nightly_schedule.SCHEDULE_ENV, raising=False)
     assert nightly_schedule.schedule() == "0 2 * * *"
     monkeypatch.setenv(nightly_schedule.SCHEDULE_ENV, "30 3 * * 1-5")
@@ -159,7 +159,7 @@ def test_schedule_from_environment(monkeypatch) -> None:  # type: ignore[no-unty
     assert nightly_schedule.schedule() is None
 
 
-def test_regression_absolute_threshold_both_directions(cat) -> None:  # type: ignore[no-untyped-def]
+def test_regression_absolute_threshold_both_directions(cat) -> None:
     base = _completed(cat, MCQ, DEMO, 0.80, days_ago=1)
     same = _completed(cat, MCQ, DEMO, 0.795)
     v = regression.check_run(cat, same)
@@ -181,18 +181,18 @@ def test_regression_absolute_threshold_both_directions(cat) -> None:  # type: ig
     assert regression.check_run(cat, manual, force=True).regression
 
 
-def test_first_run_has_no_baseline(cat) -> None:  # type: ignore[no-untyped-def]
+def test_first_run_has_no_baseline(cat) -> None:
     first = _completed(cat, MCQ, DEMO, 0.3)
     assert regression.check_run(cat, first) is None
     with session_scope(cat) as s:
         assert s.get(EvalRun, first).regression is False
 
 
-def test_a_method_can_be_plugged_in_front(cat, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_method_can_be_plugged_in_front(cat, monkeypatch) -> None:
     monkeypatch.setattr(regression, "METHODS", list(regression.METHODS))
     calls: list[int] = []
 
-    def paired(run, baseline, task, session):  # type: ignore[no-untyped-def]
+    def paired(run, baseline, task, session):
         calls.append(run.id)
         if run.primary_metric > 0.5:  # pretend: only these runs have per-sample results
             return None
@@ -233,7 +233,7 @@ class RecordingNotifier(BaseNotifier):
         RecordingNotifier.seen.append({"channel": self.channel, **context["regression"]})
 
 
-def test_notifier_fires_only_on_regression(cat, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_notifier_fires_only_on_regression(cat, monkeypatch) -> None:
     RecordingNotifier.seen.clear()
     monkeypatch.setenv(regression.NOTIFIER_ENV, f"{__name__}.RecordingNotifier")
     monkeypatch.setenv(regression.NOTIFIER_KWARGS_ENV, '{"channel": "#evals"}')
@@ -251,7 +251,7 @@ def test_notifier_fires_only_on_regression(cat, monkeypatch) -> None:  # type: i
     assert regression.notify(cat, bad, {}) is False, "a broken notifier is logged, never raised"
 
 
-def test_seed_file_enrolments(engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_seed_file_enrolments(engine, tmp_path: Path) -> None:
     from vlmevals.catalogue.seed import SEED_FILE, seed
 
     text = SEED_FILE.read_text().replace(
@@ -269,7 +269,7 @@ def test_seed_file_enrolments(engine, tmp_path: Path) -> None:  # type: ignore[n
     assert not [c for c in rep2.created if c.startswith("enrolment:")], "idempotent"
 
 
-def test_cli_enrol_list_unenrol_and_sync(cat, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_enrol_list_unenrol_and_sync(cat, tmp_path: Path) -> None:
     from vlmevals.cli import app
 
     cli = CliRunner()

@@ -14,7 +14,7 @@ X = notes.TIMES
 SITE = "http://airflow.example:8080"
 
 
-def _new(engine, dag_run_id: str = "manual__1") -> int:  # type: ignore[no-untyped-def]
+def _new(engine, dag_run_id: str = "manual__1") -> int:
     with session_scope(engine) as s:
         run = runs.create_run(
             s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="ui", dag_id="eval_run", dag_run_id=dag_run_id
@@ -23,7 +23,7 @@ def _new(engine, dag_run_id: str = "manual__1") -> int:  # type: ignore[no-untyp
 
 
 @pytest.mark.integration
-def test_note_of_a_scored_run_names_the_pair_the_score_and_links_the_board(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_note_of_a_scored_run_names_the_pair_the_score_and_links_the_board(seeded) -> None:
     run_id = _new(seeded)
     runs.mark_running(seeded, run_id, attempt=1)
     runs.mark_completed(seeded, run_id, primary_metric=0.4, metrics={"Overall": 0.4})
@@ -34,7 +34,7 @@ def test_note_of_a_scored_run_names_the_pair_the_score_and_links_the_board(seede
 
 
 @pytest.mark.integration
-def test_note_of_a_failed_run_carries_the_error_and_fits_airflows_column(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_note_of_a_failed_run_carries_the_error_and_fits_airflows_column(seeded) -> None:
     run_id = _new(seeded)
     runs.mark_failed(seeded, run_id, "queue: dataset missing " + "x" * 3000)
     text = notes.run_note(seeded, run_id, SITE)

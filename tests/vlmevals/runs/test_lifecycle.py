@@ -10,12 +10,12 @@ from vlmevals.runs import lifecycle as runs
 pytestmark = pytest.mark.integration
 
 
-def _new(engine, **kw) -> int:  # type: ignore[no-untyped-def]
+def _new(engine, **kw) -> int:
     with session_scope(engine) as s:
         return runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="rest", **kw).id
 
 
-def test_life_cycle_and_history(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_life_cycle_and_history(seeded) -> None:
     run_id = _new(seeded, user="alice", options={"limit": 5})
     assert runs.mark_running(seeded, run_id, attempt=1)
     runs.set_progress(seeded, run_id, 7, 5)  # clamped, never above the total
@@ -31,7 +31,7 @@ def test_life_cycle_and_history(seeded) -> None:  # type: ignore[no-untyped-def]
         assert run.triggered_by_user == "alice" and run.finished_at >= run.started_at
 
 
-def test_cancelled_is_not_overwritten(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_cancelled_is_not_overwritten(seeded) -> None:
     run_id = _new(seeded)
     assert runs.mark_cancelled(seeded, run_id, user="bob")
     assert not runs.mark_running(seeded, run_id, 1)
@@ -40,7 +40,7 @@ def test_cancelled_is_not_overwritten(seeded) -> None:  # type: ignore[no-untype
         assert runs.get_run(s, run_id).status == "cancelled"
 
 
-def test_failure_message_kept_readable(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_failure_message_kept_readable(seeded) -> None:
     run_id = _new(seeded)
     runs.mark_failed(seeded, run_id, "x" * 20000)
     with session_scope(seeded) as s:
@@ -48,7 +48,7 @@ def test_failure_message_kept_readable(seeded) -> None:  # type: ignore[no-untyp
     assert err.endswith("[truncated]") and len(err) < 9000
 
 
-def test_bad_requests(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_bad_requests(seeded) -> None:
     with session_scope(seeded) as s:
         with pytest.raises(NotFoundError):
             runs.create_run(s, "demo-shapes-mcq", "ghost", triggered_by="rest")
@@ -61,7 +61,7 @@ def test_bad_requests(seeded) -> None:  # type: ignore[no-untyped-def]
         runs.adopt_run(s, run_id, dag_id="eval_run", dag_run_id="manual__b")
 
 
-def test_artifacts_folder_of_another_run_is_never_reused(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_artifacts_folder_of_another_run_is_never_reused(seeded) -> None:
     run_id = _new(seeded)
     with session_scope(seeded) as s:
         first = Path(runs.get_run(s, run_id).artifacts_dir)

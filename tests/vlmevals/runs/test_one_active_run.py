@@ -26,12 +26,12 @@ MCQ, DEMO = "demo-shapes-mcq", "demo-tiny-idefics3"
 THREADS = 12
 
 
-def _create(engine, **kw: Any) -> int:  # type: ignore[no-untyped-def]
+def _create(engine, **kw: Any) -> int:
     with session_scope(engine) as s:
         return runs.create_run(s, MCQ, DEMO, triggered_by="rest", **kw).id
 
 
-def _active(engine) -> list[EvalRun]:  # type: ignore[no-untyped-def]
+def _active(engine) -> list[EvalRun]:
     with session_scope(engine) as s:
         rows = s.scalars(select(EvalRun).where(EvalRun.status.in_(("queued", "running")), EvalRun.forced.is_(False)))
         return list(rows)
@@ -57,7 +57,7 @@ def _race(calls: list[Callable[[], Any]]) -> list[Any]:
     return out
 
 
-def test_concurrent_creates_one_winner_others_told_its_id(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_creates_one_winner_others_told_its_id(seeded) -> None:
     started = time.perf_counter()
     got = _race([lambda: _create(seeded) for _ in range(THREADS)])
     winners = [g for g in got if isinstance(g, int)]
@@ -69,7 +69,7 @@ def test_concurrent_creates_one_winner_others_told_its_id(seeded) -> None:  # ty
     print(f"\n{THREADS} concurrent creates: 1 run, {len(refused)} refused in {time.perf_counter() - started:.2f} s")
 
 
-def test_forced_runs_are_exempt_and_a_finished_run_frees_the_pair(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_forced_runs_are_exempt_and_a_finished_run_frees_the_pair(seeded) -> None:
     first = _create(seeded)
     forced = _create(seeded, forced=True)
     with pytest.raises(ConflictError) as err:
@@ -80,7 +80,7 @@ def test_forced_runs_are_exempt_and_a_finished_run_frees_the_pair(seeded) -> Non
     assert {r.id for r in _active(seeded)} == {again}
 
 
-def test_refusal_keeps_the_callers_session_usable(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_refusal_keeps_the_callers_session_usable(seeded) -> None:
     first = _create(seeded)
     with session_scope(seeded) as s:
         with pytest.raises(ConflictError):
@@ -89,7 +89,7 @@ def test_refusal_keeps_the_callers_session_usable(seeded) -> None:  # type: igno
     assert [r.id for r in _active(seeded)] == [first]
 
 
-def test_the_index_holds_when_the_life_cycle_is_bypassed(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_the_index_holds_when_the_life_cycle_is_bypassed(seeded) -> None:
     _create(seeded)
     insert = text(
         "INSERT INTO eval_runs (task_id, model_id, status, triggered_by) "
@@ -99,7 +99,7 @@ def test_the_index_holds_when_the_life_cycle_is_bypassed(seeded) -> None:  # typ
         conn.execute(insert)
 
 
-def test_airflow_rest_duplicate_fails_at_queue_with_its_own_row(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_airflow_rest_duplicate_fails_at_queue_with_its_own_row(seeded) -> None:
     first = _create(seeded)
     conf = {"task": MCQ, "model": DEMO, "triggered_by": "rest"}
     with pytest.raises(ConflictError) as err:
@@ -112,7 +112,7 @@ def test_airflow_rest_duplicate_fails_at_queue_with_its_own_row(seeded) -> None:
     assert [r.id for r in _active(seeded)] == [first]
 
 
-def test_nightly_skips_a_pair_another_path_won(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_nightly_skips_a_pair_another_path_won(seeded) -> None:
     first = _create(seeded)
     d = nightly.Decision(MCQ, DEMO, "trigger", "new", "no completed run yet")
     assert nightly.create_runs(seeded, [d], nightly_run_id="scheduled__x") == []
@@ -120,14 +120,14 @@ def test_nightly_skips_a_pair_another_path_won(seeded) -> None:  # type: ignore[
     assert d.detail == f"eval run {first} of {MCQ} x {DEMO} is already queued"
 
 
-def test_nightly_retry_triggers_what_its_earlier_attempt_recorded(seeded) -> None:  # type: ignore[no-untyped-def]
+def test_nightly_retry_triggers_what_its_earlier_attempt_recorded(seeded) -> None:
     d = nightly.Decision(MCQ, DEMO, "trigger", "new", "no completed run yet")
     (made,) = nightly.create_runs(seeded, [d], nightly_run_id="scheduled__2026-12-02T02:00:00+00:00")
     assert nightly.pending_from_earlier_attempt(seeded, "scheduled__2026-12-02T02:00:00+00:00") == [made]
     assert nightly.pending_from_earlier_attempt(seeded, "scheduled__other") == []
 
 
-def test_every_path_at_once_one_active_run(seeded, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_every_path_at_once_one_active_run(seeded, monkeypatch) -> None:
     """Plugin (Airflow's DAG-run creation stubbed), Airflow REST through `queue`, and nightly, for one pair."""
     monkeypatch.setattr(triggering, "create_dag_run", lambda dag_run_id, conf, user: dag_run_id)
     monkeypatch.setattr(queue_module, "_check", lambda settings, run_id, engine: (1, "test", 10))  # no VLMEvalKit

@@ -7,7 +7,7 @@ from vlmevals.core.settings import Settings
 from vlmevals.toolkit.command import ModelSpec, TaskSpec, build_invocation, default_dataset_class
 
 
-def _settings(tmp_path: Path, **kw) -> Settings:  # type: ignore[no-untyped-def]
+def _settings(tmp_path: Path, **kw) -> Settings:
     return Settings.model_validate(
         {
             "LMUData": str(tmp_path / "lmu"),

@@ -70,7 +70,7 @@ def test_a_new_commit_changes_the_fingerprint(fake: FakeHub, settings: Settings)
     hub.prefetch(spec_model(), settings)
     task = TaskSpec("DEMO_SHAPES_MCQ", "CustomMCQDataset")
 
-    def fp(online: bool) -> tuple[dict, str]:  # type: ignore[type-arg]
+    def fp(online: bool) -> tuple[dict, str]:
         return fingerprint.compute(
             task=task, model=spec_model(), settings=settings, judge=None, with_environment=False, hub_online=online
         )

@@ -15,7 +15,7 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture()
-def run_id(seeded) -> int:  # type: ignore[no-untyped-def]
+def run_id(seeded) -> int:
     from vlmevals.db.engine import session_scope
     from vlmevals.runs import lifecycle as runs
 

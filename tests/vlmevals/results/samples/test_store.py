@@ -13,7 +13,7 @@ from tests.vlmeval_outputs import MODEL_NAME
 
 
 @pytest.mark.integration
-def test_ingest_stores_rows_idempotently(seeded, run_id: int, real: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_stores_rows_idempotently(seeded, run_id: int, real: dict[str, Any]) -> None:
     from vlmevals.db.engine import session_scope
 
     md = real["cases"]["ok"]["model_dir"]
@@ -39,7 +39,7 @@ def test_ingest_stores_rows_idempotently(seeded, run_id: int, real: dict[str, An
 
 
 @pytest.mark.integration
-def test_ingest_hook_never_loses_the_run(seeded, run_id: int, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_hook_never_loses_the_run(seeded, run_id: int, tmp_path: Path) -> None:
     (tmp_path / f"{MODEL_NAME}_D_exact_matching_result.xlsx").write_text("not a spreadsheet")
     metrics: dict[str, Any] = {}
     assert ingest_for_run(seeded, run_id, tmp_path, MODEL_NAME, "D", metrics) == {}
