@@ -13,6 +13,11 @@ MAX_EXAMPLES = 8  # per operation and phase
 MAX_STEPS = 6  # per stateful scenario
 MAX_TIME_S = 35  # per role: admin + viewer stay under ~90 s on the 2-core CI machine
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
+# Refusals that depend on state no schema can state: names checked against VLMEvalKit's registry (POST /tasks,
+# /models), tasks that must exist (POST /suites), runs that must belong to the task (compare). They answer 422
+# with the reason; everywhere else a schema-valid request must not be refused.
+_STATEFUL_422 = [("POST", "/tasks"), ("POST", "/models"), ("POST", "/suites"), ("GET", "/tasks/{task_name}/compare")]
+_ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 
 
 @dataclass
@@ -55,6 +60,14 @@ def _config(token: str) -> Any:
             "generation": {"max-examples": MAX_EXAMPLES, "database": "none", "deterministic": True},
             "phases": {p: {"enabled": True} for p in PHASES} | {"stateful": {"enabled": True, "max-steps": MAX_STEPS}},
             "suppress-health-check": ["all"],
+            "operations": [
+                {
+                    "include-method": method,
+                    "include-path": path,
+                    "checks": {"positive_data_acceptance": {"expected-statuses": [*_ACCEPTED, "422"]}},
+                }
+                for method, path in _STATEFUL_422
+            ],
         }
     )
 

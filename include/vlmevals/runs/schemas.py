@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vlmevals.catalogue.fields import VlmevalName
+
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
@@ -15,7 +17,7 @@ class RunOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    judge: str | None = Field(default=None, description="VLMEvalKit --judge; default from EVALS_JUDGE")
+    judge: VlmevalName | None = Field(default=None, description="VLMEvalKit --judge; default from EVALS_JUDGE")
     reuse: bool = Field(default=True, description="resume from partial results of earlier attempts")
     limit: int | None = Field(default=None, ge=1, description="evaluate only the first N samples")
     api_nproc: int = Field(default=4, ge=1, le=64, description="parallel requests for API models")

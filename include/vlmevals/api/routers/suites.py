@@ -52,7 +52,7 @@ def get_one(name: SuiteName, session: SessionDep) -> SuitePublic:
     response_model=SuitePublic,
     status_code=status.HTTP_201_CREATED,
     dependencies=[CanTrigger],
-    responses=responses(401, 403, 409, 422),
+    responses=responses(400, 401, 403, 409, 422),
 )
 def post_suite(body: SuiteCreate, session: SessionDep) -> SuitePublic:
     """Create a suite from task names (or `{task, weight}`); an unknown task refuses the whole suite."""
@@ -65,7 +65,7 @@ def post_suite(body: SuiteCreate, session: SessionDep) -> SuitePublic:
     response_model=SuiteTriggerResponse,
     status_code=status.HTTP_201_CREATED,
     dependencies=[CanTrigger],
-    responses=responses(401, 403, 404, 422),
+    responses=responses(400, 401, 403, 404, 422),
 )
 def trigger(
     request: Request, suite: SuiteName, body: TriggerRequest, user: UserDep, response: Response
