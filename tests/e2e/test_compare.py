@@ -168,7 +168,7 @@ def test_compare_endpoint_on_two_real_runs(client: Any, two_runs: Any) -> None:
     both = client.get(
         f"/tasks/{TASK}/compare", params={"run_a": right_id, "model_a": "endpoint-right", "run_b": wrong_id}
     )
-    assert both.status_code == 422 and "exactly one of run_a or model_a" in both.json()["detail"]
+    assert both.status_code == 422 and "exactly one of run_a or model_a" in str(both.json()["detail"])
     other = client.get("/tasks/mmbench-dev-en/compare", params={"run_a": right_id, "run_b": wrong_id})
     assert other.status_code == 422 and "not 'mmbench-dev-en'" in other.json()["detail"]
     none = client.get(f"/tasks/{TASK}/compare", params={"model_a": "demo-tiny-idefics3", "model_b": "endpoint-wrong"})
