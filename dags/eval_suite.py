@@ -16,6 +16,7 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
+from vlmevals.pipeline.callbacks import trigger_failed
 
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 
@@ -24,19 +25,6 @@ def _engine():
     from vlmevals.db.engine import engine_for_tasks
 
     return engine_for_tasks()
-
-
-def _trigger_failed(context: dict[str, Any]) -> None:
-    """The eval_run DAG run could not be started: its eval run must not stay queued forever."""
-    from vlmevals.runs.lifecycle import mark_failed
-
-    conf = getattr(context.get("task"), "conf", None) or {}
-    if conf.get("eval_run_id"):
-        mark_failed(
-            _engine(),
-            int(conf["eval_run_id"]),
-            f"the eval_suite DAG could not trigger eval_run: {context.get('exception') or 'see its task log'}",
-        )
 
 
 @dag(
@@ -79,7 +67,7 @@ def eval_suite() -> None:
         trigger_dag_id=EVAL_RUN_DAG_ID,
         logical_date=None,
         wait_for_completion=False,
-        on_failure_callback=_trigger_failed,
+        on_failure_callback=trigger_failed("eval_suite DAG"),
     ).expand_kwargs(plan())
 
 

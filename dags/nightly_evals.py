@@ -20,25 +20,13 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, dag, task
 from vlmevals.core.constants import EVAL_RUN_DAG_ID, NIGHTLY_DAG_ID
 from vlmevals.nightly.schedule import schedule
+from vlmevals.pipeline.callbacks import trigger_failed
 
 
 def _engine():
     from vlmevals.db.engine import engine_for_tasks
 
     return engine_for_tasks()
-
-
-def _trigger_failed(context: dict[str, Any]) -> None:
-    """The eval_run DAG run could not be started: its eval run must not stay queued forever."""
-    from vlmevals.runs.lifecycle import mark_failed
-
-    conf = getattr(context.get("task"), "conf", None) or {}
-    if conf.get("eval_run_id"):
-        mark_failed(
-            _engine(),
-            int(conf["eval_run_id"]),
-            f"the nightly DAG could not trigger eval_run: {context.get('exception') or 'see its task log'}",
-        )
 
 
 @dag(
@@ -86,7 +74,7 @@ def nightly_evals() -> None:
         trigger_dag_id=EVAL_RUN_DAG_ID,
         logical_date=None,
         wait_for_completion=False,
-        on_failure_callback=_trigger_failed,
+        on_failure_callback=trigger_failed("nightly DAG"),
     ).expand_kwargs(triggers)
     started >> summary()
 
