@@ -1,0 +1,26 @@
+"""The declarative base and the constants our tables' constraints are written with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase
+
+RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+# the partial unique index that keeps one active, unforced run per (task, model); its name identifies the violation
+ONE_ACTIVE_INDEX = "uq_eval_runs_one_active"
+TRIGGER_SOURCES = ("ui", "rest", "plugin", "schedule", "backfill", "cli")
+MODEL_TYPES = ("vlm", "llm")
+LAUNCH_MODES = ("single", "torchrun")
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
+CHECKPOINT_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+def in_list(col: str, values: tuple[str, ...]) -> str:
+    return f"{col} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONB}

@@ -1,0 +1,188 @@
+"""Catalogue tables: tasks, models, their checkpoints, suites and nightly enrolments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from vlmevals.db.base import CHECKPOINT_LABEL_PATTERN, LAUNCH_MODES, MODEL_TYPES, SLUG_PATTERN, Base, in_list
+
+if TYPE_CHECKING:
+    from vlmevals.db.run_tables import EvalRun
+
+
+class Task(Base):
+    """A benchmark: which VLMEvalKit dataset to run and which metric ranks models."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(f"name ~ '{SLUG_PATTERN}'", name="ck_tasks_name_slug"),
+        CheckConstraint("metric_scale > 0", name="ck_tasks_metric_scale_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    vlmeval_data: Mapped[str] = mapped_column(String(256))
+    vlmeval_dataset_class: Mapped[str | None] = mapped_column(String(128))
+    primary_metric_suffix: Mapped[str] = mapped_column(String(64), server_default="_acc.csv")
+    primary_metric_key: Mapped[str] = mapped_column(String(256), server_default="Overall")
+    higher_is_better: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    metric_scale: Mapped[float] = mapped_column(Float, server_default=text("1.0"))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    regression_tolerance: Mapped[float] = mapped_column(Float, server_default=text("0.01"))
+    # a dataset of the task's own (not VLMEvalKit's registry): where to download it and its md5
+    dataset_url: Mapped[str | None] = mapped_column(String(2048))
+    dataset_md5: Mapped[str | None] = mapped_column(String(32))
+    # VLMEvalKit scores the dataset with an LLM judge (NULL: not checked yet) and its default judge
+    needs_llm_judge: Mapped[bool | None] = mapped_column(Boolean)
+    default_judge: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    runs: Mapped[list[EvalRun]] = relationship(back_populates="task")
+
+
+class Model(Base):
+    """A model and what it takes to run it: a VLMEvalKit registry name, a local spec or an endpoint."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        CheckConstraint(f"name ~ '{SLUG_PATTERN}'", name="ck_models_name_slug"),
+        CheckConstraint(in_list("model_type", MODEL_TYPES), name="ck_models_model_type"),
+        CheckConstraint(in_list("launch_mode", LAUNCH_MODES), name="ck_models_launch_mode"),
+        CheckConstraint("gpus >= 0", name="ck_models_gpus_nonneg"),
+        CheckConstraint("api_nproc IS NULL OR api_nproc > 0", name="ck_models_api_nproc_positive"),
+        CheckConstraint(
+            "NOT (model_spec IS NOT NULL AND endpoint_base_url IS NOT NULL)",
+            name="ck_models_spec_xor_endpoint",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    vlmeval_model: Mapped[str] = mapped_column(String(256))
+    model_type: Mapped[str] = mapped_column(String(8), server_default="vlm")
+    params_b: Mapped[float | None] = mapped_column(Float)
+    model_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    endpoint_base_url: Mapped[str | None] = mapped_column(String(512))
+    endpoint_key_env: Mapped[str | None] = mapped_column(String(128))
+    gpus: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    launch_mode: Mapped[str] = mapped_column(String(16), server_default="single")
+    revision: Mapped[str | None] = mapped_column(String(256))  # Hub weights: branch, tag or commit to pin
+    # served models: concurrent requests VLMEvalKit sends (--api-nproc); NULL means the service default
+    api_nproc: Mapped[int | None] = mapped_column(Integer)
+    # the suite a new checkpoint of this model is evaluated on
+    suite_id: Mapped[int | None] = mapped_column(ForeignKey("suites.id", ondelete="SET NULL", name="fk_models_suite"))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    runs: Mapped[list[EvalRun]] = relationship(back_populates="model")
+
+
+class Checkpoint(Base):
+    """One saved state of a model during training: evaluated on the model's suite when registered."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (
+        CheckConstraint("step IS NOT NULL OR label IS NOT NULL", name="ck_checkpoints_step_or_label"),
+        CheckConstraint("step IS NULL OR step >= 0", name="ck_checkpoints_step_nonneg"),
+        CheckConstraint(f"label IS NULL OR label ~ '{CHECKPOINT_LABEL_PATTERN}'", name="ck_checkpoints_label"),
+        CheckConstraint("num_nonnulls(weights_path, hub_revision) = 1", name="ck_checkpoints_one_source"),
+        Index("uq_checkpoints_model_step", "model_id", "step", unique=True, postgresql_where=text("step IS NOT NULL")),
+        Index(
+            "uq_checkpoints_model_label", "model_id", "label", unique=True, postgresql_where=text("label IS NOT NULL")
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    step: Mapped[int | None] = mapped_column(BigInteger)
+    label: Mapped[str | None] = mapped_column(String(128))
+    weights_path: Mapped[str | None] = mapped_column(Text)
+    hub_revision: Mapped[str | None] = mapped_column(String(256))
+    created_by: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Suite(Base):
+    """A named, ordered set of tasks (optionally weighted): the columns of an overall board."""
+
+    __tablename__ = "suites"
+    __table_args__ = (CheckConstraint(f"name ~ '{SLUG_PATTERN}'", name="ck_suites_name_slug"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    members: Mapped[list[SuiteTask]] = relationship(
+        back_populates="suite", order_by="SuiteTask.position", cascade="all, delete-orphan"
+    )
+
+
+class SuiteTask(Base):
+    """One task of a suite, its place in the suite's order and its weight in the suite's average."""
+
+    __tablename__ = "suite_tasks"
+    __table_args__ = (
+        CheckConstraint("weight > 0", name="ck_suite_tasks_weight_positive"),
+        CheckConstraint("position >= 0", name="ck_suite_tasks_position_nonneg"),
+        Index("uq_suite_tasks_position", "suite_id", "position", unique=True),
+    )
+
+    suite_id: Mapped[int] = mapped_column(ForeignKey("suites.id", ondelete="CASCADE"), primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[float] = mapped_column(Float, server_default=text("1.0"))
+
+    suite: Mapped[Suite] = relationship(back_populates="members")
+    task: Mapped[Task] = relationship()
+
+
+class Enrolment(Base):
+    """What the nightly re-evaluates: a (task, model) pair, a whole task or model, or a suite (with or without a
+    model)."""
+
+    __tablename__ = "enrolments"
+    __table_args__ = (
+        CheckConstraint(
+            "task_id IS NOT NULL OR model_id IS NOT NULL OR suite_id IS NOT NULL", name="ck_enrolments_target"
+        ),
+        CheckConstraint("suite_id IS NULL OR task_id IS NULL", name="ck_enrolments_suite_no_task"),
+        Index(
+            "uq_enrolments_target",
+            text("coalesce(task_id, 0)"),
+            text("coalesce(model_id, 0)"),
+            text("coalesce(suite_id, 0)"),
+            unique=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    suite_id: Mapped[int | None] = mapped_column(
+        ForeignKey("suites.id", ondelete="CASCADE", name="fk_enrolments_suite")
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_by: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
