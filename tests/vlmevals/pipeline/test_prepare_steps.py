@@ -5,6 +5,7 @@ and a failing download are refused at queue; a new Hub commit makes the nightly 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,3 +134,26 @@ def test_data_and_weights_prepared_before_inference(
     hub._online_cache.clear()
     d = decision()
     assert d.action == "trigger" and d.detail == f"weights changed since run {run_id}", d.detail
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("header", "missing"),
+    [
+        ("index\tquestion\tA\tB\timage", "'answer'"),
+        ("index\tquestion\tA\tB\tanswer", "'image (or image_path)'"),
+    ],
+)
+def test_tsv_missing_a_column_fails_at_queue_naming_it(seeded: Any, servers: Any, header: str, missing: str) -> None:
+    """A custom TSV in LMUData without `answer` or `image` fails at queue (header read only), before any GPU."""
+    lmu = get_settings().lmu_data
+    lmu.mkdir(parents=True, exist_ok=True)
+    (lmu / "NOCOL_MCQ.tsv").write_text(f"{header}\n0\tWhich?\tx\ty\tA\n")
+    with session_scope(seeded) as s:
+        s.add(Task(name="nocol", display_name="N", vlmeval_data="NOCOL_MCQ"))
+        s.add(Model(name="served", display_name="S", vlmeval_model="m", endpoint_base_url="http://127.0.0.1:9/v1"))
+    with pytest.raises(InvalidRequestError, match=rf"has no {re.escape(missing)} column; an MCQ VLMEvalKit dataset"):
+        _queue(seeded, "nocol", "served")
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, 1)
+        assert run.status == "failed" and missing in (run.error or "") and run.started_at is None
