@@ -17,7 +17,7 @@ from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Enrolment, Model, Task
 from vlmevals.devtools.dataset_host import DatasetHost, dataset_host
-from vlmevals.devtools.demo.benchmark import render_benchmark
+from vlmevals.devtools.demo.benchmark import render_benchmark, write_benchmark
 from vlmevals.devtools.demo.model import DEMO_MODEL_SPEC
 from vlmevals.devtools.fake_hub import FakeHub, fake_hub
 from vlmevals.nightly import planning
@@ -157,3 +157,22 @@ def test_tsv_missing_a_column_fails_at_queue_naming_it(seeded: Any, servers: Any
     with session_scope(seeded) as s:
         run = runs.get_run(s, 1)
         assert run.status == "failed" and missing in (run.error or "") and run.started_at is None
+
+
+@pytest.mark.integration
+def test_endpoint_down_fails_at_queue_naming_the_url(seeded: Any, servers: Any) -> None:
+    """A served model whose server is down (a closed port) fails at queue after its tries, with the URL."""
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    write_benchmark("DEMO_SHAPES_MCQ", get_settings().lmu_data)
+    with session_scope(seeded) as s:
+        s.add(Model(name="down", display_name="D", vlmeval_model="m", endpoint_base_url=url, gpus=0))
+    with pytest.raises(InvalidRequestError, match=rf"endpoint {re.escape(url)} is unreachable.*failed 3 times"):
+        _queue(seeded, "demo-shapes-mcq", "down")
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, 1)
+        assert run.status == "failed" and url in (run.error or "") and run.started_at is None
