@@ -228,7 +228,12 @@ def sync_outputs(
         console.print_json(json.dumps(report.as_dict()))
         return
     console.print(report.summary_line())
-    for kind, problems in (("unknown", report.unknown), ("malformed", report.malformed)):
+    for kind, problems in (
+        ("unknown", report.unknown),
+        ("malformed", report.malformed),
+        ("incomplete", report.incomplete),
+        ("not scored", report.not_scored),
+    ):
         for p in problems:
             console.print(f"  [yellow]{kind}[/] {p.path}: {p.reason}")
 

@@ -9,14 +9,12 @@ from urllib.parse import quote
 from fastapi import Request
 
 from vlmevals.api import resources as s
-from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID
+from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID, WORKER_STDERR_LOG
 from vlmevals.db.models import EvalRun, Task
 from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.results.leaderboard import Leaderboard, category_scores
 from vlmevals.runs import lifecycle as run_rows
 from vlmevals.runs.schemas import RunStatus
-
-WORKER_LOG = "worker_stderr.log"  # VLMEvalKit's stderr, written by the inference step
 
 
 def api_root(request: Request) -> str:
@@ -38,8 +36,8 @@ def links(request: Request, run: EvalRun) -> s.RunLinks:
     """Where to look next; a link to a file only when the file exists, so every link can be followed."""
     api, site = api_root(request), site_root(request)
     out = s.RunLinks(self=f"{api}/runs/{run.id}", artifacts=f"{api}/runs/{run.id}/artifacts")
-    if _has_artifact(run, WORKER_LOG):
-        out.worker_log = f"{api}/runs/{run.id}/artifacts/{WORKER_LOG}"
+    if _has_artifact(run, WORKER_STDERR_LOG):
+        out.worker_log = f"{api}/runs/{run.id}/artifacts/{WORKER_STDERR_LOG}"
     if run.dag_run_id:
         dag, dr = quote(run.dag_id or EVAL_RUN_DAG_ID, safe=""), quote(run.dag_run_id, safe="")
         try:

@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from vlmevals.backfill.matching import Known, Tasks, create_missing, known_sources, load_catalogue, match
 from vlmevals.backfill.outcomes import Outcome, StatusCache, TaskInfo, completed_outcome, judge_outcome, read_many
 from vlmevals.backfill.report import Problem, SyncReport
+from vlmevals.backfill.samples import Ingestable, ingest_samples
 from vlmevals.backfill.scanner import FolderListing, ResultRef, datasets_in, list_folders, results_of
 from vlmevals.backfill.writes import insert_new, row_for, update_known
 from vlmevals.core.errors import InvalidRequestError
@@ -75,23 +76,39 @@ def _read_outcomes(matched: Matched, statuses: StatusCache, workers: int, report
     return got
 
 
+def _reported(r: ResultRef, o: Outcome, report: SyncReport) -> bool:
+    """Results that become no run: listed in the report with the file and the reason (and samples reached)."""
+    lists = {"malformed": report.malformed, "incomplete": report.incomplete, "not_scored": report.not_scored}
+    if o.status not in lists:
+        return False
+    lists[o.status].append(Problem(o.file or r.source_path, o.reason or o.status, r.model, r.data, o.samples))
+    return True
+
+
 def _write(
     engine: Engine | None, matched: Matched, got: dict[str, Outcome], known: dict[str, Known], report: SyncReport
 ) -> None:
-    """New rows in bulk, changed ones in place (a flat folder rewritten by a rerun); malformed ones reported."""
+    """New rows in bulk, changed ones in place (a flat folder rewritten by a rerun); the others reported; then
+    the per-sample results of every completed run written."""
     new_rows: list[dict[str, Any]] = []
+    samples: list[Ingestable] = []
     for r, model_id, t in matched:
         o = got[r.source_path]
-        if o.status == "malformed":
-            report.malformed.append(Problem(o.file or r.source_path, o.reason or "malformed", r.model, r.data))
+        if _reported(r, o, report):
             continue
         row = row_for(r, model_id, t, o)
         if r.source_path in known:
-            update_known(engine, known[r.source_path], row, report)
+            if update_known(engine, known[r.source_path], row, report) and o.status == "completed":
+                samples.append((known[r.source_path][0], r.folder, r.model, r.data, o.metrics))
         else:
             new_rows.append(row)
             report.failed += o.status == "failed"
-    insert_new(engine, new_rows, report)
+    by_source = {(r.source_path): r for r, _, _ in matched}
+    for rid, status, source in insert_new(engine, new_rows, report):
+        r = by_source[source]
+        if status == "completed":
+            samples.append((rid, r.folder, r.model, r.data, got[source].metrics))
+    ingest_samples(engine, samples, report)
 
 
 def _root(folder: str | Path) -> str:

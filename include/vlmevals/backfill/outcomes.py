@@ -16,6 +16,7 @@ from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.toolkit import outputs as results
 
 PARALLEL_MIN = 400  # below this many metric files, a process pool costs more than it saves
+INFER_STATUSES = ("pending", "infer")  # what VLMEvalKit's status.json says before a prediction file exists
 METRIC_SUFFIXES = ("_acc.csv", "_score.csv", "_acc.xlsx", "_score.xlsx", "_acc.json", "_score.json")
 
 
@@ -31,7 +32,7 @@ class TaskInfo:
 class Outcome:
     """What a result's files say: completed (metrics), failed (error) or malformed (reason)."""
 
-    status: str  # completed | failed | malformed
+    status: str  # completed | failed | malformed | incomplete | not_scored
     primary_metric: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -40,6 +41,7 @@ class Outcome:
     finished_at: dt.datetime | None = None
     judge: str | None = None
     commit: str | None = None
+    samples: int | None = None  # incomplete: the samples inference reached
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -131,17 +133,33 @@ def _provenance(ref: ResultRef, status: dict[str, Any], entry: dict[str, Any]) -
 
 
 def _no_metric_file(ref: ResultRef, task: TaskInfo, status: dict[str, Any], entry: dict[str, Any]) -> Outcome:
+    """Predictions without a score: scoring never finished (or, without status.json, the suffix may be wrong)."""
     if status and entry and not isinstance(entry.get("metrics"), dict):
         reason = (
-            f"status.json records {ref.data} without metrics and there is no "
-            f"{ref.model}_{ref.data}*{task.suffix}: scoring did not finish"
+            f"predictions but no score: status.json records {ref.data} as {entry.get('status') or 'unscored'!r} "
+            f"without metrics and there is no {ref.model}_{ref.data}*{task.suffix}; scoring did not finish "
+            "(run VLMEvalKit with --mode eval --reuse on this folder, or evaluate the pair again)"
         )
-        return Outcome("malformed", file=f"{ref.folder}/{STATUS_FILE}", reason=reason)
+        return Outcome("not_scored", file=f"{ref.folder}/{STATUS_FILE}", reason=reason)
     return Outcome(
-        "malformed",
+        "not_scored",
         file=f"{ref.source_path}{task.suffix}",
-        reason=f"no metric file {ref.model}_{ref.data}*{task.suffix} (the task's "
+        reason=f"predictions but no metric file {ref.model}_{ref.data}*{task.suffix} (the task's "
         "primary_metric_suffix); scoring did not finish or the suffix is wrong",
+    )
+
+
+def _incomplete(ref: ResultRef, entry: dict[str, Any]) -> Outcome | None:
+    """Inference stopped before the prediction file (status `infer`/`pending`, or partial pickles only)."""
+    reached = results.count_partial(Path(ref.folder), ref.model, ref.data)
+    if entry.get("status") not in INFER_STATUSES and not reached:
+        return None
+    return Outcome(
+        "incomplete",
+        file=f"{ref.folder}/{STATUS_FILE}" if entry else ref.source_path,
+        reason=f"inference stopped after {reached} samples (status {entry.get('status') or 'unknown'!r}, partial "
+        "results only, no prediction file); resume it with VLMEvalKit's --reuse or evaluate the pair again",
+        samples=reached,
     )
 
 
@@ -161,6 +179,8 @@ def judge_outcome(ref: ResultRef, task: TaskInfo, status: dict[str, Any] | str) 
             commit=commit,
         )
     if not _has_prediction(ref):
+        if (stopped := _incomplete(ref, entry)) is not None:
+            return stopped
         return Outcome(
             "malformed",
             file=f"{ref.source_path}.xlsx",

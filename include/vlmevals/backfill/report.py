@@ -8,12 +8,13 @@ from typing import Any
 
 @dataclass
 class Problem:
-    """A result not recorded, and why (unknown model/task, malformed files)."""
+    """A result not recorded, and why (unknown model/task, malformed files, inference or scoring unfinished)."""
 
     path: str
     reason: str
     model: str | None = None
     data: str | None = None
+    samples: int | None = None  # incomplete: the samples inference reached
 
 
 @dataclass
@@ -25,6 +26,9 @@ class SyncReport:
     failed: int = 0  # of the created/updated: results VLMEvalKit recorded as failed
     unknown: list[Problem] = field(default_factory=list)
     malformed: list[Problem] = field(default_factory=list)
+    incomplete: list[Problem] = field(default_factory=list)  # inference killed: partial pickles only
+    not_scored: list[Problem] = field(default_factory=list)  # predictions, but scoring never finished
+    samples_ingested: int = 0  # runs whose per-sample results were stored
     created_models: list[str] = field(default_factory=list)
     created_tasks: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
@@ -40,6 +44,8 @@ class SyncReport:
             "failed": self.failed,
             "unknown": len(self.unknown),
             "malformed": len(self.malformed),
+            "incomplete": len(self.incomplete),
+            "not_scored": len(self.not_scored),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -53,6 +59,9 @@ class SyncReport:
             "created_tasks": self.created_tasks,
             "unknown_results": [asdict(p) for p in self.unknown],
             "malformed_results": [asdict(p) for p in self.malformed],
+            "incomplete_results": [asdict(p) for p in self.incomplete],
+            "not_scored_results": [asdict(p) for p in self.not_scored],
+            "samples_ingested": self.samples_ingested,
             "ignored": self.ignored,
         }
 
@@ -60,6 +69,7 @@ class SyncReport:
         c = self.counts()
         return (
             f"sync {self.folder}: {c['created']} created, {c['updated']} updated, {c['unchanged']} unchanged, "
-            f"{c['failed']} failed, {c['unknown']} unknown, {c['malformed']} malformed "
+            f"{c['failed']} failed, {c['unknown']} unknown, {c['malformed']} malformed, "
+            f"{c['incomplete']} incomplete, {c['not_scored']} not scored "
             f"({self.results_seen} results, {self.seconds:.2f} s)"
         )

@@ -53,18 +53,23 @@ def row_for(r: ResultRef, model_id: int, t: TaskInfo, o: Outcome) -> dict[str, A
     }
 
 
-def insert_new(engine: Engine | None, rows: list[dict[str, Any]], report: SyncReport) -> None:
-    """In batches of BATCH rows, one executemany statement each (see `lifecycle.insert_backfilled`)."""
+def insert_new(engine: Engine | None, rows: list[dict[str, Any]], report: SyncReport) -> list[tuple[int, str, str]]:
+    """In batches of BATCH rows, one executemany statement each (see `lifecycle.insert_backfilled`); returns
+    (id, status, source_path) of the rows this sync inserted."""
+    inserted: list[tuple[int, str, str]] = []
     for i in range(0, len(rows), BATCH):
         chunk = rows[i : i + BATCH]
         with session_scope(engine) as s:
             got = runs.insert_backfilled(s.connection(), chunk)
         report.created += len(got)
         report.unchanged += len(chunk) - len(got)  # recorded meanwhile by a concurrent sync
+        inserted += [(rid, st, sp) for rid, st, sp in got if sp is not None]
+    return inserted
 
 
-def update_known(engine: Engine | None, known: Known, row: dict[str, Any], report: SyncReport) -> None:
-    """A result whose files changed: its new mtime, and its new outcome if status, metric or error differ."""
+def update_known(engine: Engine | None, known: Known, row: dict[str, Any], report: SyncReport) -> bool:
+    """A result whose files changed: its new mtime, and its new outcome if status, metric or error differ
+    (True: the outcome was rewritten, so its per-sample results are read again)."""
     run_id, _, old_status, old_metric, old_error = known
     same = (old_status, old_metric, old_error) == (row["status"], row["primary_metric"], row["error"])
     values = {"source_mtime_ns": row["source_mtime_ns"]}
@@ -81,3 +86,4 @@ def update_known(engine: Engine | None, known: Known, row: dict[str, Any], repor
     else:
         report.updated += 1
         report.failed += row["status"] == "failed"
+    return not same

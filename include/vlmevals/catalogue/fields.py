@@ -14,10 +14,13 @@ from pydantic import BeforeValidator, Field
 
 from vlmevals.db.models import SLUG_PATTERN
 
-# one line of text: no C0/C1 control characters (DEL included)
-LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+# invisible format characters that make two names look alike or reorder text (zero-width space/joiners,
+# bidi embeddings/overrides/isolates, word joiner, BOM); written as \uXXXX, which Python, Rust and JS read alike
+_INVISIBLE = r"\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+# one line of text: no C0/C1 control characters (DEL included), no invisible format characters
+LINE_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f{_INVISIBLE}]+$"
 # several lines: as above, but tab and line breaks allowed
-PARAGRAPH_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+PARAGRAPH_PATTERN = rf"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_INVISIBLE}]*$"
 # a VLMEvalKit --data / --model name (also a file name stem in LMUData and the outputs folder)
 VLMEVAL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,255}$"
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"

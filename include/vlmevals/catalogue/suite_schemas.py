@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vlmevals.catalogue.fields import Slug
+from vlmevals.catalogue.fields import Description, DisplayName, Slug
 
 MAX_SUITE_TASKS = 500
 
@@ -26,8 +26,8 @@ class SuiteCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Slug
-    display_name: str = Field(min_length=1, max_length=256)
-    description: str = ""
+    display_name: DisplayName
+    description: Description = ""
     tasks: list[SuiteMember] = Field(
         max_length=MAX_SUITE_TASKS,
         description="the suite's tasks in order: task names, or {task, weight} objects",

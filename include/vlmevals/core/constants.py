@@ -11,3 +11,8 @@ SYNC_OUTPUTS_DAG_ID = "sync_outputs"
 
 API_PREFIX = "/api/evals"
 """Where the plugin mounts the evals API inside Airflow's api-server (below Airflow's own base path)."""
+
+# VLMEvalKit's stdout/stderr in a run's artifacts folder (written by toolkit.runner; linked by the API only
+# when present: a backfilled run has none)
+WORKER_STDOUT_LOG = "worker_stdout.log"
+WORKER_STDERR_LOG = "worker_stderr.log"

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import InvalidRequestError, VLMEvalFailure
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.gpu import leases as gpus
@@ -86,7 +87,7 @@ def inference_step(
     if pred is None:
         raise VLMEvalFailure(
             f"VLMEvalKit wrote no prediction file for {ctx.model.vlmeval_model} x "
-            f"{ctx.task.vlmeval_data} in {ctx.pred_root}; see worker_stderr.log"
+            f"{ctx.task.vlmeval_data} in {ctx.pred_root}; see {WORKER_STDERR_LOG}"
         )
     if total is not None:
         runs.set_progress(engine, run_id, total, total)

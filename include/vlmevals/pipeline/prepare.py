@@ -106,9 +106,48 @@ def weights(engine: Engine | None, run_id: int, settings: Settings) -> HubWeight
     return got
 
 
+ENDPOINT_PROBE_TRIES = 3
+ENDPOINT_PROBE_TIMEOUT_S = 5.0
+
+
+def probe_endpoint(
+    base_url: str, tries: int = ENDPOINT_PROBE_TRIES, timeout_s: float = ENDPOINT_PROBE_TIMEOUT_S
+) -> None:
+    """Fail naming the URL when a served model's server cannot be reached (any HTTP answer counts as up).
+
+    Why here: VLMEvalKit's API wrappers do not stop on a refused connection; they retry each sample and then
+    record "Failed to obtain answer" as its prediction, so a down server would be "scored" (every sample wrong)
+    minutes later. A GET of `{base_url}/models`, a few tries with a short timeout, refuses it before a GPU slot.
+    """
+    import httpx
+
+    url = f"{base_url.rstrip('/')}/models"
+    last: Exception | None = None
+    for attempt in range(tries):
+        try:
+            httpx.get(url, timeout=timeout_s)
+            return
+        except httpx.TransportError as err:  # refused, reset, DNS, timeout: the server is not there
+            last = err
+            if attempt + 1 < tries:
+                time.sleep(1.0)
+    raise InvalidRequestError(
+        f"the model's endpoint {base_url} is unreachable: GET {url} failed {tries} times ({type(last).__name__}: "
+        f"{last}); start the server or fix the model's endpoint_base_url, then trigger the run again"
+    )
+
+
+def endpoint(engine: Engine | None, run_id: int) -> None:
+    with session_scope(engine) as s:
+        base_url = runs.get_run(s, run_id).model.endpoint_base_url
+    if base_url:
+        probe_endpoint(base_url)
+
+
 def prepare_inputs(engine: Engine | None, run_id: int, settings: Settings) -> DatasetInfo:
-    """Judge, dataset, weights: in that order, cheapest refusal first."""
+    """Judge, dataset, served model's endpoint, weights: in that order, cheapest refusal first."""
     check_judge(engine, run_id, settings)
     info = dataset(engine, run_id, settings)
+    endpoint(engine, run_id)
     weights(engine, run_id, settings)
     return info

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, run_vlmeval
@@ -27,7 +28,7 @@ def _no_metric_file(ctx: RunContext) -> VLMEvalFailure:
     return VLMEvalFailure(
         f"scoring wrote no {ctx.metric_suffix} file for {model} x {data}"
         f" (status.json: {entry.get('skip_reason') or entry.get('status') or 'no entry'}); check the "
-        "task's primary_metric_suffix, the judge settings and worker_stderr.log"
+        f"task's primary_metric_suffix, the judge settings and {WORKER_STDERR_LOG}"
     )
 
 

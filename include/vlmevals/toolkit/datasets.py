@@ -33,6 +33,32 @@ else:
 """
 
 
+# What VLMEvalKit's image datasets read from a TSV (vlmeval/dataset/image_base.py, image_mcq.py): `index`;
+# `image` (base64) or `image_path`; `question`; `answer` to score; a custom dataset with columns A and B is MCQ.
+REQUIRED_COLUMNS = ("index", "question", "answer")
+IMAGE_COLUMNS = ("image", "image_path")
+
+
+def check_columns(tsv: Path) -> None:
+    """Fail naming the column when a TSV lacks one VLMEvalKit needs; reads the header line only.
+
+    Applied to datasets VLMEvalKit cannot md5-check (custom TSVs, registered names without an md5): an official
+    file is trusted as VLMEvalKit ships it (test splits without `answer` are scored elsewhere).
+    """
+    with tsv.open("r", encoding="utf-8", errors="replace") as fh:
+        header = fh.readline().rstrip("\r\n").split("\t")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if not any(c in header for c in IMAGE_COLUMNS):
+        missing.append("image (or image_path)")
+    if missing:
+        kind = "an MCQ" if "A" in header and "B" in header else "a"
+        raise InvalidRequestError(
+            f"dataset TSV {tsv} has no {', '.join(repr(c) for c in missing)} column; {kind} VLMEvalKit dataset "
+            f"needs {', '.join(REQUIRED_COLUMNS)} and image or image_path (MCQ: also the option columns A, B, ...). "
+            f"Columns found: {', '.join(header[:20])}. Fix the file and trigger the run again"
+        )
+
+
 @dataclass
 class DatasetInfo:
     path: Path
@@ -106,6 +132,8 @@ def check_dataset(data: str, settings: Settings, *, python: str, version: str) -
             f"dataset TSV {tsv} has md5 {md5} but VLMEvalKit expects {expected} for {data}; VLMEvalKit would "
             "try to re-download it. Replace the file with the official one."
         )
+    if not expected:
+        check_columns(tsv)
     from vlmevals.toolkit.outputs import count_rows
 
     return DatasetInfo(tsv, md5, count_rows(tsv), bool(info.get("registered")), str(expected) if expected else None)

@@ -25,7 +25,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
 from vlmevals.toolkit import registry
-from vlmevals.toolkit.datasets import DatasetInfo, file_md5
+from vlmevals.toolkit.datasets import DatasetInfo, check_columns, file_md5
 
 log = logging.getLogger(__name__)
 MIRROR_ENV = "EVALS_DATASET_MIRROR"
@@ -179,7 +179,7 @@ def prepare_dataset(
     tsv = settings.lmu_data / f"{data}.tsv"
     src = source_for(data, settings, url, md5)
     if src is None or (offline() and tsv.exists()):
-        return _present(data, tsv, settings, src)
+        return _present(data, tsv, settings, src, custom=url is not None)
     if offline():
         raise InvalidRequestError(
             f"dataset TSV {tsv} is missing: put {data}.tsv into LMUData ({settings.lmu_data}) or set LMUData "
@@ -188,11 +188,11 @@ def prepare_dataset(
     got = fetch(src, tsv, on_progress=on_progress)
     if on_fetched:
         on_fetched(got)
-    return _present(data, tsv, settings, src)
+    return _present(data, tsv, settings, src, custom=url is not None)
 
 
-def _present(data: str, tsv: Path, settings: Settings, src: Source | None) -> DatasetInfo:
-    """Presence and md5 of a TSV we do not (or may not) download."""
+def _present(data: str, tsv: Path, settings: Settings, src: Source | None, *, custom: bool = False) -> DatasetInfo:
+    """Presence, md5 and (for a TSV VLMEvalKit does not ship: `custom` or without md5) the columns it needs."""
     from vlmevals.toolkit.outputs import count_rows
 
     if not tsv.exists():
@@ -208,4 +208,6 @@ def _present(data: str, tsv: Path, settings: Settings, src: Source | None) -> Da
             f"dataset TSV {tsv} has md5 {got} but {expected} is expected for {data}; VLMEvalKit would try to "
             f"re-download it ({OFFLINE_ENV}=1 forbids downloads). Replace the file with the official one."
         )
+    if custom or expected is None:
+        check_columns(tsv)
     return DatasetInfo(tsv, got, count_rows(tsv), src is not None, expected)

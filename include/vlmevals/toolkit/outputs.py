@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import VLMEvalFailure
 
 STATUS_FILE = "status.json"
@@ -43,7 +44,7 @@ def entry_error(entry: dict[str, Any]) -> str | None:
     """The failure recorded for one dataset, if any (an empty error_message still means failure)."""
     if "error_message" in entry and entry["error_message"] is not None:
         msg = str(entry["error_message"]).strip()
-        return msg or "VLMEvalKit recorded an error with an empty message (see worker_stderr.log)"
+        return msg or f"VLMEvalKit recorded an error with an empty message (see {WORKER_STDERR_LOG})"
     return None
 
 
@@ -209,7 +210,7 @@ def collect_metrics(pred_root: Path, *, model: str, data: str, suffix: str, key:
         hint = f" (status.json skip_reason: {reason})" if reason else ""
         raise VLMEvalFailure(
             f"no metric file {model}_{data}*{suffix} in {pred_root}{hint}; check the task's "
-            "primary_metric_suffix and worker_stderr.log"
+            f"primary_metric_suffix and {WORKER_STDERR_LOG}"
         )
     table = read_metric_file(mf)
     primary = pick_primary(table, key)

@@ -20,6 +20,8 @@ from threading import Thread
 from types import FrameType
 from typing import IO
 
+from vlmevals.core.constants import WORKER_STDERR_LOG, WORKER_STDOUT_LOG
+
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 PIDFILE = "worker.pid"
@@ -145,8 +147,8 @@ def _start_pumps(proc: subprocess.Popen[bytes], artifacts: Path, header: str, ta
     """One thread per pipe; stderr also fills `tail` (the error message for the run record)."""
     assert proc.stdout is not None and proc.stderr is not None
     pumps = [
-        Thread(target=_pump, args=(proc.stdout, artifacts / "worker_stdout.log", header, "[vlmeval]", None)),
-        Thread(target=_pump, args=(proc.stderr, artifacts / "worker_stderr.log", header, "[vlmeval:err]", tail)),
+        Thread(target=_pump, args=(proc.stdout, artifacts / WORKER_STDOUT_LOG, header, "[vlmeval]", None)),
+        Thread(target=_pump, args=(proc.stderr, artifacts / WORKER_STDERR_LOG, header, "[vlmeval:err]", tail)),
     ]
     for t in pumps:
         t.daemon = True

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
-from sqlalchemy import select
+from fastapi import FastAPI, Request
+from sqlalchemy import func, select
+from vlmevals.api.represent import links
 from vlmevals.backfill import sync_outputs
 from vlmevals.backfill.scanner import FolderListing, datasets_in
+from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.db.engine import session_scope
-from vlmevals.db.models import EvalRun, Model, Task
+from vlmevals.db.models import EvalRun, EvalSample, Model, Task
+from vlmevals.results.compare import compare_runs
 
 from tests.vlmevals.backfill import trees
 
@@ -64,7 +70,16 @@ def test_flat_layout_from_real_vlmevalkit(catalogue, tmp_path: Path) -> None:
     real = trees.flat_tree(tmp_path)
     work = real["cases"]["ok"]["work_dir"]
     rep = sync_outputs(work, engine=catalogue)
-    assert rep.counts() == {"created": 3, "updated": 0, "unchanged": 0, "failed": 0, "unknown": 0, "malformed": 0}
+    assert rep.counts() == {
+        "created": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
+        "unknown": 0,
+        "malformed": 0,
+        "incomplete": 0,
+        "not_scored": 0,
+    }
     assert any(p.endswith("/logs") for p in rep.ignored), "VLMEvalKit's logs folder is not a model"
     runs = _by_data(_runs(catalogue))
     status = json.loads(real["cases"]["ok"]["status_json"].read_text())["datasets"]
@@ -161,21 +176,23 @@ def test_malformed_results_reported_scan_goes_on(catalogue, tmp_path: Path) -> N
     (mdir / "status.json").write_text(json.dumps(status))
     (mdir / "demo_tiny_DEMO_COLORS_VQA_acc.csv").unlink()  # ... so no metric file either
     rep = sync_outputs(work, engine=catalogue)
-    assert rep.counts()["created"] == 3 and rep.counts()["malformed"] == 3, rep.as_dict()
+    assert rep.counts()["created"] == 3 and rep.counts()["malformed"] == 2, rep.as_dict()
+    assert rep.counts()["not_scored"] == 1, "predictions without a score are not scored, not malformed"
+    assert "predictions but no score" in rep.not_scored[0].reason and rep.not_scored[0].data == "DEMO_COLORS_VQA"
     why = {Path(p.path).name: p.reason for p in rep.malformed}
     assert (
         "unreadable" in why["demo_tiny_DEMO_SHAPES_MCQ_acc.csv"]
         or "no numeric" in why["demo_tiny_DEMO_SHAPES_MCQ_acc.csv"]
     )
     assert "missing prediction file demo_tiny_DEMO_SHAPES_YORN.xlsx" in why["demo_tiny_DEMO_SHAPES_YORN.xlsx"]
-    assert "without metrics" in why["status.json"]
+    assert "without metrics" in rep.not_scored[0].reason
     assert all(r.source_path.split("/")[-2].startswith("T2025") for r in _runs(catalogue))
     # repaired later: the next scan records it
     shutil.copy2(
         tmp_path / "ok" / "outputs" / "demo_tiny" / "T20250301_G1a2b3c4d" / "demo_tiny_DEMO_SHAPES_MCQ_acc.csv", mcq_csv
     )
     rep2 = sync_outputs(work, engine=catalogue)
-    assert rep2.counts()["created"] == 1 and rep2.counts()["malformed"] == 2
+    assert rep2.counts()["created"] == 1 and rep2.counts()["malformed"] == 1 and rep2.counts()["not_scored"] == 1
 
 
 def test_half_written_status_json_is_malformed(catalogue, tmp_path: Path) -> None:
@@ -245,3 +262,73 @@ def test_dataset_grouping_prefers_longest_name() -> None:
     assert set(groups["A_B_V11"]) == {"m_A_B_V11.xlsx", "m_A_B_V11_acc.csv"}
     assert set(groups["X"]) == {"m_X.tsv"}, "temporary pickles are no result"
     assert set(groups["Y"]) == {"m_Y_acc.csv"}, "a catalogue dataset without prediction file is still found"
+
+
+def test_backfilled_runs_carry_their_samples(catalogue, tmp_path: Path) -> None:
+    """The per-sample files VLMEvalKit wrote are ingested by the pipeline's own ingest: CIs, failed counts, rows."""
+    real = trees.flat_tree(tmp_path)
+    rep = sync_outputs(real["cases"]["ok"]["work_dir"], engine=catalogue)
+    assert rep.samples_ingested == 3, rep.as_dict()
+    runs = _by_data(_runs(catalogue))
+    with session_scope(catalogue) as s:
+        counts = dict(s.execute(select(EvalSample.run_id, func.count()).group_by(EvalSample.run_id)).all())
+    for data, run in runs.items():
+        rows = len(pd.read_csv(real["benchmarks"][data]["tsv"], sep="\t", usecols=["index"]))
+        assert run.samples_total == rows == counts[run.id], data
+        assert run.samples_failed == 0 and run.ci_low is not None and run.ci_high is not None
+        assert run.ci_low <= run.metrics["samples"]["valid_only"] <= run.ci_high
+        assert run.metrics["table"], "the official metrics are kept beside the samples"
+    mcq = runs["DEMO_SHAPES_MCQ"]
+    assert mcq.metrics["samples"]["source_file"] == "demo_tiny_DEMO_SHAPES_MCQ_exact_matching_result.xlsx"
+    assert mcq.metrics["samples"]["official"] == pytest.approx(mcq.primary_metric)
+    assert sync_outputs(real["cases"]["ok"]["work_dir"], engine=catalogue).samples_ingested == 0, "idempotent"
+
+
+def test_compare_works_on_backfilled_runs(catalogue, tmp_path: Path) -> None:
+    real = trees.flat_tree(tmp_path / "a")
+    trees.legacy_from_flat(real["cases"]["ok"]["model_dir"], real["cases"]["ok"]["work_dir"], "demo_tiny")
+    sync_outputs(real["cases"]["ok"]["work_dir"], engine=catalogue)
+    mcq = [r for r in _runs(catalogue) if r.task.vlmeval_data == "DEMO_SHAPES_MCQ"]
+    assert len(mcq) == 2 and all(r.samples_total for r in mcq)
+    with session_scope(catalogue) as s:
+        got = compare_runs(s, mcq[0].id, mcq[1].id)
+    assert got.samples.paired == mcq[0].samples_total and got.difference.estimate == 0.0, "same files: no change"
+    assert got.flips.right_to_wrong_count == 0 and got.flips.wrong_to_right_count == 0
+
+
+def test_killed_inference_is_incomplete_with_samples_reached(catalogue, tmp_path: Path) -> None:
+    """status.json says `infer`, only the partial pickle VLMEvalKit saves every 10 items: incomplete, not malformed."""
+    real = trees.flat_tree(tmp_path)
+    mdir = real["cases"]["ok"]["model_dir"]
+    for f in mdir.glob("demo_tiny_DEMO_SHAPES_MCQ*"):
+        f.unlink()
+    with (mdir / "01_DEMO_SHAPES_MCQ.pkl").open("wb") as fh:
+        pickle.dump({i: "A" for i in range(20)}, fh)
+    status = json.loads((mdir / "status.json").read_text())
+    status["datasets"]["DEMO_SHAPES_MCQ"] = {"status": "infer", "prediction_file": "x.xlsx"}
+    (mdir / "status.json").write_text(json.dumps(status))
+    rep = sync_outputs(real["cases"]["ok"]["work_dir"], engine=catalogue)
+    assert rep.counts()["incomplete"] == 1 and rep.counts()["malformed"] == 0, rep.as_dict()
+    stopped = rep.incomplete[0]
+    assert stopped.data == "DEMO_SHAPES_MCQ" and stopped.samples == 20 and "after 20 samples" in stopped.reason
+    assert "DEMO_SHAPES_MCQ" not in _by_data(_runs(catalogue)), "no run for an unfinished inference"
+    assert rep.as_dict()["incomplete_results"][0]["samples"] == 20
+
+
+def test_links_of_a_backfilled_run_point_at_files_that_exist(catalogue, tmp_path: Path) -> None:
+    real = trees.flat_tree(tmp_path)
+    sync_outputs(real["cases"]["ok"]["work_dir"], engine=catalogue)
+    app = FastAPI()
+    with session_scope(catalogue) as s:
+        run = s.scalars(select(EvalRun)).first()
+        assert run is not None
+        _ = run.model
+        request = Request({"type": "http", "app": app, "root_path": "/api/evals", "headers": []})
+        got = links(request, run)
+    assert got.worker_log is None and got.airflow_run is None, "no worker log, no DAG run: no link"
+    (Path(run.artifacts_dir) / WORKER_STDERR_LOG).write_text("x")
+    with session_scope(catalogue) as s:
+        run2 = s.get(EvalRun, run.id)
+        assert run2 is not None
+        _ = run2.model
+        assert links(request, run2).worker_log == f"/api/evals/runs/{run.id}/artifacts/{WORKER_STDERR_LOG}"

@@ -5,6 +5,7 @@ and a failing download are refused at queue; a new Hub commit makes the nightly 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Enrolment, Model, Task
 from vlmevals.devtools.dataset_host import DatasetHost, dataset_host
-from vlmevals.devtools.demo.benchmark import render_benchmark
+from vlmevals.devtools.demo.benchmark import render_benchmark, write_benchmark
 from vlmevals.devtools.demo.model import DEMO_MODEL_SPEC
 from vlmevals.devtools.fake_hub import FakeHub, fake_hub
 from vlmevals.nightly import planning
@@ -133,3 +134,45 @@ def test_data_and_weights_prepared_before_inference(
     hub._online_cache.clear()
     d = decision()
     assert d.action == "trigger" and d.detail == f"weights changed since run {run_id}", d.detail
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("header", "missing"),
+    [
+        ("index\tquestion\tA\tB\timage", "'answer'"),
+        ("index\tquestion\tA\tB\tanswer", "'image (or image_path)'"),
+    ],
+)
+def test_tsv_missing_a_column_fails_at_queue_naming_it(seeded: Any, servers: Any, header: str, missing: str) -> None:
+    """A custom TSV in LMUData without `answer` or `image` fails at queue (header read only), before any GPU."""
+    lmu = get_settings().lmu_data
+    lmu.mkdir(parents=True, exist_ok=True)
+    (lmu / "NOCOL_MCQ.tsv").write_text(f"{header}\n0\tWhich?\tx\ty\tA\n")
+    with session_scope(seeded) as s:
+        s.add(Task(name="nocol", display_name="N", vlmeval_data="NOCOL_MCQ"))
+        s.add(Model(name="served", display_name="S", vlmeval_model="m", endpoint_base_url="http://127.0.0.1:9/v1"))
+    with pytest.raises(InvalidRequestError, match=rf"has no {re.escape(missing)} column; an MCQ VLMEvalKit dataset"):
+        _queue(seeded, "nocol", "served")
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, 1)
+        assert run.status == "failed" and missing in (run.error or "") and run.started_at is None
+
+
+@pytest.mark.integration
+def test_endpoint_down_fails_at_queue_naming_the_url(seeded: Any, servers: Any) -> None:
+    """A served model whose server is down (a closed port) fails at queue after its tries, with the URL."""
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    write_benchmark("DEMO_SHAPES_MCQ", get_settings().lmu_data)
+    with session_scope(seeded) as s:
+        s.add(Model(name="down", display_name="D", vlmeval_model="m", endpoint_base_url=url, gpus=0))
+    with pytest.raises(InvalidRequestError, match=rf"endpoint {re.escape(url)} is unreachable.*failed 3 times"):
+        _queue(seeded, "demo-shapes-mcq", "down")
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, 1)
+        assert run.status == "failed" and url in (run.error or "") and run.started_at is None

@@ -15,7 +15,7 @@ from vlmevals.devtools.dataset_host import DatasetHost, dataset_host
 from vlmevals.toolkit import download, registry
 from vlmevals.toolkit.download import DatasetDownloadError, prepare_dataset
 
-BODY = ("index\tquestion\tanswer\n" + "".join(f"{i}\tq{i}\tA\n" for i in range(20000))).encode()
+BODY = ("index\tquestion\tanswer\timage_path\n" + "".join(f"{i}\tq{i}\tA\t{i}.png\n" for i in range(20000))).encode()
 MD5 = hashlib.md5(BODY).hexdigest()
 
 
