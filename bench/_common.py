@@ -131,3 +131,44 @@ def task_durations(c: httpx.Client, dag_run_id: str) -> dict[str, float]:
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
+
+
+def _ts(value: Any) -> float | None:
+    from datetime import datetime
+
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() if value else None
+
+
+def timeline(c: httpx.Client, dag_run_id: str) -> dict[str, Any]:
+    """Where one DAG run's wall time went: each task instance's scheduled/queued/start/end as seconds after the
+    DAG run was created (Airflow's own timestamps), in start order, and the hand-off gaps between them."""
+    dr = c.get(f"/api/v2/dags/eval_run/dagRuns/{dag_run_id}").json()
+    t0 = _ts(dr.get("queued_at")) or _ts(dr.get("start_date")) or 0.0
+    tis = c.get(f"/api/v2/dags/eval_run/dagRuns/{dag_run_id}/taskInstances").json()["task_instances"]
+    ran = (ti for ti in tis if ti.get("start_date") and ti.get("state") != "skipped")  # skipped: the branch's others
+    rows = sorted(ran, key=lambda ti: _ts(ti["start_date"]) or 0.0)
+
+    def rel(v: Any) -> float | None:
+        t = _ts(v)
+        return round(t - t0, 2) if t is not None else None
+
+    tasks = {
+        ti["task_id"]: {
+            "scheduled": rel(ti.get("scheduled_when")),
+            "queued": rel(ti.get("queued_when")),
+            "start": rel(ti["start_date"]),
+            "end": rel(ti.get("end_date")),
+        }
+        for ti in rows
+    }
+    gaps, prev_end = {}, rel(dr.get("start_date")) or 0.0
+    for tid, t in tasks.items():
+        gaps[tid] = round((t["start"] or 0.0) - prev_end, 2)  # previous task's end (or run start) -> this start
+        prev_end = t["end"] or prev_end
+    return {
+        "run_started": rel(dr.get("start_date")),
+        "run_ended": rel(dr.get("end_date")),
+        "tasks": tasks,
+        "gap_before_s": gaps,
+        "gaps_total_s": round(sum(gaps.values()) + max((rel(dr.get("end_date")) or prev_end) - prev_end, 0), 2),
+    }

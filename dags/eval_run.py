@@ -3,12 +3,14 @@
 
 `queue` validates the request and records the eval run (or adopts the one the evals API created, when the
 conf carries `eval_run_id`); it fails before any GPU slot is taken on an unknown task or model or a missing
-dataset. `inference` runs VLMEvalKit's inference as a subprocess holding slots of the pool `gpu` (one task
-per slot count; `route_inference` picks the one matching the model's GPUs); retries resume from VLMEvalKit's
-partial results. `scoring` runs VLMEvalKit's evaluation, `ingest_metrics` stores every metric and marks the run
-completed. `finalize` (a teardown) guarantees that no run stays queued or running and writes the DAG run's
-note: "eval run N: task x model → score" (or the failure) with a link to the leaderboard page. At most one
-queued or running evaluation per task x model unless `force`: a duplicate fails at `queue` naming the active run.
+dataset, and it is the branch: it picks the inference task matching the model's GPUs (one task per slot count
+of the pool `gpu`; the others are skipped). `inference` runs VLMEvalKit as a subprocess holding those slots
+(and scores in the same process when the judge is offline exact matching); retries resume from VLMEvalKit's
+partial results. `scoring` runs VLMEvalKit's evaluation (or checks the metric file the inference process
+wrote), `ingest_metrics` stores every metric and marks the run completed. `finalize` (a teardown)
+guarantees that no run stays queued or running and writes the DAG run's note: "eval run N: task x model →
+score" (or the failure) with a link to the leaderboard page. At most one queued or running evaluation per
+task x model unless `force`: a duplicate fails at `queue` naming the active run.
 
 Trigger from the form, from `POST /api/v2/dags/eval_run/dagRuns` with `{"conf": {"task": ..., "model": ...}}`,
 or from `POST /api/evals/tasks/{task}/runs`.
@@ -25,6 +27,7 @@ from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.gpu.slots import GPU_POOL, GPU_QUEUE, GPU_SLOT_BUCKETS, inference_task_id
 
 _CHOICES = read_choices()  # a small JSON file the catalogue writes: no database query at parse time
+RUN_INFO_KEY = "run"  # queue's XCom with the run (its return value is the branch it picked)
 
 
 def _engine():
@@ -34,7 +37,7 @@ def _engine():
 
 
 def _run_id_from(context: dict[str, Any]) -> int | None:
-    info = context["ti"].xcom_pull(task_ids="queue")
+    info = context["ti"].xcom_pull(task_ids="queue", key=RUN_INFO_KEY)
     if isinstance(info, dict) and info.get("eval_run_id"):
         return int(info["eval_run_id"])
     conf = context["dag_run"].conf or {}
@@ -152,13 +155,14 @@ def _inference_task(slots: int):
     },
 )
 def eval_run() -> None:
-    @task(retries=1, retry_delay=dt.timedelta(seconds=5), on_failure_callback=_on_failure)
-    def queue(params=None, dag_run=None) -> dict[str, Any]:
+    @task.branch(retries=1, retry_delay=dt.timedelta(seconds=5), on_failure_callback=_on_failure)
+    def queue(params=None, dag_run=None, ti=None) -> str:
+        """Also the branch (no separate routing task: each task start costs a scheduler loop and a fork)."""
         from vlmevals.pipeline.steps import queue_step
 
         conf = {**dict(params or {}), **(dag_run.conf or {})}
         try:
-            return queue_step(
+            info = queue_step(
                 _engine(),
                 conf,
                 dag_id=dag_run.dag_id,
@@ -168,10 +172,8 @@ def eval_run() -> None:
             )
         except Exception as err:
             raise _as_airflow_error(err) from err
-
-    @task.branch
-    def route_inference(info: dict[str, Any]) -> str:
-        return info["inference_task"]
+        ti.xcom_push(key=RUN_INFO_KEY, value=info)
+        return str(info["inference_task"])
 
     @task(
         trigger_rule="none_failed_min_one_success",
@@ -212,10 +214,10 @@ def eval_run() -> None:
         note_finished_run(_engine(), run_id, dag_run.dag_id, dag_run.run_id)  # "eval run N: task x model → score"
         return outcome
 
-    info = queue()
+    info = queue()[RUN_INFO_KEY]
     branches = [_inference_task(s)(info) for s in GPU_SLOT_BUCKETS]
     scored = scoring(info)
-    route_inference(info) >> branches >> scored
+    branches >> scored
     ingested = ingest_metrics(info)
     scored >> ingested
     ingested >> finalize(info).as_teardown()

@@ -83,7 +83,6 @@ def test_eval_run_shape() -> None:
     ids = set(dag.task_dict)
     assert {
         "queue",
-        "route_inference",
         "inference",
         "inference_2gpu",
         "inference_4gpu",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from vlmevals.core.errors import VLMEvalFailure
-from vlmevals.toolkit.outputs import collect_metrics, entry_error, flatten_table, pick_primary
+from vlmevals.toolkit.outputs import collect_metrics, count_rows, entry_error, flatten_table, pick_primary
 
 
 def test_flatten_split_rows_and_pick_primary() -> None:
@@ -55,3 +55,18 @@ def test_collect_metrics_failures(tmp_path: Path) -> None:
     (tmp_path / "status.json").write_text("{truncated")
     with pytest.raises(VLMEvalFailure, match="not valid JSON"):
         collect_metrics(tmp_path, **kw)
+
+
+def test_count_rows_agrees_with_pandas(tmp_path: Path) -> None:
+    """The csv-module count (queue does not import pandas) matches pandas on quoting, blank lines and images."""
+    tsv = tmp_path / "d.tsv"
+    big = "x" * 300_000  # a base64 image is far over csv's default field size limit
+    tsv.write_text(f'index\tquestion\timage\n0\t"two\nlines"\t{big}\n\n1\tplain\t{big}\n2\t"a ""q"""\t-\n')
+    assert count_rows(tsv) == 3 == len(pd.read_csv(tsv, sep="\t", usecols=[0]))
+    header_only = tmp_path / "h.tsv"
+    header_only.write_text("index\tquestion\n")
+    assert count_rows(header_only) == 0
+    empty = tmp_path / "e.tsv"
+    empty.write_text("")
+    assert count_rows(empty) is None
+    assert count_rows(tmp_path / "missing.tsv") is None
