@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,7 @@ def main() -> None:
             if res.returncode != 0 or not list(wd.glob(f"*/*_{DATA}_acc.csv")):
                 raise RuntimeError(f"VLMEvalKit at nproc {nproc} failed:\n{res.stderr[-2000:]}")
             log(f"nproc {nproc}: {walls[nproc]:.1f} s")
+    shutil.rmtree(root, ignore_errors=True)
     lo, hi = min(args.nproc), max(args.nproc)
     emit(
         {
