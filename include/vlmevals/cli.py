@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from vlmevals.cli_datasets import datasets_app
+from vlmevals.cli_enrolments import enrol, enrolments, unenrol
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import get_settings
 from vlmevals.devtools.stack import USERS, Stack, wait_for_dag
@@ -24,6 +25,8 @@ app = typer.Typer(no_args_is_help=True, help="VLM evaluation service (VLMEvalKit
 db_app = typer.Typer(help="Our tables' migrations (Alembic, in sql/).")
 app.add_typer(db_app, name="db")
 app.add_typer(datasets_app, name="datasets")
+for _command in (enrol, unenrol, enrolments):
+    app.command()(_command)
 console = Console(soft_wrap=True)
 """soft_wrap: rich never breaks a line, so every URL and path stays whole in narrow terminals and pipes."""
 
@@ -236,59 +239,6 @@ def sync_outputs(
     ):
         for p in problems:
             console.print(f"  [yellow]{kind}[/] {p.path}: {p.reason}")
-
-
-@app.command()
-def enrol(
-    task: Annotated[str | None, typer.Option(help="task name (alone: every model on it)")] = None,
-    model: Annotated[str | None, typer.Option(help="model name (alone: every task of it)")] = None,
-) -> None:
-    """Add a pair, a whole task or a whole model to the nightly re-evaluation."""
-    from vlmevals.catalogue.enrolments import enrol as do_enrol
-    from vlmevals.catalogue.enrolments import public
-    from vlmevals.core.errors import EvalsError
-    from vlmevals.db.engine import session_scope
-
-    try:
-        with session_scope() as s:
-            row, changed = do_enrol(s, task, model, user="cli")
-            console.print(f"{'enrolled' if changed else 'already enrolled'}: {public(s, row).model_dump_json()}")
-    except EvalsError as err:
-        raise _fail_clearly(err) from err
-
-
-@app.command()
-def unenrol(
-    task: Annotated[str | None, typer.Option(help="task name")] = None,
-    model: Annotated[str | None, typer.Option(help="model name")] = None,
-) -> None:
-    """Take a pair, a task or a model out of the nightly re-evaluation."""
-    from vlmevals.catalogue.enrolments import unenrol as do_unenrol
-    from vlmevals.core.errors import EvalsError
-    from vlmevals.db.engine import session_scope
-
-    try:
-        with session_scope() as s:
-            console.print(do_unenrol(s, task, model, user="cli"))
-    except EvalsError as err:
-        raise _fail_clearly(err) from err
-
-
-@app.command()
-def enrolments() -> None:
-    """List enrolments and the pairs the next nightly run covers."""
-    from vlmevals.catalogue.enrolments import list_enrolments
-    from vlmevals.db.engine import session_scope
-    from vlmevals.nightly.planning import resolve_pairs
-
-    with session_scope() as s:
-        for e in list_enrolments(s):
-            state = "" if e.enabled else " [excluded]"
-            console.print(f"{e.id}: {e.scope} task={e.task or '*'} model={e.model or '*'}{state}")
-        pairs = resolve_pairs(s)
-        console.print(
-            f"{len(pairs)} pair(s) in the nightly run: " + ", ".join(f"{t.name} x {m.name}" for t, m in pairs)
-        )
 
 
 def main() -> None:

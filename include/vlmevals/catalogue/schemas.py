@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, field_validator, model_validator
 from pydantic.config import JsonDict
@@ -24,6 +24,7 @@ from vlmevals.catalogue.fields import (
     Slug,
     VlmevalName,
 )
+from vlmevals.core.constants import API_NPROC_MAX
 
 
 class TaskCreate(BaseModel):
@@ -86,6 +87,18 @@ class ModelSpec(BaseModel):
         return v
 
 
+# served models: concurrent requests VLMEvalKit sends (--api-nproc); None = EVALS_API_NPROC_DEFAULT. Runs of
+# models on one endpoint share EVALS_ENDPOINT_MAX_CONCURRENCY (vlmevals.runs.concurrency).
+ApiNproc = Annotated[
+    JsonInt | None,
+    Field(
+        ge=1,
+        le=API_NPROC_MAX,
+        description=f"served models: concurrent requests, 1..{API_NPROC_MAX}; null = the service default "
+        "(EVALS_API_NPROC_DEFAULT); capped per endpoint by EVALS_ENDPOINT_MAX_CONCURRENCY",
+    ),
+]
+
 # documents the model validator below: a spec object and an endpoint URL together are refused
 _SPEC_OR_ENDPOINT: JsonDict = {
     "not": {
@@ -111,6 +124,7 @@ class ModelCreate(BaseModel):
         default=None, description="name of the environment variable holding the API key"
     )
     gpus: JsonInt = Field(default=1, ge=0, le=64)
+    api_nproc: ApiNproc = None
     launch_mode: Literal["single", "torchrun"] = "single"
     description: Description = ""
     revision: str | None = Field(
@@ -136,34 +150,50 @@ class ModelCreate(BaseModel):
         return self
 
 
+class ModelUpdate(BaseModel):
+    """What can change on a registered model without changing its results (PATCH /api/evals/models/{name})."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_nproc: ApiNproc = None
+
+
 class ModelPublic(ModelCreate):
     model_config = ConfigDict(from_attributes=True, extra="ignore")
     id: int
     created_at: dt.datetime
 
 
-# documents the model validator below: at least one of task and model, as a string (null is "not given")
+# documents the model validator below: at least one of task, model and suite, as a string (null is "not given")
 _TASK_OR_MODEL: JsonDict = {
     "anyOf": [
         {"required": ["task"], "properties": {"task": {"type": "string"}}},
         {"required": ["model"], "properties": {"model": {"type": "string"}}},
-    ]
+        {"required": ["suite"], "properties": {"suite": {"type": "string"}}},
+    ],
+    "not": {"required": ["task", "suite"], "properties": {"task": {"type": "string"}, "suite": {"type": "string"}}},
 }
 
 
 class EnrolmentCreate(BaseModel):
-    """Enrol a pair (task and model), a whole task (task only) or a whole model (model only)."""
+    """Enrol a pair (task and model), a whole task (task only), a whole model (model only), or a suite: with a
+    model, that model on every task of the suite; alone, every model with an enrolment or a completed run on
+    one of the suite's tasks (vlmevals.nightly.planning.resolve_pairs)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_TASK_OR_MODEL)
 
     task: Slug | None = Field(default=None, description="catalogue name of the task; absent: every task")
     model: Slug | None = Field(default=None, description="catalogue name of the model; absent: every model")
+    suite: Slug | None = Field(default=None, description="name of a suite: its tasks instead of one task")
 
     @model_validator(mode="after")
     def _target(self) -> EnrolmentCreate:
-        if not self.task and not self.model:
+        if self.task and self.suite:
+            raise ValueError("task, suite: give a task or a suite, not both (a suite stands for its tasks)")
+        if not self.task and not self.model and not self.suite:
             raise ValueError(
-                "give a task, a model, or both (a task alone enrols every model on it, a model alone every task)"
+                "give a task, a model, a suite, or a model with a task or suite (a task alone enrols every model "
+                "on it, a model alone every task, a suite alone every model already on its tasks)"
             )
         return self
 
@@ -172,7 +202,11 @@ class EnrolmentPublic(BaseModel):
     id: int
     task: str | None
     model: str | None
-    scope: str = Field(description="pair, task (every model) or model (every task)")
+    suite: str | None = None
+    scope: str = Field(
+        description="pair, task (every model), model (every task), suite-model (the model on every task of the "
+        "suite) or suite (every model already on its tasks)"
+    )
     enabled: bool = Field(description="false: an exclusion that keeps the pair out of the nightly run")
     created_by: str | None
     created_at: dt.datetime

@@ -19,4 +19,5 @@ def model_spec(model: Model) -> ModelSpec:
         model.gpus,
         model.launch_mode,
         model.revision,
+        model.api_nproc,
     )

@@ -10,6 +10,8 @@ NIGHTLY_DAG_ID = "nightly_evals"
 SYNC_OUTPUTS_DAG_ID = "sync_outputs"
 
 API_PREFIX = "/api/evals"
+# served models: the most concurrent requests one run may send (VLMEvalKit --api-nproc)
+API_NPROC_MAX = 256
 """Where the plugin mounts the evals API inside Airflow's api-server (below Airflow's own base path)."""
 
 # VLMEvalKit's stdout/stderr in a run's artifacts folder (written by toolkit.runner; linked by the API only

@@ -62,6 +62,17 @@ class Settings(BaseSettings):
     judge_key: str | None = Field(default=None, alias="EVALS_JUDGE_KEY")
     airflow_conn_id: str = Field(default="evals_db", alias="EVALS_CONN_ID")
     progress_interval_s: float = Field(default=2.0, alias="EVALS_PROGRESS_INTERVAL_S")
+    api_nproc_default: int = Field(
+        default=4, ge=1, alias="EVALS_API_NPROC_DEFAULT", description="served models without api_nproc"
+    )
+    endpoint_max_concurrency: int = Field(
+        default=16,
+        ge=1,
+        alias="EVALS_ENDPOINT_MAX_CONCURRENCY",
+        description="cap on concurrent requests to one endpoint (base URL), over all running runs",
+    )
+    endpoint_wait_s: float = Field(default=6 * 3600.0, ge=0, alias="EVALS_ENDPOINT_WAIT_S")
+    endpoint_poll_s: float = Field(default=5.0, gt=0, alias="EVALS_ENDPOINT_POLL_S")
     _gpu: GpuSettings = PrivateAttr(default_factory=GpuSettings)
 
     @field_validator("database_url")

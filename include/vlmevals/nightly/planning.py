@@ -21,7 +21,7 @@ from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.errors import ConflictError
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.db.engine import session_scope
-from vlmevals.db.models import Enrolment, EvalRun, Model, Task
+from vlmevals.db.models import Enrolment, EvalRun, Model, SuiteTask, Task
 from vlmevals.results import fingerprint
 from vlmevals.runs import lifecycle as runs
 
@@ -40,22 +40,52 @@ class Decision:
     eval_run_id: int | None = None
 
 
+Pair = tuple[int, int]  # task id, model id
+
+
+def _suite_tasks(session: Session) -> dict[int, list[int]]:
+    rows = session.execute(select(SuiteTask.suite_id, SuiteTask.task_id)).all()
+    out: dict[int, list[int]] = {}
+    for suite_id, task_id in rows:
+        out.setdefault(suite_id, []).append(task_id)
+    return out
+
+
+def _row_pairs(r: Enrolment, task_ids: list[int], model_ids: list[int], suites: dict[int, list[int]]) -> set[Pair]:
+    """The pairs one enabled enrolment row covers, but for a suite alone (that needs the others first)."""
+    tasks = suites.get(r.suite_id, []) if r.suite_id else ([r.task_id] if r.task_id else task_ids)
+    models = [r.model_id] if r.model_id else model_ids
+    return {(t, m) for t in tasks for m in models}
+
+
+def _models_on(session: Session, tasks: list[int], pairs: set[Pair]) -> set[int]:
+    """A suite alone: every model enrolled on one of its tasks or with a completed run on one."""
+    ran = session.scalars(
+        select(EvalRun.model_id).where(EvalRun.task_id.in_(tasks), EvalRun.status == "completed").distinct()
+    )
+    return {m for t, m in pairs if t in tasks} | set(ran)
+
+
 def resolve_pairs(session: Session) -> list[tuple[Task, Model]]:
-    """Every (task, model) the enrolments cover, by name; pair exclusions (enabled = false) win."""
+    """Every (task, model) the enrolments cover, by name, each once; pair exclusions (enabled = false) win.
+
+    A suite with a model is that model on every task of the suite; a suite alone, every model that another
+    enrolment puts on one of the suite's tasks or that has a completed run on one, on every task of the suite.
+    """
     rows = session.scalars(select(Enrolment)).all()
     all_tasks = {t.id: t for t in session.scalars(select(Task))}
     all_models = {m.id: m for m in session.scalars(select(Model))}
-    pairs: set[tuple[int, int]] = set()
-    excluded: set[tuple[int, int]] = set()
-    for r in rows:
-        if r.task_id and r.model_id:
-            (pairs if r.enabled else excluded).add((r.task_id, r.model_id))
-        elif not r.enabled:
-            continue
-        elif r.task_id:
-            pairs.update((r.task_id, m) for m in all_models)
-        elif r.model_id:
-            pairs.update((t, r.model_id) for t in all_tasks)
+    suites = _suite_tasks(session)
+    excluded = {(r.task_id, r.model_id) for r in rows if not r.enabled and r.task_id and r.model_id}
+    enabled = [r for r in rows if r.enabled]
+    pairs: set[Pair] = set()
+    for r in enabled:
+        if not (r.suite_id and not r.model_id):
+            pairs |= _row_pairs(r, list(all_tasks), list(all_models), suites)
+    for r in enabled:
+        if r.suite_id and not r.model_id:
+            tasks = suites.get(r.suite_id, [])
+            pairs |= {(t, m) for t in tasks for m in _models_on(session, tasks, pairs)}
     out = [(all_tasks[t], all_models[m]) for t, m in pairs - excluded]
     return sorted(out, key=lambda p: (p[0].name, p[1].name))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -46,16 +46,18 @@ class RunContext:
 def load_context(engine: Engine | None, run_id: int) -> RunContext:
     with session_scope(engine) as s:
         r = runs.get_run(s, run_id)
+        options = RunOptions.model_validate(r.options or {})
+        model = model_spec(r.model)
         return RunContext(
             run_id=r.id,
             status=r.status,
             artifacts=Path(r.artifacts_dir or runs.artifacts_dir_for(r.id)),
-            options=RunOptions.model_validate(r.options or {}),
+            options=options,
             task=task_spec(r.task),
             task_name=r.task.name,
             metric_suffix=r.task.primary_metric_suffix,
             metric_key=r.task.primary_metric_key,
-            model=model_spec(r.model),
+            model=replace(model, api_nproc=options.api_nproc or model.api_nproc),  # a run option wins
             model_name=r.model.name,
         )
 
@@ -96,7 +98,6 @@ def run_vlmeval(
         judge=opts.judge,
         reuse=True,
         limit=opts.limit,
-        api_nproc=opts.api_nproc,
         api_retry=opts.api_retry,
     )
     write_config(inv, ctx.artifacts / "vlmeval_config.json")

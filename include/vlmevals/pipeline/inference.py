@@ -15,9 +15,11 @@ from vlmevals.core.settings import Settings, get_settings
 from vlmevals.gpu import leases as gpus
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, progress_total, run_vlmeval
 from vlmevals.results import fingerprint
+from vlmevals.runs import concurrency
 from vlmevals.runs import lifecycle as runs
 from vlmevals.toolkit import hub
 from vlmevals.toolkit import outputs as results
+from vlmevals.toolkit.command import effective_nproc
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,14 @@ def inference_mode(ctx: RunContext, settings: Settings) -> str:
 
 
 def record_fingerprint(
-    engine: Engine | None, ctx: RunContext, settings: Settings, visible_devices: str | None = None
+    engine: Engine | None,
+    ctx: RunContext,
+    settings: Settings,
+    visible_devices: str | None = None,
+    concurrency: dict[str, Any] | None = None,
 ) -> None:
-    """Store what determines this run's result, at inference time (see vlmevals.results.fingerprint)."""
+    """Store what determines this run's result, at inference time (see vlmevals.results.fingerprint); a served
+    model's request share goes in too, outside the hashed parts."""
     fp, digest = fingerprint.compute(
         task=ctx.task,
         model=ctx.model,
@@ -45,7 +52,20 @@ def record_fingerprint(
         visible_devices=visible_devices,
         hub_online=False,  # the commit the queue step downloaded, from the local cache
     )
+    if concurrency is not None:
+        fp["concurrency"] = concurrency
     runs.set_fingerprint(engine, ctx.run_id, fp, digest)
+
+
+def claim_endpoint(
+    engine: Engine | None, ctx: RunContext, settings: Settings
+) -> tuple[RunContext, dict[str, Any] | None]:
+    """A served model's share of its endpoint's request cap (waits while the endpoint is saturated)."""
+    if not ctx.model.endpoint_base_url:
+        return ctx, None
+    wanted = effective_nproc(ctx.model, settings)
+    part = concurrency.claim(engine, ctx.run_id, ctx.model.endpoint_base_url, wanted, settings)
+    return replace(ctx, model=replace(ctx.model, api_nproc=part["api_nproc"])), part
 
 
 def _prepare(ctx: RunContext, try_number: int) -> int:
@@ -76,8 +96,8 @@ def inference_step(
     holder = f"eval run {run_id} inference try {try_number}"
     offline, hub_env = hub.offline_model(ctx.model, settings)  # the queue step fetched Hub weights: no download now
     with gpus.leased(engine, ctx.model.gpus, holder=holder, run_id=run_id) as lease:
-        ctx = replace(ctx, model=lease.adapt(ctx.model))
-        record_fingerprint(engine, ctx, settings, visible_devices=lease.cuda_visible_devices)
+        ctx, share = claim_endpoint(engine, replace(ctx, model=lease.adapt(ctx.model)), settings)
+        record_fingerprint(engine, ctx, settings, visible_devices=lease.cuda_visible_devices, concurrency=share)
         mode = inference_mode(ctx, settings)
         offline_ctx = replace(ctx, model=replace(ctx.model, model_spec=offline.model_spec))
         env = {**lease.env(), **hub_env}

@@ -3,7 +3,9 @@ settings and environment.
 
 `hash` covers the parts that change the score (toolkit, model identity, dataset md5, judge, generation);
 the environment is recorded for diagnosis but left out of the hash, so a driver update does not look like
-a new model. The nightly DAG skips a pair whose last completed run has the same hash.
+a new model. A served model's `concurrency` (the request share the run got, vlmevals.runs.concurrency) is
+recorded the same way, unhashed: it changes speed, not results. The nightly DAG skips a pair whose last
+completed run has the same hash.
 """
 
 from __future__ import annotations

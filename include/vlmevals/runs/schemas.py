@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from vlmevals.catalogue.fields import VlmevalName
+from vlmevals.core.constants import API_NPROC_MAX
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 
@@ -20,7 +21,12 @@ class RunOptions(BaseModel):
     judge: VlmevalName | None = Field(default=None, description="VLMEvalKit --judge; default from EVALS_JUDGE")
     reuse: bool = Field(default=True, description="resume from partial results of earlier attempts")
     limit: int | None = Field(default=None, ge=1, description="evaluate only the first N samples")
-    api_nproc: int = Field(default=4, ge=1, le=64, description="parallel requests for API models")
+    api_nproc: int | None = Field(
+        default=None,
+        ge=1,
+        le=API_NPROC_MAX,
+        description="parallel requests for served models; default: the model's api_nproc (within the endpoint cap)",
+    )
     api_retry: int | None = Field(
         default=None, ge=1, le=20, description="VLMEvalKit --retry: tries per sample for API models (default 6)"
     )

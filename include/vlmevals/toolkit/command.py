@@ -32,6 +32,7 @@ class ModelSpec:
     gpus: int = 1
     launch_mode: str = "single"
     revision: str | None = None  # Hub weights pinned to a branch, tag or commit (vlmevals.toolkit.hub)
+    api_nproc: int | None = None  # served models: concurrent requests; None = EVALS_API_NPROC_DEFAULT
 
 
 @dataclass
@@ -73,6 +74,11 @@ def default_dataset_class(tsv: Path) -> str:
     return "CustomVQADataset"
 
 
+def effective_nproc(model: ModelSpec, settings: Settings) -> int:
+    """A served model's concurrent requests before the endpoint cap: its own, else the service default."""
+    return model.api_nproc or settings.api_nproc_default
+
+
 def build_invocation(
     *,
     settings: Settings,
@@ -83,7 +89,7 @@ def build_invocation(
     judge: str | None = None,
     reuse: bool = True,
     limit: int | None = None,
-    api_nproc: int = 4,
+    api_nproc: int | None = None,
     api_retry: int | None = None,
 ) -> Invocation:
     """The argv and environment for one VLMEvalKit call (`mode`: infer or eval)."""
@@ -93,7 +99,7 @@ def build_invocation(
         config = _spec_config(settings, task, model)
         argv += ["--config", str(work_dir / "vlmeval_config.json")]
     else:
-        argv += _registry_args(task, model, api_nproc, api_retry)
+        argv += _registry_args(task, model, api_nproc or effective_nproc(model, settings), api_retry)
     argv += ["--work-dir", str(work_dir), "--mode", mode]
     if reuse or mode == "eval":
         argv.append("--reuse")

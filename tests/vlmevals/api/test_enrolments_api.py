@@ -29,7 +29,11 @@ def test_enrol_list_unenrol(clients) -> None:
 
 def test_bad_requests_name_the_fix(clients) -> None:
     r = clients.op.post(URL, json={})
-    assert r.status_code == 422 and "give a task, a model, or both" in r.text
+    assert r.status_code == 422 and "give a task, a model, a suite" in r.text
+    r = clients.op.post(URL, json={"task": "demo-shapes-mcq", "suite": "demo"})
+    assert r.status_code == 422 and "task, suite: give a task or a suite, not both" in r.text
+    r = clients.op.post(URL, json={"suite": "ghost", "model": "demo-tiny-idefics3"})
+    assert r.status_code == 404 and "unknown suite 'ghost'" in r.json()["detail"]
     r = clients.op.post(URL, json={"task": "ghost"})
     assert r.status_code == 404 and "unknown task 'ghost'" in r.json()["detail"]
     r = clients.op.delete(URL, params={"model": "demo-tiny-idefics3"})
@@ -42,3 +46,27 @@ def test_writes_need_trigger_rights(clients) -> None:
     assert clients.viewer.post(URL, json={"task": "demo-shapes-mcq"}).status_code == 403
     assert clients.viewer.delete(URL, params={"task": "demo-shapes-mcq"}).status_code == 403
     assert clients.viewer.get(URL).json()["count"] == 0
+
+
+def test_enrol_a_suite(clients) -> None:
+    r = clients.op.post(URL, json={"suite": "demo", "model": "demo-tiny-idefics3"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["scope"], r.json()["suite"], r.json()["task"]) == ("suite-model", "demo", None)
+    pairs = {(p["task"], p["model"]) for p in clients.viewer.get(URL).json()["pairs"]}
+    assert pairs == {(t, "demo-tiny-idefics3") for t in ("demo-shapes-mcq", "demo-colors-vqa", "demo-shapes-yorn")}
+    r = clients.op.delete(URL, params={"suite": "demo", "model": "demo-tiny-idefics3"})
+    assert r.status_code == 200 and r.json()["detail"].endswith("unenrolled")
+
+
+def test_model_api_nproc(clients) -> None:
+    body = {"name": "served-x", "display_name": "x", "vlmeval_model": "x", "endpoint_base_url": "http://h:1/v1"}
+    r = clients.op.post("/api/evals/models", json={**body, "api_nproc": 0})
+    assert r.status_code == 422 and "api_nproc" in r.text
+    r = clients.op.post("/api/evals/models", json={**body, "api_nproc": 12})
+    assert r.status_code == 201 and r.json()["api_nproc"] == 12, r.text
+    r = clients.op.patch("/api/evals/models/served-x", json={"api_nproc": 300})
+    assert r.status_code == 422 and "api_nproc" in r.text
+    r = clients.op.patch("/api/evals/models/served-x", json={"api_nproc": 2})
+    assert r.status_code == 200 and r.json()["api_nproc"] == 2
+    assert clients.viewer.get("/api/evals/models/served-x").json()["api_nproc"] == 2
+    assert clients.viewer.patch("/api/evals/models/served-x", json={"api_nproc": 3}).status_code == 403

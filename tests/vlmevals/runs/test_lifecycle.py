@@ -24,7 +24,7 @@ def test_life_cycle_and_history(seeded) -> None:
     with session_scope(seeded) as s:
         run = runs.get_run(s, run_id)
         assert (run.status, run.primary_metric, run.progress_done, run.error) == ("completed", 0.5, 5, None)
-        assert run.options == {"limit": 5, "reuse": True, "api_nproc": 4}
+        assert run.options == {"limit": 5, "reuse": True}
         folder = Path(run.artifacts_dir)
         assert folder.parent.name == "runs" and folder.name.split("-")[0] == str(run_id)
         assert [e.status for e in run.events] == ["queued", "running", "completed"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,16 @@ def test_default_dataset_class(tmp_path: Path) -> None:
         p = tmp_path / "x.tsv"
         p.write_text(header + "\n")
         assert default_dataset_class(p) == expected
+
+
+def test_endpoint_nproc_is_the_models_else_the_service_default(tmp_path: Path) -> None:
+    def nproc(model: ModelSpec, settings: Settings) -> str:
+        argv = build_invocation(
+            settings=settings, task=TaskSpec("D"), model=model, work_dir=tmp_path, mode="infer"
+        ).argv
+        return argv[argv.index("--api-nproc") + 1]
+
+    served = ModelSpec("served", endpoint_base_url="http://127.0.0.1:9/v1", gpus=0)
+    assert nproc(served, _settings(tmp_path)) == "4"
+    assert nproc(served, _settings(tmp_path, EVALS_API_NPROC_DEFAULT=7)) == "7"
+    assert nproc(replace(served, api_nproc=12), _settings(tmp_path)) == "12"

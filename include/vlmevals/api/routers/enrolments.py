@@ -36,15 +36,16 @@ def get_enrolments(session: SessionDep) -> EnrolmentList:
     responses={**responses(400, 401, 403, 404, 422), 201: {"description": "enrolled"}},
 )
 def post_enrolment(body: EnrolmentCreate, session: SessionDep, user: UserDep, response: Response) -> EnrolmentPublic:
-    """Enrol a pair (`task` and `model`), a whole task (`task` only) or a whole model (`model` only); 201 when
-    created or re-enabled, 200 when it was already enrolled."""
-    row, changed = enrol(session, body.task, body.model, user=user_name(user))
+    """Enrol a pair (`task` and `model`), a whole task (`task` only), a whole model (`model` only), or a suite
+    (`suite`, with or without `model`, never with `task`); 201 when created or re-enabled, 200 when it was
+    already enrolled."""
+    row, changed = enrol(session, body.task, body.model, user=user_name(user), suite=body.suite)
     response.status_code = status.HTTP_201_CREATED if changed else status.HTTP_200_OK
     return public(session, row)
 
 
 parse_target, TARGET_DOC = query_object(
-    EnrolmentCreate, "target", "`task`, `model` or both (`?task=t&model=m`): at least one of them"
+    EnrolmentCreate, "target", "`task`, `model` or both (`?task=t&model=m`), or `suite` with or without `model`"
 )
 
 
@@ -58,5 +59,6 @@ parse_target, TARGET_DOC = query_object(
 def delete_enrolment(
     session: SessionDep, user: UserDep, target: Annotated[EnrolmentCreate, Depends(parse_target)]
 ) -> Unenrolled:
-    """Unenrol a pair, a task or a model. A pair whose task or model stays enrolled is stored as an exclusion."""
-    return Unenrolled(detail=unenrol(session, target.task, target.model, user=user_name(user)))
+    """Unenrol a pair, a task, a model or a suite. A pair whose task, model or suite stays enrolled is stored as an
+    exclusion."""
+    return Unenrolled(detail=unenrol(session, target.task, target.model, user=user_name(user), suite=target.suite))

@@ -1,0 +1,70 @@
+"""Served models: one cap on concurrent requests per endpoint, over every running eval run that calls it.
+
+At inference start a run of an endpoint model claims `min(wanted, cap - held)` request slots, where `held` is what
+the other running runs on the same base URL claimed; the read and the claim happen under a PostgreSQL advisory
+lock on the base URL, so two runs starting together cannot both see the free slots. The claim is stored in the
+run's fingerprint document (`concurrency`, not hashed: it does not change results) and released when the run
+leaves `running`. With no slot free the run waits, polling, up to EVALS_ENDPOINT_WAIT_S.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
+
+from vlmevals.core.errors import VLMEvalFailure
+from vlmevals.core.settings import Settings
+from vlmevals.db.engine import session_scope
+from vlmevals.db.models import EvalRun, Model
+
+log = logging.getLogger(__name__)
+
+LOCK_NAMESPACE = "vlmevals-endpoint:"
+
+
+def held_elsewhere(session: Session, base_url: str, run_id: int) -> int:
+    """Request slots the other running runs on this endpoint claimed."""
+    claimed = EvalRun.fingerprint[("concurrency", "api_nproc")].as_integer()
+    total = session.scalar(
+        select(func.coalesce(func.sum(claimed), 0))
+        .join(Model, Model.id == EvalRun.model_id)
+        .where(EvalRun.status == "running", EvalRun.id != run_id, Model.endpoint_base_url == base_url)
+    )
+    return int(total or 0)
+
+
+def _try_claim(session: Session, run_id: int, base_url: str, wanted: int, cap: int) -> dict[str, Any] | None:
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": LOCK_NAMESPACE + base_url})
+    held = held_elsewhere(session, base_url, run_id)
+    granted = min(wanted, cap - held)
+    if granted < 1:
+        return None
+    part = {"api_nproc": granted, "requested": wanted, "endpoint_cap": cap, "held_by_others": held}
+    run = session.get_one(EvalRun, run_id)
+    run.fingerprint = {**(run.fingerprint or {}), "concurrency": part}
+    return part
+
+
+def claim(engine: Engine | None, run_id: int, base_url: str, wanted: int, settings: Settings) -> dict[str, Any]:
+    """The run's share of the endpoint (`api_nproc` granted, what was asked, the cap); waits while none is free."""
+    cap = settings.endpoint_max_concurrency
+    deadline = time.monotonic() + settings.endpoint_wait_s
+    while True:
+        with session_scope(engine) as s:
+            part = _try_claim(s, run_id, base_url, wanted, cap)
+        if part is not None:
+            if part["api_nproc"] < wanted:
+                log.info("endpoint %s: %s of %s requests granted (cap %s)", base_url, part["api_nproc"], wanted, cap)
+            return part
+        if time.monotonic() >= deadline:
+            raise VLMEvalFailure(
+                f"endpoint {base_url}: no request slot free within EVALS_ENDPOINT_WAIT_S={settings.endpoint_wait_s:g}"
+                f" s (EVALS_ENDPOINT_MAX_CONCURRENCY={cap} held by other running runs)",
+                retryable=True,
+            )
+        log.info("endpoint %s: all %s request slots held by other runs; waiting", base_url, cap)
+        time.sleep(settings.endpoint_poll_s)
