@@ -11,12 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+from vlmevals.devtools.stack import wait_for_dag
 
-from tests.e2e.plugin_helpers import client, wait_dag, wait_dag_run_over
+from tests.e2e.plugin_helpers import client, wait_dag, wait_dag_run_over, wait_run
 from tests.e2e.test_leaderboard_page import ARGS, CHROMIUM
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
+MODEL_NAME = "demo-tiny-idefics3"
 SHOTS = ROOT / "test-artifacts" / "trigger-form"
 TIMES = "\N{MULTIPLICATION SIGN}"
 
@@ -143,3 +145,41 @@ def test_an_unknown_model_fails_at_queue_with_a_readable_log(browser_page) -> No
     page.goto(f"{api_url}/dags/eval_run/runs/{dag_run_id}/tasks/queue")
     expect(page.get_by_text(reason).first).to_be_visible(timeout=60_000)
     page.screenshot(path=str(SHOTS / "unknown-model-queue-log.png"), full_page=True)
+
+
+def test_eval_suite_form_submits_with_its_defaults(browser_page) -> None:
+    """The `eval_suite` form opens valid with its defaults (the demo suite, the demo model); submitting it fans
+    out one eval run per task of the suite, all completed (waited for, so later tests find no active pair)."""
+    from playwright.sync_api import expect
+
+    page, admin, api_url = browser_page
+    wait_for_dag(admin, "eval_suite", timeout_s=120)
+    before = {d["dag_run_id"] for d in admin.get("/api/v2/dags/eval_suite/dagRuns").json()["dag_runs"]}
+    page.goto(f"{api_url}/dags/eval_suite")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible(timeout=30_000)
+    expect(dialog.locator('input[name="element_suite"]')).to_have_value("demo", timeout=30_000)
+    expect(dialog.locator('input[name="element_model"]')).to_have_value("demo-tiny-idefics3")
+    submit = dialog.get_by_role("button", name="Trigger", exact=True)
+    expect(submit).to_be_enabled()
+    page.screenshot(path=str(SHOTS / "eval-suite-form.png"), full_page=True)
+    submit.click()
+    deadline = time.monotonic() + 60
+    new: set[str] = set()
+    while not new and time.monotonic() < deadline:
+        new = {d["dag_run_id"] for d in admin.get("/api/v2/dags/eval_suite/dagRuns").json()["dag_runs"]} - before
+        time.sleep(0.5)
+    assert len(new) == 1, new
+    [dag_run_id] = new
+    state = "?"
+    while state not in ("success", "failed") and time.monotonic() < deadline + 240:
+        state = admin.get(f"/api/v2/dags/eval_suite/dagRuns/{dag_run_id}").json()["state"]
+        time.sleep(1)
+    assert state == "success", state
+    runs = [
+        r for r in admin.get("/api/evals/runs", params={"limit": 50}).json()["data"] if r["model_name"] == MODEL_NAME
+    ][:3]
+    assert {r["task_name"] for r in runs} == {"demo-shapes-mcq", "demo-colors-vqa", "demo-shapes-yorn"}, runs
+    for r in runs:
+        assert wait_run(admin, r["id"], timeout_s=600)["status"] == "completed", r

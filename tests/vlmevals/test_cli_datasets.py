@@ -14,7 +14,7 @@ from vlmevals.db.models import Task
 from vlmevals.devtools.dataset_host import dataset_host
 
 pytestmark = pytest.mark.integration
-BODY = b"index\tquestion\tanswer\n" + b"".join(b"%d\tq\tA\n" % i for i in range(100))
+BODY = b"index\tquestion\tanswer\timage_path\n" + b"".join(b"%d\tq\tA\ti.jpg\n" % i for i in range(100))
 
 
 def test_fetch_then_list(seeded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
