@@ -119,6 +119,7 @@ class ModelCreate(BaseModel):
         pattern=r"^[A-Za-z0-9._/-]+$",
         description="Hub weights: the branch, tag or commit to pin (default: the repo's main branch)",
     )
+    suite: Slug | None = Field(default=None, description="the suite a new checkpoint of this model is evaluated on")
 
     @field_validator("endpoint_base_url", mode="before")
     @classmethod
@@ -140,6 +141,19 @@ class ModelPublic(ModelCreate):
     model_config = ConfigDict(from_attributes=True, extra="ignore")
     id: int
     created_at: dt.datetime
+
+    @field_validator("suite", mode="before")
+    @classmethod
+    def _suite_name(cls, v: Any) -> Any:
+        return getattr(v, "name", v)  # the ORM row's suite is a Suite
+
+
+class ModelUpdate(BaseModel):
+    """What can change on a registered model: its suite for checkpoints (null removes it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suite: Slug | None = Field(description="the suite a new checkpoint of this model is evaluated on; null: none")
 
 
 # documents the model validator below: at least one of task and model, as a string (null is "not given")
