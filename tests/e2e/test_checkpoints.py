@@ -89,7 +89,7 @@ def test_asset_event_evaluates_the_checkpoint_and_a_bad_one_fails_first_task(liv
     assert states["register"] == "failed" and states.get("trigger_eval_run") in (None, "upstream_failed"), states
     log = c.get(
         f"/api/v2/dags/{CHECKPOINT_DAG_ID}/dagRuns/{dag_run_id}/taskInstances/register/logs/1",
-        headers={"Accept": "text/plain"},
+        headers={"Accept": "application/json"},
     ).text
     assert "weights_path" in log and "hub_revision" in log and "nothing registered" in log, log[-3000:]
     assert c.get(f"/api/evals/models/{DEMO}/checkpoints").json()["count"] == 1
