@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from vlmevals.api import errors
 from vlmevals.api.represent import api_root
-from vlmevals.api.routers import artifacts, leaderboard, models, runs, tasks, ui
+from vlmevals.api.routers import artifacts, checkpoints, leaderboard, models, runs, tasks, ui
 from vlmevals.api.routers import checkpoint_scores as checkpoint_scores_api
 from vlmevals.api.routers import compare as compare_api
 from vlmevals.api.routers import enrolments as enrolments_api
@@ -37,7 +37,8 @@ ROUTERS: list[APIRouter] = [
     trust_pages.router,
     enrolments_api.router,
     suites_api.router,
-    checkpoint_scores_api.router,
+    checkpoint_scores_api.router,  # before checkpoints: /models/{name}/checkpoints/scores is not a checkpoint
+    checkpoints.router,
 ]
 
 DESCRIPTION = """Catalogue, eval runs and leaderboards of the VLM evaluation service, served by Airflow's

@@ -94,7 +94,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ConflictError)
     async def _conflict(request: Request, exc: ConflictError) -> JSONResponse:
-        extra = {"existing_run_id": exc.existing_id} if exc.existing_id is not None else {}
+        extra = {f"existing_{exc.existing}_id": exc.existing_id} if exc.existing_id is not None else {}
         run = getattr(exc, "run", None)
         if run is not None:
             extra["run"] = run

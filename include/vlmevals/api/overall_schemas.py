@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from vlmevals.catalogue.checkpoint_schemas import CheckpointPublic
+
 
 class SuiteRunStarted(BaseModel):
     task: str
@@ -29,6 +31,16 @@ class SuiteTriggerResponse(BaseModel):
 
     suite: str
     model_name: str
+    started: list[SuiteRunStarted]
+    already_active: list[SuiteRunActive]
+    failed: list[SuiteRunFailed]
+
+
+class CheckpointTriggerResponse(BaseModel):
+    """A registered checkpoint and its suite's runs, task by task (the suite trigger's lists)."""
+
+    checkpoint: CheckpointPublic
+    suite: str
     started: list[SuiteRunStarted]
     already_active: list[SuiteRunActive]
     failed: list[SuiteRunFailed]

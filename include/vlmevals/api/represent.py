@@ -9,6 +9,7 @@ from urllib.parse import quote
 from fastapi import Request
 
 from vlmevals.api import resources as s
+from vlmevals.catalogue.checkpoint_schemas import checkpoint_ref
 from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID, WORKER_STDERR_LOG
 from vlmevals.db.models import EvalRun, Task
 from vlmevals.gpu.slots import inference_task_id, slots_for
@@ -57,6 +58,7 @@ def run_summary(request: Request, run: EvalRun) -> s.RunSummary:
         task_name=run.task.name,
         model_name=run.model.name,
         model_display_name=run.model.display_name,
+        checkpoint=checkpoint_ref(run.checkpoint),
         status=cast("RunStatus", run.status),
         dag_id=run.dag_id,
         dag_run_id=run.dag_run_id,

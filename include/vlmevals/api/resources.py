@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from vlmevals.catalogue.checkpoint_schemas import CheckpointRef
 from vlmevals.catalogue.fields import Slug
 from vlmevals.runs.schemas import RunOptions, RunStatus
 
@@ -31,6 +32,7 @@ class RunSummary(BaseModel):
     task_name: str
     model_name: str
     model_display_name: str
+    checkpoint: CheckpointRef | None = Field(description="the checkpoint evaluated; null: the model as registered")
     status: RunStatus
     dag_id: str | None
     dag_run_id: str | None

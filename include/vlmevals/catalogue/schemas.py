@@ -133,6 +133,7 @@ class ModelCreate(BaseModel):
         pattern=r"^[A-Za-z0-9._/-]+$",
         description="Hub weights: the branch, tag or commit to pin (default: the repo's main branch)",
     )
+    suite: Slug | None = Field(default=None, description="the suite a new checkpoint of this model is evaluated on")
 
     @field_validator("endpoint_base_url", mode="before")
     @classmethod
@@ -150,18 +151,27 @@ class ModelCreate(BaseModel):
         return self
 
 
-class ModelUpdate(BaseModel):
-    """What can change on a registered model without changing its results (PATCH /api/evals/models/{name})."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    api_nproc: ApiNproc = None
-
-
 class ModelPublic(ModelCreate):
     model_config = ConfigDict(from_attributes=True, extra="ignore")
     id: int
     created_at: dt.datetime
+
+    @field_validator("suite", mode="before")
+    @classmethod
+    def _suite_name(cls, v: Any) -> Any:
+        return getattr(v, "name", v)  # the ORM row's suite is a Suite
+
+
+class ModelUpdate(BaseModel):
+    """What can change on a registered model without changing its results (PATCH /api/evals/models/{name}): its
+    suite for checkpoints (null removes it) and its request concurrency; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suite: Slug | None = Field(
+        default=None, description="the suite a new checkpoint of this model is evaluated on; null: none"
+    )
+    api_nproc: ApiNproc = None
 
 
 # documents the model validator below: at least one of task, model and suite, as a string (null is "not given")

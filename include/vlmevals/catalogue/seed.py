@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from vlmevals.catalogue.enrolments import seed_enrolments
 from vlmevals.catalogue.schemas import ModelCreate, TaskCreate
+from vlmevals.catalogue.store import model_columns
 from vlmevals.catalogue.suite_schemas import SuiteCreate
 from vlmevals.catalogue.suites import upsert_suite
 from vlmevals.db.models import Model, Task
@@ -44,18 +45,34 @@ def _upsert(
         report.unchanged.append(label)
 
 
+def _seed_model_suites(session: Session, models: list[dict[str, Any]], report: SeedReport) -> None:
+    """Each seeded model's suite for checkpoints (after the suites, which may come from the same file)."""
+    for values in models:
+        suite_id = model_columns(session, values)["suite_id"]
+        row = session.scalar(select(Model).where(Model.name == values["name"]))
+        if row is None or row.suite_id == suite_id:
+            continue
+        row.suite_id = suite_id
+        label = f"model:{values['name']}"
+        if label in report.unchanged:
+            report.unchanged.remove(label)
+            report.updated.append(label)
+
+
 def seed(session: Session, path: Path = SEED_FILE) -> SeedReport:
     """Load the catalogue file; running it twice changes nothing."""
     data = yaml.safe_load(path.read_text()) or {}
     report = SeedReport()
     for item in data.get("tasks", []):
         _upsert(session, Task, TaskCreate.model_validate(item).model_dump(), report, "task")
-    for item in data.get("models", []):
-        _upsert(session, Model, ModelCreate.model_validate(item).model_dump(), report, "model")
+    models = [ModelCreate.model_validate(item).model_dump() for item in data.get("models", [])]
+    for values in models:  # a model's suite is set below, once the seed file's suites exist
+        _upsert(session, Model, {k: v for k, v in values.items() if k != "suite"}, report, "model")
     session.flush()
     for item in data.get("suites", []):
         suite = SuiteCreate.model_validate(item)
         getattr(report, upsert_suite(session, suite)).append(f"suite:{suite.name}")
+    _seed_model_suites(session, models, report)
     created, unchanged = seed_enrolments(session, data.get("enrolments") or [])
     report.created += created
     report.unchanged += unchanged

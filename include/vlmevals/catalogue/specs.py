@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vlmevals.db.models import Model, Task
+from vlmevals.core.errors import InvalidRequestError
+from vlmevals.db.models import Checkpoint, Model, Task
 from vlmevals.toolkit.command import ModelSpec, TaskSpec
 
 
@@ -10,8 +11,9 @@ def task_spec(task: Task) -> TaskSpec:
     return TaskSpec(task.vlmeval_data, task.vlmeval_dataset_class)
 
 
-def model_spec(model: Model) -> ModelSpec:
-    return ModelSpec(
+def model_spec(model: Model, checkpoint: Checkpoint | None = None) -> ModelSpec:
+    """The model as registered, or at `checkpoint` (its weights path or Hub revision in place of the model's)."""
+    spec = ModelSpec(
         model.vlmeval_model,
         model.model_spec,
         model.endpoint_base_url,
@@ -21,3 +23,21 @@ def model_spec(model: Model) -> ModelSpec:
         model.revision,
         model.api_nproc,
     )
+    if checkpoint is None:
+        return spec
+    try:
+        return spec.with_weights(weights_path=checkpoint.weights_path, hub_revision=checkpoint.hub_revision)
+    except ValueError as err:
+        raise InvalidRequestError(f"checkpoint {checkpoint.id} of model {model.name!r}: {err}") from err
+
+
+def checkpoint_identity(checkpoint: Checkpoint | None) -> dict[str, object] | None:
+    """What a run's fingerprint records of its checkpoint: it changes the result, its database id does not."""
+    if checkpoint is None:
+        return None
+    return {
+        "step": checkpoint.step,
+        "label": checkpoint.label,
+        "weights_path": checkpoint.weights_path,
+        "hub_revision": checkpoint.hub_revision,
+    }

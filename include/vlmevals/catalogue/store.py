@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vlmevals.core.errors import NotFoundError
-from vlmevals.db.models import Model, Task
+from vlmevals.core.errors import InvalidRequestError, NotFoundError
+from vlmevals.db.models import Model, Suite, Task
 
 
 def get_task(session: Session, name: str) -> Task:
@@ -29,3 +31,18 @@ def get_model(session: Session, name: str) -> Model:
             f"file). Known models: {known or 'none'}"
         )
     return model
+
+
+def model_columns(session: Session, values: dict[str, Any]) -> dict[str, Any]:
+    """A model's schema values as column values: the suite's name becomes its id (422 if unknown)."""
+    out = {k: v for k, v in values.items() if k != "suite"}
+    name = values.get("suite")
+    if name is None:
+        return {**out, "suite_id": None} if "suite" in values else out
+    suite_id = session.scalar(select(Suite.id).where(Suite.name == name))
+    if suite_id is None:
+        raise InvalidRequestError(
+            f"suite: unknown suite {name!r}; create it first (POST /api/evals/suites or the seed file), or "
+            "leave suite out"
+        )
+    return {**out, "suite_id": suite_id}

@@ -10,11 +10,18 @@ NIGHTLY_DAG_ID = "nightly_evals"
 SYNC_OUTPUTS_DAG_ID = "sync_outputs"
 
 API_PREFIX = "/api/evals"
+"""Where the plugin mounts the evals API inside Airflow's api-server (below Airflow's own base path)."""
+
 # served models: the most concurrent requests one run may send (VLMEvalKit --api-nproc)
 API_NPROC_MAX = 256
-"""Where the plugin mounts the evals API inside Airflow's api-server (below Airflow's own base path)."""
 
 # VLMEvalKit's stdout/stderr in a run's artifacts folder (written by toolkit.runner; linked by the API only
 # when present: a backfilled run has none)
 WORKER_STDOUT_LOG = "worker_stdout.log"
 WORKER_STDERR_LOG = "worker_stderr.log"
+
+CHECKPOINT_DAG_ID = "eval_checkpoint"
+CHECKPOINT_ASSET_NAME = "model_checkpoints"
+CHECKPOINT_ASSET_URI = "vlmevals://checkpoints"
+"""The Airflow Asset whose events register checkpoints (extra: model, step | label, weights_path | hub_revision,
+suite?); `eval_checkpoint` is scheduled on it."""

@@ -10,9 +10,11 @@ class NotFoundError(EvalsError):
 
 
 class ConflictError(EvalsError):
-    def __init__(self, message: str, existing_id: int | None = None) -> None:
+    """`existing_id`: the id of what is in the way, a `run` unless `existing` names another kind."""
+
+    def __init__(self, message: str, existing_id: int | None = None, existing: str = "run") -> None:
         super().__init__(message)
-        self.existing_id = existing_id
+        self.existing_id, self.existing = existing_id, existing
 
 
 class InvalidRequestError(EvalsError):

@@ -95,6 +95,7 @@ class Model(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     runs: Mapped[list[EvalRun]] = relationship(back_populates="model")
+    suite: Mapped[Suite | None] = relationship(lazy="joined")
 
 
 class Checkpoint(Base):
@@ -120,6 +121,8 @@ class Checkpoint(Base):
     hub_revision: Mapped[str | None] = mapped_column(String(256))
     created_by: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    model: Mapped[Model] = relationship()
 
 
 class Suite(Base):

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from vlmevals.db.base import ONE_ACTIVE_INDEX, RUN_STATUSES, TRIGGER_SOURCES, Base, in_list
 
 if TYPE_CHECKING:
-    from vlmevals.db.catalogue_tables import Model, Task
+    from vlmevals.db.catalogue_tables import Checkpoint, Model, Task
 
 
 class EvalRun(Base):
@@ -110,6 +110,7 @@ class EvalRun(Base):
     task: Mapped[Task] = relationship(back_populates="runs")
     model: Mapped[Model] = relationship(back_populates="runs", foreign_keys=[model_id])
     events: Mapped[list[EvalRunEvent]] = relationship(back_populates="run", order_by="EvalRunEvent.id")
+    checkpoint: Mapped[Checkpoint | None] = relationship(lazy="joined")
 
 
 class EvalRunEvent(Base):

@@ -6,10 +6,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
-from vlmevals.catalogue.specs import model_spec, task_spec
+from vlmevals.catalogue.specs import checkpoint_identity, model_spec, task_spec
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.settings import Settings
 from vlmevals.db.engine import session_scope
@@ -34,8 +35,9 @@ class RunContext:
     task_name: str
     metric_suffix: str
     metric_key: str
-    model: ModelSpec
+    model: ModelSpec  # at the run's checkpoint, if it has one
     model_name: str
+    checkpoint: dict[str, Any] | None = None  # step/label and weights of the run's checkpoint
 
     @property
     def pred_root(self) -> Path:
@@ -47,7 +49,7 @@ def load_context(engine: Engine | None, run_id: int) -> RunContext:
     with session_scope(engine) as s:
         r = runs.get_run(s, run_id)
         options = RunOptions.model_validate(r.options or {})
-        model = model_spec(r.model)
+        model = model_spec(r.model, r.checkpoint)
         return RunContext(
             run_id=r.id,
             status=r.status,
@@ -59,6 +61,7 @@ def load_context(engine: Engine | None, run_id: int) -> RunContext:
             metric_key=r.task.primary_metric_key,
             model=replace(model, api_nproc=options.api_nproc or model.api_nproc),  # a run option wins
             model_name=r.model.name,
+            checkpoint=checkpoint_identity(r.checkpoint),
         )
 
 

@@ -2,8 +2,8 @@
 
 Transitions only leave active states, so a late failure callback cannot overwrite a cancelled or completed
 run, and every writer goes through these functions (backfill's bulk writes included). At most one
-queued/running run per (task, model) unless forced: the database's partial unique index decides, and
-`create_run` turns its violation into a ConflictError naming the active run, whichever path triggered.
+queued/running run per (task, model, checkpoint) unless forced: the database's partial unique index decides,
+and `create_run` turns its violation into a ConflictError naming the active run, whichever path triggered.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def fresh_artifacts_dir(run_id: int) -> str:
     return str(path)
 
 
-def _conflict(session: Session, task: Task, model: Model) -> ConflictError:
-    active = find_active_run(session, task.id, model.id)
+def _conflict(session: Session, task: Task, model: Model, checkpoint_id: int | None) -> ConflictError:
+    active = find_active_run(session, task.id, model.id, checkpoint_id)
     what = (
         f"eval run {active.id} of {task.name} x {model.name} is already {active.status}"
         if active
@@ -81,8 +81,9 @@ def create_run(
     dag_id: str | None = None,
     dag_run_id: str | None = None,
     forced: bool = False,
+    checkpoint_id: int | None = None,
 ) -> EvalRun:
-    """A `queued` run; ConflictError(existing_id) when the pair already has an active run and `forced` is off.
+    """A `queued` run (at `checkpoint_id`); ConflictError(existing_id) when the pair is active and not `forced`.
 
     The database decides (the partial unique index ONE_ACTIVE_INDEX), so concurrent triggers through any path
     get one winner; the insert runs in a savepoint, so the caller's session stays usable after a refusal.
@@ -102,6 +103,7 @@ def create_run(
         dag_id=dag_id,
         dag_run_id=dag_run_id,
         forced=forced,
+        checkpoint_id=checkpoint_id,
     )
     try:
         with session.begin_nested():
@@ -110,7 +112,7 @@ def create_run(
     except IntegrityError as err:
         if not _is_one_active_violation(err):
             raise
-        raise _conflict(session, task, model) from err
+        raise _conflict(session, task, model, checkpoint_id) from err
     run.artifacts_dir = fresh_artifacts_dir(run.id)
     _event(session, run.id, "queued", f"triggered by {triggered_by}" + (f" ({user})" if user else ""))
     session.flush()
@@ -163,13 +165,10 @@ def get_run(session: Session, run_id: int) -> EvalRun:
     return run
 
 
-def find_active_run(session: Session, task_id: int, model_id: int) -> EvalRun | None:
-    return session.scalar(
-        select(EvalRun)
-        .where(EvalRun.task_id == task_id, EvalRun.model_id == model_id, EvalRun.status.in_(ACTIVE_STATUSES))
-        .order_by(EvalRun.id)
-        .limit(1)
-    )
+def find_active_run(session: Session, task_id: int, model_id: int, checkpoint_id: int | None = None) -> EvalRun | None:
+    at = EvalRun.checkpoint_id.is_not_distinct_from(checkpoint_id)
+    pair = (EvalRun.task_id == task_id, EvalRun.model_id == model_id, at, EvalRun.status.in_(ACTIVE_STATUSES))
+    return session.scalar(select(EvalRun).where(*pair).order_by(EvalRun.id).limit(1))
 
 
 def adopt_run(session: Session, run_id: int, *, dag_id: str, dag_run_id: str) -> EvalRun:
@@ -291,8 +290,5 @@ def record_regression(
     session: Session, run_id: int, *, regression: bool, detail: dict[str, Any], baseline_run_id: int
 ) -> None:
     """Store a regression verdict on a run (decided by vlmevals.results.regression)."""
-    session.execute(
-        update(EvalRun)
-        .where(EvalRun.id == run_id)
-        .values(regression=regression, regression_detail=detail, baseline_run_id=baseline_run_id)
-    )
+    values = {"regression": regression, "regression_detail": detail, "baseline_run_id": baseline_run_id}
+    session.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))

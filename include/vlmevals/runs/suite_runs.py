@@ -8,10 +8,12 @@ fans out one `eval_run` DAG run per row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.catalogue.suites import get_suite
@@ -71,6 +73,48 @@ def _status(engine: Engine | None, run_id: int | None) -> str | None:
         return runs.get_run(s, run_id).status
 
 
+def queue_task_run(
+    s: Session,
+    task_name: str,
+    model_name: str,
+    out: SuiteTrigger,
+    *,
+    dag_run_id_for: Callable[[int], str],
+    triggered_by: str,
+    user: str | None,
+    checkpoint_id: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """In the caller's transaction: a queued row for one task of a suite (of the model at `checkpoint_id`),
+    bound to the `eval_run` DAG run id it will get, unless the pair is already active (recorded in `out`).
+    Returns the TriggerDagRunOperator kwargs of the new row, or None."""
+    task, model = get_task(s, task_name), get_model(s, model_name)
+    s.execute(select(func.pg_advisory_xact_lock(task.id, model.id)))  # the same lock as triggering
+    active = runs.find_active_run(s, task.id, model.id, checkpoint_id)
+    if active is not None:
+        out.already_active.append({"task": task_name, "run_id": active.id, "status": active.status})
+        return None
+    run = runs.create_run(
+        s,
+        task_name,
+        model_name,
+        triggered_by=triggered_by,
+        user=user,
+        options=options,
+        dag_id=EVAL_RUN_DAG_ID,
+        checkpoint_id=checkpoint_id,
+    )
+    run.dag_run_id = dag_run_id_for(run.id)
+    out.started.append({"task": task_name, "run_id": run.id, "dag_run_id": run.dag_run_id})
+    return {"conf": {"eval_run_id": run.id, "triggered_by": triggered_by}, "trigger_run_id": run.dag_run_id}
+
+
+def child_run_ids(prefix: str, parent_run_id: str) -> Callable[[int], str]:
+    """`{prefix}__{parent}__{run id}`: the DAG run ids a fan-out DAG gives the eval runs it starts."""
+    safe = "".join(c if c.isalnum() or c in "-_.:+" else "_" for c in parent_run_id)[:150]
+    return lambda run_id: f"{prefix}__{safe}__{run_id}"
+
+
 def create_suite_runs(
     engine: Engine | None,
     suite_name: str,
@@ -84,21 +128,12 @@ def create_suite_runs(
     DAG run id it will get; returns the TriggerDagRunOperator kwargs and what was done."""
     out = SuiteTrigger(suite_name, model_name)
     kwargs: list[dict[str, Any]] = []
-    safe = "".join(c if c.isalnum() or c in "-_.:+" else "_" for c in parent_run_id)[:150]
+    run_ids = child_run_ids("suite", parent_run_id)
     for task_name in suite_task_names(engine, suite_name, model_name):
         with session_scope(engine) as s:
-            task, model = get_task(s, task_name), get_model(s, model_name)
-            s.execute(select(func.pg_advisory_xact_lock(task.id, model.id)))  # the same lock as triggering
-            active = runs.find_active_run(s, task.id, model.id)
-            if active is not None:
-                out.already_active.append({"task": task_name, "run_id": active.id, "status": active.status})
-                continue
-            run = runs.create_run(
-                s, task_name, model_name, triggered_by=triggered_by, user=user, dag_id=EVAL_RUN_DAG_ID
+            got = queue_task_run(
+                s, task_name, model_name, out, dag_run_id_for=run_ids, triggered_by=triggered_by, user=user
             )
-            run.dag_run_id = f"suite__{safe}__{run.id}"
-            out.started.append({"task": task_name, "run_id": run.id, "dag_run_id": run.dag_run_id})
-            kwargs.append(
-                {"conf": {"eval_run_id": run.id, "triggered_by": triggered_by}, "trigger_run_id": run.dag_run_id}
-            )
+        if got is not None:
+            kwargs.append(got)
     return kwargs, out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,21 @@ class ModelSpec:
     launch_mode: str = "single"
     revision: str | None = None  # Hub weights pinned to a branch, tag or commit (vlmevals.toolkit.hub)
     api_nproc: int | None = None  # served models: concurrent requests; None = EVALS_API_NPROC_DEFAULT
+
+    def with_weights(self, *, weights_path: str | None = None, hub_revision: str | None = None) -> ModelSpec:
+        """The model at one of its checkpoints: a local folder replaces the spec's `model_path` (VLMEvalKit's
+        config kwargs), a Hub revision replaces the model's `revision`."""
+        if weights_path is not None:
+            if self.model_spec is None:
+                raise ValueError(
+                    f"model {self.vlmeval_model!r} has no model_spec, so checkpoint weights ({weights_path}) cannot "
+                    "replace its weights; give the model a model_spec with model_path"
+                )
+            key = "model" if "model" in self.model_spec and "model_path" not in self.model_spec else "model_path"
+            return replace(self, model_spec={**self.model_spec, key: weights_path})
+        if hub_revision is not None:
+            return replace(self, revision=hub_revision)
+        return self
 
 
 @dataclass

@@ -13,7 +13,7 @@ from vlmevals.api.schemas import ModelList
 from vlmevals.catalogue.choices import write_choices
 from vlmevals.catalogue.names import check_model
 from vlmevals.catalogue.schemas import ModelCreate, ModelPublic, ModelUpdate
-from vlmevals.catalogue.store import get_model
+from vlmevals.catalogue.store import get_model, model_columns
 from vlmevals.db.models import SLUG_PATTERN, Model
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -42,16 +42,22 @@ def get_one(name: ModelName, session: SessionDep) -> ModelPublic:
 def create_model(body: ModelCreate, session: SessionDep) -> ModelPublic:
     """Register a model (needs the right to trigger eval_run)."""
     check_model(body)  # 422 on a registry name VLMEvalKit does not know, with the closest names
-    model = insert_named(session, Model(**body.model_dump()), "model")
+    model = insert_named(session, Model(**model_columns(session, body.model_dump())), "model")
     write_choices(session)  # the trigger forms offer it after the next DAG parse
     return ModelPublic.model_validate(model)
 
 
-@router.patch("/{name}", response_model=ModelPublic, dependencies=[CanTrigger], responses=responses(401, 403, 404, 422))
+@router.patch(
+    "/{name}",
+    response_model=ModelPublic,
+    dependencies=[CanTrigger],
+    responses=responses(400, 401, 403, 404, 422),
+)
 def update_model(name: ModelName, body: ModelUpdate, session: SessionDep) -> ModelPublic:
-    """Change what does not change results (`api_nproc`); fields left out stay as they are."""
+    """Change what does not change results: the suite for checkpoints (null: none), `api_nproc`."""
     model = get_model(session, name)
-    for field, value in body.model_dump(exclude_unset=True).items():
-        setattr(model, field, value)
+    for key, value in model_columns(session, body.model_dump(exclude_unset=True)).items():
+        setattr(model, key, value)
     session.flush()
+    session.refresh(model)
     return ModelPublic.model_validate(model)
