@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from vlmevals.api import errors
 from vlmevals.api.represent import api_root
 from vlmevals.api.routers import artifacts, checkpoints, leaderboard, models, runs, tasks, ui
+from vlmevals.api.routers import checkpoint_scores as checkpoint_scores_api
 from vlmevals.api.routers import compare as compare_api
 from vlmevals.api.routers import enrolments as enrolments_api
 from vlmevals.api.routers import pages as trust_pages
@@ -36,6 +37,7 @@ ROUTERS: list[APIRouter] = [
     trust_pages.router,
     enrolments_api.router,
     suites_api.router,
+    checkpoint_scores_api.router,  # before checkpoints: its fixed /scores path must win over any {param}
     checkpoints.router,
 ]
 

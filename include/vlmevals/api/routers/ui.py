@@ -19,6 +19,9 @@ STATIC = Path(__file__).resolve().parents[1] / "static"
 ASSETS = {
     "common.js": "text/javascript",
     "leaderboard.js": "text/javascript",
+    "charts.js": "text/javascript",
+    "overall.js": "text/javascript",
+    "checkpoints.js": "text/javascript",
     "leaderboard.css": "text/css",
     "icon.svg": "image/svg+xml",
 }

@@ -1,9 +1,15 @@
 // Leaderboard page of the VLM evals API. No build step, no dependencies: DOM + SVG, helpers from common.js.
 // Served at {base}/api/evals/ui/leaderboard inside the Airflow UI (iframe, same origin): the browser sends
 // Airflow's `_token` cookie with every fetch, so the API sees the signed-in Airflow user.
+// Three views, picked by the tabs or `?view=`: the per-task board (this file), Overall (overall.js) and
+// Checkpoints (checkpoints.js); each writes its own state into the URL, so every view is deep-linkable.
 import { $, api, el, fmtDate, fmtParams, fmtScore, modelColors, reportError, showAlert, watchTheme } from "./common.js";
+import { axes, H, M, svg, W, yScale } from "./charts.js";
+import { showCheckpoints } from "./checkpoints.js";
+import { showOverall } from "./overall.js";
 
-const state = { tasks: [], models: [], me: null, task: null, board: null, history: null, colors: new Map(), timer: null, lastActive: "" };
+const state = { tasks: [], models: [], me: null, task: null, board: null, history: null, colors: new Map(), timer: null, lastActive: "", view: null, taskReady: false, runId: null };
+const VIEWS = { task: showTask, overall: showOverall, checkpoints: showCheckpoints };
 function airflowLink(url, text) { return url ? el("a", { href: url, target: "_top", text }) : document.createTextNode(text); }
 function color(model) { return state.colors.get(model); }
 
@@ -18,22 +24,45 @@ async function init() {
     reportError("Could not load the catalogue: ", e);
     return;
   }
+  for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => switchView(b.dataset.view));
   const params = new URLSearchParams(window.location.search);
+  await switchView(VIEWS[params.get("view")] ? params.get("view") : "task", params);
+  state.timer = setInterval(refreshActive, 3000);
+}
+
+async function switchView(view, params = new URLSearchParams()) {
+  state.view = view;
+  for (const v of Object.keys(VIEWS)) {
+    $(`view-${v}`).hidden = v !== view;
+    $(`tab-${v}`).setAttribute("aria-selected", String(v === view));
+  }
+  for (const e of document.querySelectorAll(".view-task-only")) e.hidden = view !== "task";
+  showAlert("");
+  await VIEWS[view](params);
+}
+
+async function showTask(params) {
+  if (!state.taskReady) state.taskReady = await setupTask(params);
+  if (state.taskReady) await load();
+}
+
+// the task view's controls, once; false when there is no task to show
+async function setupTask(params) {
+  state.runId = Number(params.get("run")) || null;
   const sel = $("task");
   for (const t of state.tasks) sel.append(el("option", { value: t.name, text: t.display_name }));
-  if (!state.tasks.length) { showAlert("No tasks registered yet (POST /api/evals/tasks or `vlmevals seed`).", "error"); return; }
+  if (!state.tasks.length) { showAlert("No tasks registered yet (POST /api/evals/tasks or `vlmevals seed`).", "error"); return false; }
   sel.value = await initialTask(params.get("task"));
   if (params.get("pick") === "latest") $("pick").value = "latest";
   const ms = $("trigger-model");
   for (const m of state.models) ms.append(el("option", { value: m.name, text: `${m.display_name} (${m.name})` }));
   $("trigger-open").hidden = !state.me.can_trigger;
-  sel.addEventListener("change", () => { state.lastActive = ""; load(); });
+  sel.addEventListener("change", () => { state.lastActive = ""; state.runId = null; load(); });
   $("pick").addEventListener("change", load);
   $("trigger-open").addEventListener("click", () => { $("trigger-form").hidden = false; });
   $("trigger-cancel").addEventListener("click", () => { $("trigger-form").hidden = true; });
   $("trigger-form").addEventListener("submit", onTrigger);
-  await load();
-  state.timer = setInterval(refreshActive, 3000);
+  return true;
 }
 
 // the task in the URL, else the one picked last time, else the task of the latest completed run, else the first
@@ -54,9 +83,9 @@ async function load() {
   const task = $("task").value;
   try { localStorage.setItem("evals.leaderboard.task", task); } catch (e) { /* private mode */ }
   state.task = state.tasks.find((t) => t.name === task);
-  const url = new URL(window.location.href);
-  url.searchParams.set("task", task); url.searchParams.set("pick", $("pick").value);
-  window.history.replaceState(null, "", url);
+  const q = new URLSearchParams({ view: "task", task, pick: $("pick").value });
+  if (state.runId) q.set("run", String(state.runId));
+  window.history.replaceState(null, "", `${window.location.pathname}?${q}`);
   try {
     const [board, history] = await Promise.all([
       api(`/tasks/${encodeURIComponent(task)}/leaderboard?pick=${$("pick").value}&limit=1000`),
@@ -70,6 +99,7 @@ async function load() {
   // one colour per model over every chart and legend of the page
   state.colors = modelColors([...state.board.data, ...state.history.data].map((x) => x.model_name));
   renderHeader(); renderBoard(); renderCategories(); renderCharts();
+  await markRun();
   await refreshActive();
 }
 
@@ -92,7 +122,8 @@ function renderBoard() {
     if (r.regression) score.append(" ", el("span", { class: "badge regression", title: "dropped against its previous run", text: "regression" }));
     if (r.drift && r.drift.length) score.append(" ", el("span", { class: "badge drift", title: `not comparable with the rest of the table: ${r.drift.join("; ")}`, text: "drift" }));
     const failed = r.samples_failed === null ? "–" : `${r.samples_failed}${r.samples_total ? ` / ${r.samples_total}` : ""}`;
-    return el("tr", { "data-model": r.model_name },
+    const mine = r.run_id === state.runId;
+    return el("tr", { "data-model": r.model_name, "data-run": String(r.run_id), class: mine ? "highlight" : null, "aria-current": mine ? "true" : null },
       el("td", { class: "num rank", text: String(r.rank) }),
       el("td", {}, el("span", { text: r.model_display_name }), el("div", { class: "muted small", text: r.model_name })),
       el("td", { class: "num", text: fmtParams(r.params_b) }),
@@ -117,6 +148,26 @@ function renderBoard() {
   }
 }
 
+// `?run=N` (the run's note in Airflow, the Overall and Checkpoints views link here): its row is highlighted;
+// a run this board does not show (another pick, a checkpoint's run) is described, its model's row marked
+async function markRun() {
+  const id = state.runId;
+  if (!id) return;
+  const row = $("board").querySelector(`tr[data-run="${id}"]`);
+  if (row) { row.scrollIntoView({ block: "center" }); return; }
+  let run;
+  try { run = await api(`/runs/${id}`); } catch (e) { reportError(`Run #${id}: `, e); return; }
+  const shown = state.board.data.find((r) => r.model_name === run.model_name);
+  const here = run.task_name === state.task.name;
+  const mrow = here && shown ? $("board").querySelector(`tr[data-run="${shown.run_id}"]`) : null;
+  if (mrow) { mrow.classList.add("highlight-model"); mrow.scrollIntoView({ block: "center" }); }
+  const score = run.primary_metric === null ? run.status : fmtScore(run.primary_metric, run.metric_scale);
+  const where = !here ? `a run of task ${run.task_name}`
+    : shown ? `not the run this board shows for the model (#${shown.run_id}, ${$("pick").value} run)` : "not on this board";
+  showAlert(`Run #${id} (${run.model_display_name}: ${score}) is ${where}. `, "ok",
+    run.links.airflow_run ? { href: run.links.airflow_run, text: "Open it in Airflow" } : null);
+}
+
 function renderCategories() {
   const { data, task } = state.board;
   const keys = [];
@@ -139,37 +190,7 @@ function renderCategories() {
     }))));
 }
 
-// ---------- charts (SVG) ----------
-const W = 560, H = 300, M = { l: 52, r: 16, t: 14, b: 40 };
-function svg(tag, attrs = {}) {
-  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  return e;
-}
-function axes(root, xTicks, yTicks, xLabel, yLabel) {
-  for (const [y, label] of yTicks) {
-    root.append(svg("line", { x1: M.l, x2: W - M.r, y1: y, y2: y, class: "grid-line" }));
-    const t = svg("text", { x: M.l - 6, y: y + 4, "text-anchor": "end" }); t.textContent = label; root.append(t);
-  }
-  for (const [x, label] of xTicks) {
-    const t = svg("text", { x, y: H - M.b + 16, "text-anchor": "middle" }); t.textContent = label; root.append(t);
-  }
-  root.append(svg("line", { x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b, class: "axis" }));
-  root.append(svg("line", { x1: M.l, x2: M.l, y1: M.t, y2: H - M.b, class: "axis" }));
-  const xl = svg("text", { x: (M.l + W - M.r) / 2, y: H - 6, "text-anchor": "middle" }); xl.textContent = xLabel; root.append(xl);
-  const yl = svg("text", { x: 12, y: (M.t + H - M.b) / 2, "text-anchor": "middle", transform: `rotate(-90 12 ${(M.t + H - M.b) / 2})` });
-  yl.textContent = yLabel; root.append(yl);
-}
-function yScale(values, scale) {
-  let lo = Math.min(...values), hi = Math.max(...values);
-  if (!isFinite(lo)) { lo = 0; hi = scale; }
-  if (hi - lo < scale * 0.05) { const mid = (hi + lo) / 2; lo = mid - scale * 0.05; hi = mid + scale * 0.05; }
-  lo = Math.max(0, lo - (hi - lo) * 0.1); hi = Math.min(scale, hi + (hi - lo) * 0.1);
-  if (hi <= lo) hi = lo + 1;
-  const f = (v) => H - M.b - ((v - lo) / (hi - lo)) * (H - M.t - M.b);
-  const ticks = [0, 0.25, 0.5, 0.75, 1].map((q) => { const v = lo + q * (hi - lo); return [f(v), fmtScore(v, scale)]; });
-  return { f, ticks };
-}
+// ---------- charts (SVG, helpers in charts.js) ----------
 function renderSizeChart() {
   const box = $("size-chart");
   box.replaceChildren();
@@ -228,7 +249,7 @@ function renderCharts() { if (state.board) { renderSizeChart(); renderTimeChart(
 
 // ---------- active runs, trigger, cancel ----------
 async function refreshActive() {
-  if (!state.task) return;
+  if (!state.task || state.view !== "task") return;
   let page;
   try {
     page = await api(`/tasks/${encodeURIComponent(state.task.name)}/runs?status=queued&status=running&limit=100`);
