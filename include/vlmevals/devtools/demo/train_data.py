@@ -55,7 +55,7 @@ def training_rows(name: str, n: int) -> list[dict[str, str]]:
 def answer_text(name: str, answer: str) -> str:
     """What the model must say (one token, after "Assistant:") for the row's ``answer`` column."""
     if DEMO_BENCHMARKS[name].dataset_class == "ImageVQADataset":
-        return " " + ast.literal_eval(answer)[0]
+        return " " + str(ast.literal_eval(answer)[0])
     if DEMO_BENCHMARKS[name].dataset_class == "ImageYORNDataset":
         return " " + answer.lower()
     return " " + answer
@@ -84,7 +84,7 @@ def _task_examples(processor: Any, lmu: Path, name: str, rows: list[dict[str, st
     out = []
     for i in range(len(dataset.data)):
         line = dataset.data.iloc[i]
-        content, images = DOCLING.build_prompt_default(None, dataset.build_prompt(line))  # type: ignore[arg-type]
+        content, images = DOCLING.build_prompt_default(None, dataset.build_prompt(line))
         text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
         enc = processor(text=text, images=images, return_tensors="pt")
         target = processor.tokenizer(answer_text(name, str(line["answer"])), add_special_tokens=False)["input_ids"]
