@@ -100,3 +100,15 @@ def test_eval_run_shape() -> None:
     for name in ("task", "model", "judge", "reuse", "limit", "eval_run_id"):
         p = params.get_param(name)
         assert p.schema.get("title") and p.description, name
+
+
+def test_eval_checkpoint_is_scheduled_on_the_checkpoints_asset() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+    from vlmevals.core.constants import CHECKPOINT_ASSET_NAME, CHECKPOINT_ASSET_URI
+
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "eval_checkpoint.py")).dags["eval_checkpoint"]
+    assets = list(dag.timetable.asset_condition.objects)
+    assert [(a.name, a.uri.rstrip("/")) for a in assets] == [(CHECKPOINT_ASSET_NAME, CHECKPOINT_ASSET_URI)]
+    assert set(dag.task_dict) == {"register", "trigger_eval_run"}
+    assert dag.task_dict["register"].retries == 0
+    assert dag.task_dict["trigger_eval_run"].upstream_task_ids == {"register"}

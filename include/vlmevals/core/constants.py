@@ -11,3 +11,9 @@ SYNC_OUTPUTS_DAG_ID = "sync_outputs"
 
 API_PREFIX = "/api/evals"
 """Where the plugin mounts the evals API inside Airflow's api-server (below Airflow's own base path)."""
+
+CHECKPOINT_DAG_ID = "eval_checkpoint"
+CHECKPOINT_ASSET_NAME = "model_checkpoints"
+CHECKPOINT_ASSET_URI = "vlmevals://checkpoints"
+"""The Airflow Asset whose events register checkpoints (extra: model, step | label, weights_path | hub_revision,
+suite?); `eval_checkpoint` is scheduled on it."""

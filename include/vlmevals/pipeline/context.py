@@ -6,10 +6,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
-from vlmevals.catalogue.specs import model_spec, task_spec
+from vlmevals.catalogue.specs import checkpoint_identity, model_spec, task_spec
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.settings import Settings
 from vlmevals.db.engine import session_scope
@@ -34,8 +35,9 @@ class RunContext:
     task_name: str
     metric_suffix: str
     metric_key: str
-    model: ModelSpec
+    model: ModelSpec  # at the run's checkpoint, if it has one
     model_name: str
+    checkpoint: dict[str, Any] | None = None  # step/label and weights of the run's checkpoint
 
     @property
     def pred_root(self) -> Path:
@@ -55,8 +57,9 @@ def load_context(engine: Engine | None, run_id: int) -> RunContext:
             task_name=r.task.name,
             metric_suffix=r.task.primary_metric_suffix,
             metric_key=r.task.primary_metric_key,
-            model=model_spec(r.model),
+            model=model_spec(r.model, r.checkpoint),
             model_name=r.model.name,
+            checkpoint=checkpoint_identity(r.checkpoint),
         )
 
 

@@ -43,6 +43,7 @@ def record_fingerprint(
         dataset_rows=progress_total(engine, ctx.run_id),
         visible_devices=visible_devices,
         hub_online=False,  # the commit the queue step downloaded, from the local cache
+        checkpoint=ctx.checkpoint,
     )
     runs.set_fingerprint(engine, ctx.run_id, fp, digest)
 

@@ -14,13 +14,13 @@ import time
 
 from sqlalchemy import Engine
 
+from vlmevals.catalogue.specs import model_spec
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRunEvent
 from vlmevals.runs import lifecycle as runs
 from vlmevals.toolkit import hub, registry
-from vlmevals.toolkit.command import ModelSpec
 from vlmevals.toolkit.datasets import DatasetInfo
 from vlmevals.toolkit.download import Fetched, offline, prepare_dataset
 from vlmevals.toolkit.hub import HubWeights
@@ -88,10 +88,8 @@ def dataset(engine: Engine | None, run_id: int, settings: Settings) -> DatasetIn
 def weights(engine: Engine | None, run_id: int, settings: Settings) -> HubWeights | None:
     """Download a Hub model's snapshot now, so the inference step loads it offline."""
     with session_scope(engine) as s:
-        m = runs.get_run(s, run_id).model
-        model = ModelSpec(
-            m.vlmeval_model, m.model_spec, m.endpoint_base_url, m.endpoint_key_env, m.gpus, m.launch_mode, m.revision
-        )
+        run = runs.get_run(s, run_id)
+        model = model_spec(run.model, run.checkpoint)  # a checkpoint's Hub revision is fetched like the model's
     if offline():  # no network: the snapshot must already be in the HF cache (a clear error if not)
         hub.offline_model(model, settings)
         return None

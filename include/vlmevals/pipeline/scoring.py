@@ -66,7 +66,7 @@ def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
     ):
         log.warning("eval run %s was no longer active (cancelled?); metrics not recorded", run_id)
         return done
-    from vlmevals.results.regression import check_run  # nightly runs: compare with the pair's previous completed run
+    from vlmevals.results.regression import check_run  # nightly and checkpoint runs: compare
 
     try:
         verdict = check_run(engine, run_id)

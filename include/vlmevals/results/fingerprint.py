@@ -114,14 +114,18 @@ def compute(
     visible_devices: str | None = None,
     with_environment: bool = True,
     hub_online: bool = True,
+    checkpoint: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """The fingerprint dict and the hash of its result-determining parts."""
+    """The fingerprint dict and the hash of its result-determining parts; a run of a checkpoint records it
+    (step/label and weights path or Hub revision) in the hashed model part."""
     python = python_executable(settings)
     tsv = settings.lmu_data / f"{task.vlmeval_data}.tsv"
     if dataset_md5 is None and tsv.exists():
         dataset_md5 = file_md5(tsv, settings.outputs_dir / ".cache" / "md5.json")
     judge = judge or settings.judge
     model_fp = model_part(model, settings, hub_online)
+    if checkpoint is not None:
+        model_fp["checkpoint"] = checkpoint
     spec_kwargs = model_fp.get("kwargs", {})
     fp: dict[str, Any] = {
         "toolkit": {"vlmeval": vlmeval_version(python, str(settings.vlmeval_root) if settings.vlmeval_root else None)},

@@ -210,8 +210,10 @@ def latest_with_samples(session: Session, task: Task, model_name: str) -> EvalRu
 
 
 def previous_completed(session: Session, run: EvalRun) -> EvalRun | None:
-    """The pair's last counted run finished before this one (a regression check's baseline)."""
-    cond = [EvalRun.task_id == run.task_id, EvalRun.model_id == run.model_id, EvalRun.id != run.id, *_counted(EvalRun)]
+    """The pair's last counted run (of the same checkpoint, or none) finished before this one (a regression
+    check's baseline)."""
+    same = (EvalRun.task_id == run.task_id, EvalRun.model_id == run.model_id, EvalRun.id != run.id)
+    cond = [*same, EvalRun.checkpoint_id.is_not_distinct_from(run.checkpoint_id), *_counted(EvalRun)]
     if run.finished_at is not None:
         cond.append(
             (EvalRun.finished_at < run.finished_at) | ((EvalRun.finished_at == run.finished_at) & (EvalRun.id < run.id))

@@ -1,4 +1,5 @@
-"""Regression flags: a completed nightly run against the previous completed run of the same (task, model).
+"""Regression flags: a completed nightly run against the previous completed run of the same (task, model), and a
+checkpoint's run against the completed run at the previous checkpoint (`kind: checkpoint_drop`), by one rule.
 
 A method is a function `(run, baseline, task, session) -> Verdict | None`; `METHODS` is tried in order and the
 first verdict wins: the paired test on per-sample results (eval_samples, see `regression_verdict`) comes first
@@ -19,12 +20,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from vlmevals.catalogue.checkpoints import CHECKPOINT_ORDER
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.db.engine import session_scope
-from vlmevals.db.models import EvalRun, Task
+from vlmevals.db.models import Checkpoint, EvalRun, Task
 from vlmevals.results.compare import compare_runs
 from vlmevals.results.leaderboard import previous_completed
 from vlmevals.results.samples.store import scores_of
@@ -123,10 +125,15 @@ def register_method(name: str, method: Method, *, first: bool = True) -> None:
 
 
 def check_run(engine: Engine | None, run_id: int, *, force: bool = False) -> Verdict | None:
-    """Compare a completed run with its baseline, store and log the verdict. Only nightly runs unless `force`."""
+    """Compare a completed run with its baseline, store and log the verdict. Nightly runs (or any with `force`)
+    against the pair's previous completed run; a checkpoint's run against the previous checkpoint's."""
     with session_scope(engine) as s:
         run = s.get(EvalRun, run_id)
-        if run is None or run.status != "completed" or (run.triggered_by not in CHECKED_SOURCES and not force):
+        if run is None or run.status != "completed":
+            return None
+        if run.checkpoint_id is not None:
+            return _check_checkpoint(s, run)
+        if run.triggered_by not in CHECKED_SOURCES and not force:
             return None
         baseline = previous_completed(s, run)
         if baseline is None:
@@ -137,14 +144,54 @@ def check_run(engine: Engine | None, run_id: int, *, force: bool = False) -> Ver
                 run.model.name,
             )
             return None
-        verdict = _first_verdict(run, baseline, s)
-        if verdict is None:
-            return None
-        record_regression(
-            s, run.id, regression=verdict.regression, detail=verdict.detail(), baseline_run_id=baseline.id
-        )
-        _log_verdict(run, baseline, verdict)
-        return verdict
+        return _store(s, run, baseline, {})
+
+
+def _store(session: Session, run: EvalRun, baseline: EvalRun, more: dict[str, Any]) -> Verdict | None:
+    """The first method's verdict, stored on the run (its detail extended by `more`) and logged."""
+    verdict = _first_verdict(run, baseline, session)
+    if verdict is None:
+        return None
+    record_regression(
+        session, run.id, regression=verdict.regression, detail={**verdict.detail(), **more}, baseline_run_id=baseline.id
+    )
+    _log_verdict(run, baseline, verdict)
+    return verdict
+
+
+def _ref(cp: Checkpoint) -> dict[str, Any]:
+    return {"id": cp.id, "step": cp.step, "label": cp.label}
+
+
+def previous_checkpoint_run(session: Session, run: EvalRun) -> tuple[EvalRun, Checkpoint] | None:
+    """The completed run of the same (task, model) at the nearest earlier checkpoint that has one (checkpoints
+    in their order: by step, label-only ones after, then by registration time)."""
+    order = list(
+        session.scalars(select(Checkpoint.id).where(Checkpoint.model_id == run.model_id).order_by(*CHECKPOINT_ORDER))
+    )
+    earlier = order[: order.index(run.checkpoint_id)] if run.checkpoint_id in order else []
+    if not earlier:
+        return None
+    candidates = session.scalars(
+        select(EvalRun)
+        .where(EvalRun.task_id == run.task_id, EvalRun.model_id == run.model_id, EvalRun.checkpoint_id.in_(earlier))
+        .where(EvalRun.status == "completed", EvalRun.primary_metric.is_not(None))
+        .order_by(EvalRun.finished_at.desc().nulls_last(), EvalRun.id.desc())
+    ).all()
+    best = max(candidates, key=lambda r: earlier.index(r.checkpoint_id or 0), default=None)
+    return (best, session.get_one(Checkpoint, best.checkpoint_id)) if best is not None else None
+
+
+def _check_checkpoint(session: Session, run: EvalRun) -> Verdict | None:
+    """A drop between consecutive checkpoints: the nightly rule (METHODS, the task's tolerance), flagged the
+    same way, with `kind: checkpoint_drop` and both checkpoints in the detail."""
+    got = previous_checkpoint_run(session, run)
+    if got is None or run.checkpoint is None:
+        log.info("checkpoint run %s: no earlier checkpoint with a completed run on %s", run.id, run.task.name)
+        return None
+    baseline, prev = got
+    more = {"kind": "checkpoint_drop", "checkpoint": _ref(run.checkpoint), "previous_checkpoint": _ref(prev)}
+    return _store(session, run, baseline, more)
 
 
 def _first_verdict(run: EvalRun, baseline: EvalRun, session: Session) -> Verdict | None:
