@@ -16,6 +16,7 @@ from vlmevals.cli_enrolments import enrol, enrolments, unenrol
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import get_settings
 from vlmevals.devtools.stack import USERS, Stack, wait_for_dag
+from vlmevals.devtools.stack_settings import CPU_SLOTS
 from vlmevals.gpu.detect import nvidia_smi
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def demo_assets() -> None:
 def _gpu_slots(stack: Stack) -> int:
     if stack.settings.gpu_slots:
         return stack.settings.gpu_slots
-    return len(nvidia_smi() or ()) or 1
+    return len(nvidia_smi() or ()) or CPU_SLOTS
 
 
 def bring_up(stack: Stack) -> None:
@@ -190,13 +191,17 @@ def print_result(run: EvalRun, label: str, airflow_url: str) -> None:
 
 @app.command()
 def demo() -> None:
-    """Set everything up, run the demo evaluation through the eval_run DAG, print the result."""
+    """Set everything up, train the demo model's checkpoints, evaluate them on the demo suite, print the boards."""
+    from vlmevals.devtools.demo.flow import train_and_evaluate
+
     stack = Stack()
     started = time.monotonic()
     bring_up(stack)
-    trigger(DEMO_TASK, DEMO_MODEL, wait=True)
+    ok = train_and_evaluate(stack, console)
     console.print(f"demo finished in {time.monotonic() - started:.0f} s; the stack keeps running.")
     _print_access(stack)
+    if not ok:
+        raise typer.Exit(1)
 
 
 @app.command()

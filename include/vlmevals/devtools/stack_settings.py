@@ -20,6 +20,10 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from vlmevals.core.settings import LOCAL_DIR
 
+CPU_SLOTS = 3
+"""`gpu` pool slots when the machine has no GPU (and EVALS_GPU_SLOTS is unset): inference then runs on CPU
+without leases, so a few may share the cores; the demo's nine checkpoint runs are mostly process start-up."""
+
 DERIVED_VAR = "EVALS_STACK_DERIVED"
 """Written into `.local/env.sh`: the variables (name → value) the stack derived rather than was given."""
 

@@ -45,7 +45,7 @@ class DemoBenchmark:
     scale: int  # 1: fraction in [0, 1]; 100: percentage
     higher_is_better: bool
     columns: tuple[str, ...]
-    make_row: Callable[[random.Random, int], dict[str, str]]
+    make_row: Callable[..., dict[str, str]]  # (rng, i, draw=_draw) -> row; training data passes its own drawer
 
     def config_entry(self) -> dict[str, str]:
         """The ``data`` entry of a VLMEvalKit ``--config`` file."""
@@ -53,41 +53,48 @@ class DemoBenchmark:
 
 
 def _draw(shape: str, colour: str) -> str:
-    """A 32x32 PNG of one coloured shape, base64 encoded (as VLMEvalKit's ``image`` column expects)."""
+    """A 32x32 PNG of one coloured shape, centred, base64 encoded (as VLMEvalKit's ``image`` column expects)."""
+    return draw_shape(shape, COLOURS[colour], (6, 6, IMAGE_SIZE - 7, IMAGE_SIZE - 7))
+
+
+def draw_shape(shape: str, fill: tuple[int, int, int], box: tuple[int, int, int, int]) -> str:
+    """One shape in ``box`` (x0, y0, x1, y1) on white; the training data draws it elsewhere than the benchmarks."""
     img = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (255, 255, 255))
     d = ImageDraw.Draw(img)
-    fill = COLOURS[colour]
-    lo, hi = 6, IMAGE_SIZE - 7
+    x0, y0, x1, y1 = box
     if shape == "circle":
-        d.ellipse((lo, lo, hi, hi), fill=fill)
+        d.ellipse(box, fill=fill)
     elif shape == "square":
-        d.rectangle((lo, lo, hi, hi), fill=fill)
+        d.rectangle(box, fill=fill)
     elif shape == "triangle":
-        d.polygon([(IMAGE_SIZE // 2, lo), (hi, hi), (lo, hi)], fill=fill)
+        d.polygon([((x0 + x1 + 1) // 2, y0), (x1, y1), (x0, y1)], fill=fill)
     else:
-        mid = IMAGE_SIZE // 2
-        d.rectangle((mid - 3, lo, mid + 3, hi), fill=fill)
-        d.rectangle((lo, mid - 3, hi, mid + 3), fill=fill)
+        mx, my = (x0 + x1 + 1) // 2, (y0 + y1 + 1) // 2
+        d.rectangle((mx - 3, y0, mx + 3, y1), fill=fill)
+        d.rectangle((x0, my - 3, x1, my + 3), fill=fill)
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False, compress_level=6)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _mcq_row(rng: random.Random, i: int) -> dict[str, str]:
+Drawer = Callable[[str, str], str]
+
+
+def _mcq_row(rng: random.Random, i: int, draw: Drawer = _draw) -> dict[str, str]:
     shape, colour = rng.choice(SHAPES), rng.choice(list(COLOURS))
     if i % 2 == 0:
         category, question, right, pool = "colour", "What colour is the shape?", colour, list(COLOURS)
     else:
         category, question, right, pool = "shape", "Which shape is shown?", shape, list(SHAPES)
     rng.shuffle(pool)
-    row = {"index": str(i), "image": _draw(shape, colour), "question": question}
+    row = {"index": str(i), "image": draw(shape, colour), "question": question}
     row.update(dict(zip(LETTERS, pool, strict=True)))
     row["answer"] = LETTERS[pool.index(right)]
     row["category"] = category
     return row
 
 
-def _vqa_row(rng: random.Random, i: int) -> dict[str, str]:
+def _vqa_row(rng: random.Random, i: int, draw: Drawer = _draw) -> dict[str, str]:
     shape, colour = rng.choice(SHAPES), rng.choice(list(COLOURS))
     if i % 2 == 0:
         category, question, right = "colour", "What colour is the shape?", colour
@@ -97,14 +104,14 @@ def _vqa_row(rng: random.Random, i: int) -> dict[str, str]:
     answers = [right] * 10
     return {
         "index": str(i),
-        "image": _draw(shape, colour),
+        "image": draw(shape, colour),
         "question": question,
         "answer": repr(answers),
         "category": category,
     }
 
 
-def _yorn_row(rng: random.Random, i: int) -> dict[str, str]:
+def _yorn_row(rng: random.Random, i: int, draw: Drawer = _draw) -> dict[str, str]:
     shape, colour = rng.choice(SHAPES), rng.choice(list(COLOURS))
     yes = i % 2 == 0
     if i % 4 < 2:
@@ -117,7 +124,7 @@ def _yorn_row(rng: random.Random, i: int) -> dict[str, str]:
         question = f"Is the shape a {asked}? Please answer yes or no."
     return {
         "index": str(i),
-        "image": _draw(shape, colour),
+        "image": draw(shape, colour),
         "question": question,
         "answer": "Yes" if yes else "No",
         "category": category,

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,20 @@ CHAT_TEMPLATE = (
 )
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """Sizes of the built model; the defaults are the random demo model, the trainer builds a larger one."""
+
+    hidden: int = 32
+    layers: int = 1
+    heads: int = 2
+    spaced_words: bool = False  # also teach the tokenizer " word" forms, so each answer is one token
+
+    def corpus(self) -> list[str]:
+        extra = [" " + " ".join(ANSWER_WORDS)] * 8 if self.spaced_words else []
+        return _corpus() + extra
+
+
 def _corpus() -> list[str]:
     """Text the tokenizer is trained on: VLMEvalKit's prompt phrases plus the demo vocabulary."""
     words = " ".join(ANSWER_WORDS)
@@ -73,7 +88,7 @@ def _fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-def _build_tokenizer() -> Any:
+def _build_tokenizer(corpus: list[str]) -> Any:
     """A byte-level BPE tokenizer trained on ``_corpus`` (deterministic for a given input)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -87,7 +102,7 @@ def _build_tokenizer() -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(corpus, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         unk_token="<unk>",
@@ -115,15 +130,17 @@ def _answer_token_ids(tokenizer: Any) -> list[int]:
 
 
 def _build_into(tmp: Path) -> None:
-    import torch
-    from transformers import (
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3ImageProcessor,
-        Idefics3Processor,
-    )
+    model, processor = build_untrained(Recipe())
+    model.save_pretrained(tmp, safe_serialization=True)
+    processor.save_pretrained(tmp)
 
-    tokenizer = _build_tokenizer()
+
+def build_untrained(recipe: Recipe) -> tuple[Any, Any]:
+    """The seeded, answer-word-biased model and its processor (not saved; the caller runs single-threaded)."""
+    import torch
+    from transformers import Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor
+
+    tokenizer = _build_tokenizer(recipe.corpus())
     image_processor = Idefics3ImageProcessor(
         do_image_splitting=False,
         size={"longest_edge": IMAGE_SIZE},
@@ -136,24 +153,38 @@ def _build_into(tmp: Path) -> None:
         chat_template=CHAT_TEMPLATE,
     )
     tokenizer = processor.tokenizer  # type: ignore[attr-defined]  # set at run time by ProcessorMixin
+    config = _config(recipe, tokenizer)
+    torch.manual_seed(SEED)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    _bias_to_answers(model, tokenizer)
+    model.generation_config.max_new_tokens = MAX_NEW_TOKENS
+    model.generation_config.do_sample = False
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model, processor
+
+
+def _config(recipe: Recipe, tokenizer: Any) -> Any:
+    from transformers import Idefics3Config
+
     vocab = len(tokenizer)
-    config = Idefics3Config(
+    return Idefics3Config(
         vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
+            "hidden_size": recipe.hidden,
+            "intermediate_size": 2 * recipe.hidden,
+            "num_hidden_layers": recipe.layers,
+            "num_attention_heads": recipe.heads,
             "image_size": IMAGE_SIZE,
             "patch_size": PATCH_SIZE,
         },
         text_config={
             "model_type": "llama",
             "vocab_size": vocab,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
+            "hidden_size": recipe.hidden,
+            "intermediate_size": 2 * recipe.hidden,
+            "num_hidden_layers": recipe.layers,
+            "num_attention_heads": recipe.heads,
+            "num_key_value_heads": recipe.heads,
             "max_position_embeddings": 2048,
             "rms_norm_eps": 1e-5,
             "tie_word_embeddings": False,
@@ -168,8 +199,11 @@ def _build_into(tmp: Path) -> None:
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
     )
-    torch.manual_seed(SEED)
-    model = Idefics3ForConditionalGeneration(config).eval()
+
+
+def _bias_to_answers(model: Any, tokenizer: Any) -> None:
+    import torch
+
     with torch.no_grad():
         head = model.lm_head.weight
         keep = torch.zeros(head.shape[0], dtype=torch.bool)
@@ -181,12 +215,6 @@ def _build_into(tmp: Path) -> None:
         emb = model.get_input_embeddings().weight
         for tid in tokenizer("Assistant:", add_special_tokens=False)["input_ids"]:
             emb[tid] = 0.0
-    model.generation_config.max_new_tokens = MAX_NEW_TOKENS
-    model.generation_config.do_sample = False
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.save_pretrained(tmp, safe_serialization=True)
-    processor.save_pretrained(tmp)
 
 
 def build_demo_model(out_dir: Path) -> Path:
