@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -51,21 +52,28 @@ def last_state_change(dag_id: str, dag_run_id: str, login: ApiLogin | None = Non
     login = login or api_login()
     if login is None:
         return None
-    try:
-        with httpx.Client(base_url=login.base_url, timeout=30) as http:
-            tok = http.post("/auth/token", json={"username": login.username, "password": login.password})
-            tok.raise_for_status()
-            r = http.get(
-                "/api/v2/eventLogs",
-                params={"dag_id": dag_id, "run_id": dag_run_id, "order_by": "-when", "limit": 50},
-                headers={"Authorization": f"Bearer {tok.json()['access_token']}"},
-            )
-            r.raise_for_status()
-    except httpx.HTTPError as err:
-        log.warning("cannot read Airflow's audit log for %s (%s): the acting user stays unknown", dag_run_id, err)
-        return None
-    for row in r.json().get("event_logs", []):
+    rows = None
+    for attempt in range(3):  # a loaded api-server may time out: the user's name is worth a retry
+        try:
+            rows = _event_rows(login, dag_id, dag_run_id)
+            break
+        except httpx.HTTPError as err:
+            log.warning("cannot read Airflow's audit log for %s (try %d: %s)", dag_run_id, attempt + 1, err)
+    for row in rows or []:
         state = _requested_state(row.get("extra"))
         if row.get("event") in STATE_EVENTS and state:
             return StateChange(state, row.get("owner"), str(row.get("when")), row.get("task_id"))
     return None
+
+
+def _event_rows(login: ApiLogin, dag_id: str, dag_run_id: str) -> list[dict[str, Any]]:
+    with httpx.Client(base_url=login.base_url, timeout=60) as http:
+        tok = http.post("/auth/token", json={"username": login.username, "password": login.password})
+        tok.raise_for_status()
+        r = http.get(
+            "/api/v2/eventLogs",
+            params={"dag_id": dag_id, "run_id": dag_run_id, "order_by": "-when", "limit": 50},
+            headers={"Authorization": f"Bearer {tok.json()['access_token']}"},
+        )
+        r.raise_for_status()
+        return list(r.json().get("event_logs", []))
