@@ -2,7 +2,10 @@
 VLMEvalKit infers, on the live stack (the REST calls the UI buttons make). Afterwards Airflow and our tables
 agree: Mark failed → DAG run failed, eval run failed; Mark success → the unfinished run is cancelled (never
 `completed` without metrics); the error names the user (Airflow's audit log); VLMEvalKit's process group is
-gone and the run's GPU lease is freed. The four cases share one stack and one slow served model."""
+gone and the run's GPU lease is freed. Then the stack stopped (`vlmevals down`'s stop) and, separately, the
+scheduler or the api-server SIGKILLed mid-inference and started again: Airflow's orphan reset at scheduler
+start-up retries inference, which resumes from VLMEvalKit's partial answers, and the run completes. All cases
+share one stack and one slow served model."""
 
 from __future__ import annotations
 
