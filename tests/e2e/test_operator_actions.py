@@ -150,7 +150,9 @@ def _restart(stack, how: str) -> None:
     if how == "stop":
         stack.stop(database=False)
     else:
-        os.kill(stack.pid(how), signal.SIGKILL)
+        pid = stack.pid(how)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)  # the stack helper started it from this process: reap it, or it stays a zombie
         _wait(f"{how} to die", lambda: stack.pid(how) is None, 30)
     stack.start_components()
     stack.wait_healthy()
