@@ -9,8 +9,11 @@ of the pool `gpu`; the others are skipped). `inference` runs VLMEvalKit as a sub
 partial results. `scoring` runs VLMEvalKit's evaluation (or checks the metric file the inference process
 wrote), `ingest_metrics` stores every metric and marks the run completed. `finalize` (a teardown)
 guarantees that no run stays queued or running and writes the DAG run's note: "eval run N: task x model →
-score" (or the failure) with a link to the leaderboard page. At most one queued or running evaluation per
-task x model unless `force`: a duplicate fails at `queue` naming the active run.
+score" (or the failure) with a link to the leaderboard page. It fails when the eval run failed
+(`on_failure_fail_dagrun`): Airflow leaves teardowns out of a DAG run's state, so after "Mark failed" the
+skipped leaves alone would end the DAG run as success. "Mark success" on an unfinished run cancels it (no
+metrics); either way the run's error names who did it, from Airflow's audit log. At most one queued or
+running evaluation per task x model unless `force`: a duplicate fails at `queue` naming the active run.
 
 Trigger from the form, from `POST /api/v2/dags/eval_run/dagRuns` with `{"conf": {"task": ..., "model": ...}}`,
 or from `POST /api/evals/tasks/{task}/runs`.
@@ -206,13 +209,19 @@ def eval_run() -> None:
 
     @task(retries=3, retry_delay=dt.timedelta(seconds=3))
     def finalize(info: dict[str, Any] | None, dag_run=None) -> str:
+        from airflow.sdk.exceptions import AirflowFailException
         from vlmevals.pipeline.notes import note_finished_run
+        from vlmevals.pipeline.operator_actions import last_state_change
         from vlmevals.pipeline.steps import finalize_step
 
         run_id = info.get("eval_run_id") if isinstance(info, dict) else None
-        outcome = finalize_step(_engine(), run_id, dag_run.run_id)
+        status = finalize_step(
+            _engine(), run_id, dag_run.run_id, lambda: last_state_change(dag_run.dag_id, dag_run.run_id)
+        )
         note_finished_run(_engine(), run_id, dag_run.dag_id, dag_run.run_id)  # "eval run N: task x model → score"
-        return outcome
+        if status == "failed":  # a teardown's success would let the DAG run end as success (see the docstring)
+            raise AirflowFailException(f"eval run {run_id} failed")
+        return status
 
     info = queue()[RUN_INFO_KEY]
     branches = [_inference_task(s)(info) for s in GPU_SLOT_BUCKETS]
@@ -220,7 +229,7 @@ def eval_run() -> None:
     branches >> scored
     ingested = ingest_metrics(info)
     scored >> ingested
-    ingested >> finalize(info).as_teardown()
+    ingested >> finalize(info).as_teardown(on_failure_fail_dagrun=True)
 
 
 eval_run()

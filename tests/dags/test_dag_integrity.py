@@ -95,6 +95,7 @@ def test_eval_run_shape() -> None:
         t = dag.task_dict[tid]
         assert (t.pool, t.pool_slots, t.queue, t.retries) == ("gpu", slots, "gpu", 2)
     assert dag.task_dict["finalize"].is_teardown
+    assert dag.task_dict["finalize"].on_failure_fail_dagrun, "a failed eval run must fail its DAG run"
     params = dag.params
     for name in ("task", "model", "judge", "reuse", "limit", "eval_run_id"):
         p = params.get_param(name)

@@ -6,10 +6,15 @@ lives in its own module; this one is the surface the DAG (and the fault tests) i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import Engine
 
+from vlmevals.db.engine import session_scope
+from vlmevals.db.models import ACTIVE_STATUSES
 from vlmevals.pipeline.context import RunContext, load_context
 from vlmevals.pipeline.inference import inference_mode, inference_step, record_fingerprint
+from vlmevals.pipeline.operator_actions import StateChange
 from vlmevals.pipeline.queue import queue_step
 from vlmevals.pipeline.scoring import ingest_step, scoring_step
 from vlmevals.runs import lifecycle as runs
@@ -28,16 +33,35 @@ __all__ = [
 ]
 
 
-def finalize_step(engine: Engine | None, run_id: int | None, dag_run_id: str) -> str:
-    """Teardown: no run may stay queued or running once its DAG run is over."""
+def _status(engine: Engine | None, run_id: int) -> str:
+    with session_scope(engine) as s:
+        return runs.get_run(s, run_id).status
+
+
+def finalize_step(
+    engine: Engine | None,
+    run_id: int | None,
+    dag_run_id: str,
+    who_changed: Callable[[], StateChange | None] | None = None,
+) -> str:
+    """Teardown: no run may stay queued or running once its DAG run is over; returns the run's final status.
+
+    A run still active here never got a result. `who_changed` looks up an operator's "Mark failed/success" in
+    Airflow (its audit log; asked only for such a run, so a finished run pays no API call): "success" then means "stop, this one is done with": the run is `cancelled`
+    (never `completed` without metrics); anything else, `failed`, naming who did it and when.
+    """
     if run_id is None:
-        return "no eval run was recorded"
-    failed = runs.mark_failed(
-        engine,
-        run_id,
-        f"the eval_run DAG run {dag_run_id} ended before ingest_metrics recorded a result; see the Airflow task logs",
-    )
-    return "marked failed" if failed else "already final"
+        return "failed"
+    if _status(engine, run_id) in ACTIVE_STATUSES:
+        ended = f"the eval_run DAG run {dag_run_id} ended before ingest_metrics recorded a result"
+        change = who_changed() if who_changed else None
+        if change is not None and change.state == "success":
+            runs.mark_cancelled(engine, run_id, reason=f"cancelled: {change.describe()} before a result")
+        elif change is not None:
+            runs.mark_failed(engine, run_id, f"{ended}: {change.describe()}")
+        else:
+            runs.mark_failed(engine, run_id, f"{ended}; see the Airflow task logs")
+    return _status(engine, run_id)
 
 
 def record_task_failure(

@@ -281,9 +281,10 @@ def mark_failed(engine: Engine | None, run_id: int, error: str) -> bool:
     return _transition(engine, run_id, {"status": "failed", "finished_at": now(), "error": error})
 
 
-def mark_cancelled(engine: Engine | None, run_id: int, user: str | None = None) -> bool:
-    who = f" by {user}" if user else ""
-    return _transition(engine, run_id, {"status": "cancelled", "finished_at": now(), "error": f"cancelled{who}"})
+def mark_cancelled(engine: Engine | None, run_id: int, user: str | None = None, reason: str | None = None) -> bool:
+    """`reason` replaces "cancelled by USER" (e.g. a DAG run marked success in Airflow before any result)."""
+    error = reason or ("cancelled" + (f" by {user}" if user else ""))
+    return _transition(engine, run_id, {"status": "cancelled", "finished_at": now(), "error": error})
 
 
 def record_regression(

@@ -25,6 +25,9 @@ from vlmevals.core.constants import WORKER_STDERR_LOG, WORKER_STDOUT_LOG
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 PIDFILE = "worker.pid"
+TERM_GRACE_S = 3.0
+"""VLMEvalKit's grace after Airflow's SIGTERM: shorter than the 5 s after which Airflow's task supervisor
+SIGKILLs the task process ("Mark failed/success", timeouts), so our cleanup (the GPU lease release) still runs."""
 
 
 @dataclass
@@ -166,7 +169,7 @@ def _sigterm_kills_group(pgid: int) -> Iterator[None]:
     previous = signal.getsignal(signal.SIGTERM)
 
     def _on_term(signum: int, frame: FrameType | None) -> None:
-        kill_group(pgid)
+        kill_group(pgid, grace_s=TERM_GRACE_S)
         if callable(previous):
             previous(signum, frame)
         raise SystemExit(128 + signum)
