@@ -47,8 +47,9 @@ def finalize_step(
     """Teardown: no run may stay queued or running once its DAG run is over; returns the run's final status.
 
     A run still active here never got a result. `who_changed` looks up an operator's "Mark failed/success" in
-    Airflow (its audit log; asked only for such a run, so a finished run pays no API call): "success" then means "stop, this one is done with": the run is `cancelled`
-    (never `completed` without metrics); anything else, `failed`, naming who did it and when.
+    Airflow (its audit log; asked only for such a run, so a finished run pays no API call): "success" then
+    means "stop, this one is done with": the run is `cancelled` (never `completed` without metrics); anything
+    else, `failed`, naming who did it and when.
     """
     if run_id is None:
         return "failed"
