@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
@@ -13,9 +13,7 @@ from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_nam
 from vlmevals.api.errors import responses
 from vlmevals.api.overall_schemas import (
     OverallBoardResponse,
-    OverallCell,
     OverallColumn,
-    OverallRow,
     OverallSuite,
     SuiteRunActive,
     SuiteRunFailed,
@@ -94,28 +92,35 @@ def trigger(
     )
 
 
-def _row(api: str, suite_tasks: list[str], row: overall.Row) -> OverallRow:
-    cells: dict[str, OverallCell | None] = {
+def _row(api: str, suite_tasks: list[str], row: overall.Row) -> dict[str, Any]:
+    """An OverallRow as plain data: the page is validated once as a whole (100 x 100 cells), which is many
+    times faster than building 10,000 OverallCell models one by one."""
+    cells: dict[str, dict[str, Any] | None] = {
         t: (
-            OverallCell(
-                score=c.score, value=c.value, task_rank=c.task_rank, run_id=c.run_id, link=f"{api}/runs/{c.run_id}"
-            )
+            {
+                "score": c.score,
+                "value": c.value,
+                "task_rank": c.task_rank,
+                "run_id": c.run_id,
+                "link": f"{api}/runs/{c.run_id}",
+            }
             if (c := row.cells.get(t))
             else None
         )
         for t in suite_tasks
     }
-    return OverallRow(
-        rank=row.rank,
-        model_name=row.model.name,
-        model_display_name=row.model.display_name,
-        params_b=row.model.params_b,
-        average=row.average,
-        mean_rank=row.mean_rank,
-        covered=row.covered,
-        coverage=f"{row.covered}/{len(suite_tasks)}",
-        cells=cells,
-    )
+    m = row.model
+    return {
+        "rank": row.rank,
+        "model_name": m.name,
+        "model_display_name": m.display_name,
+        "params_b": m.params_b,
+        "average": row.average,
+        "mean_rank": row.mean_rank,
+        "covered": row.covered,
+        "coverage": f"{row.covered}/{len(suite_tasks)}",
+        "cells": cells,
+    }
 
 
 def _csv(body: OverallBoardResponse) -> str:
@@ -166,29 +171,31 @@ def leaderboard(
     rows = overall.sort_rows(board, sort, order)
     api = api_root(request)
     names = [m.task.name for m in s.members]
-    body = OverallBoardResponse(
-        suite=OverallSuite(
-            name=s.name,
-            display_name=s.display_name,
-            tasks=[
-                OverallColumn(
-                    task=m.task.name,
-                    display_name=m.task.display_name,
-                    weight=m.weight,
-                    higher_is_better=m.task.higher_is_better,
-                    metric_scale=m.task.metric_scale,
-                    leaderboard=f"{api}/tasks/{m.task.name}/leaderboard",
-                )
-                for m in s.members
-            ],
-        ),
-        pick=pick,
-        sort=sort,
-        order=order or overall.default_order(sort),
-        count=len(rows),
-        partial_count=len(board.partial),
-        data=[_row(api, names, r) for r in rows[offset : offset + limit]],
-        partial=[_row(api, names, r) for r in board.partial[offset : offset + limit]],
+    body = OverallBoardResponse.model_validate(
+        dict(
+            suite=OverallSuite(
+                name=s.name,
+                display_name=s.display_name,
+                tasks=[
+                    OverallColumn(
+                        task=m.task.name,
+                        display_name=m.task.display_name,
+                        weight=m.weight,
+                        higher_is_better=m.task.higher_is_better,
+                        metric_scale=m.task.metric_scale,
+                        leaderboard=f"{api}/tasks/{m.task.name}/leaderboard",
+                    )
+                    for m in s.members
+                ],
+            ),
+            pick=pick,
+            sort=sort,
+            order=order or overall.default_order(sort),
+            count=len(rows),
+            partial_count=len(board.partial),
+            data=[_row(api, names, r) for r in rows[offset : offset + limit]],
+            partial=[_row(api, names, r) for r in board.partial[offset : offset + limit]],
+        )
     )
     if fmt == "csv":
         return PlainTextResponse(
