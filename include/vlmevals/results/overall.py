@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from vlmevals.core.errors import InvalidRequestError
@@ -85,7 +86,7 @@ def _cells(session: Session, suite: Suite, pick: Pick) -> list[tuple[int, int, i
         select(r.model_id, r.task_id, r.id, r.primary_metric)
         .join(Task, Task.id == r.task_id)
         .where(r.task_id.in_(task_ids), r.status == "completed", r.primary_metric.is_not(None))
-        .distinct(r.task_id, r.model_id)
+        .ext(distinct_on(r.task_id, r.model_id))
         .order_by(r.task_id, r.model_id, *order)
     )
     return [(mid, tid, rid, float(score or 0.0)) for mid, tid, rid, score in session.execute(stmt)]

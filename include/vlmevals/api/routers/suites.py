@@ -26,7 +26,7 @@ from vlmevals.catalogue.suite_schemas import SuiteCreate, SuiteList, SuitePublic
 from vlmevals.catalogue.suites import create_suite, get_suite, list_suites, to_public
 from vlmevals.db.engine import get_engine
 from vlmevals.db.models import SLUG_PATTERN
-from vlmevals.results import overall
+from vlmevals.results import board_cache, overall
 from vlmevals.runs.suite_runs import trigger_suite
 
 router = APIRouter(prefix="/suites", tags=["suites"])
@@ -167,7 +167,7 @@ def leaderboard(
     the mean rank and the coverage. Ranked rows need every task of the suite; models missing tasks are listed
     under `partial` (by coverage, then average) without ranks. `limit`/`offset` page both lists."""
     s = get_suite(session, suite)
-    board = overall.overall_board(session, s, pick)
+    board = board_cache.cached_board(session, s, pick)
     rows = overall.sort_rows(board, sort, order)
     api = api_root(request)
     names = [m.task.name for m in s.members]
