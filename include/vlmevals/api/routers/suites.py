@@ -25,11 +25,12 @@ from vlmevals.api.resources import TriggerRequest
 from vlmevals.catalogue.suite_schemas import SuiteCreate, SuiteList, SuitePublic
 from vlmevals.catalogue.suites import create_suite, get_suite, list_suites, to_public
 from vlmevals.db.engine import get_engine
-from vlmevals.db.models import SLUG_PATTERN
+from vlmevals.db.models import SLUG_PATTERN, Suite
 from vlmevals.results import board_cache, overall
 from vlmevals.runs.suite_runs import trigger_suite
 
 router = APIRouter(prefix="/suites", tags=["suites"])
+MAX_RENDERED_PAGES = 32  # rendered pages kept per cached board (page 1 in a few sorts is the common case)
 SuiteName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the suite")]
 
 
@@ -168,10 +169,33 @@ def leaderboard(
     under `partial` (by coverage, then average) without ranks. `limit`/`offset` page both lists."""
     s = get_suite(session, suite)
     board = board_cache.cached_board(session, s, pick)
-    rows = overall.sort_rows(board, sort, order)
     api = api_root(request)
+    # what the page depends on beyond the (cached) board itself
+    key = (api, sort, order, limit, offset, s.display_name, tuple(m.task.display_name for m in s.members))
+    if fmt == "json" and (hit := board.rendered.get(key)) is not None:
+        return Response(hit, media_type="application/json")
+    body = _body(api, s, board, sort, order, limit, offset)
+    if fmt == "csv":
+        return PlainTextResponse(
+            _csv(body),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{s.name}-overall.csv"'},
+        )
+    # validated already: serialised once here, not converted and dumped again by FastAPI (10,000 cells)
+    out = body.model_dump_json().encode()
+    if len(board.rendered) >= MAX_RENDERED_PAGES:
+        board.rendered.clear()
+    board.rendered[key] = out
+    return Response(out, media_type="application/json")
+
+
+def _body(
+    api: str, s: Suite, board: overall.OverallBoard, sort: str, order: overall.Order | None, limit: int, offset: int
+) -> OverallBoardResponse:
+    """The page of the board: rows sorted and sliced, as plain data validated once."""
+    rows = overall.sort_rows(board, sort, order)
     names = [m.task.name for m in s.members]
-    body = OverallBoardResponse.model_validate(
+    return OverallBoardResponse.model_validate(
         dict(
             suite=OverallSuite(
                 name=s.name,
@@ -188,7 +212,7 @@ def leaderboard(
                     for m in s.members
                 ],
             ),
-            pick=pick,
+            pick=board.pick,
             sort=sort,
             order=order or overall.default_order(sort),
             count=len(rows),
@@ -197,10 +221,3 @@ def leaderboard(
             partial=[_row(api, names, r) for r in board.partial[offset : offset + limit]],
         )
     )
-    if fmt == "csv":
-        return PlainTextResponse(
-            _csv(body),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{s.name}-overall.csv"'},
-        )
-    return body
