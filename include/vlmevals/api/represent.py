@@ -110,16 +110,10 @@ def task_header(lb_task: Task) -> s.LeaderboardTask:
     )
 
 
-def leaderboard(
-    request: Request,
-    lb: Leaderboard,
-    limit: int | None = None,
-    offset: int = 0,
-) -> s.LeaderboardResponse:
+def leaderboard(request: Request, lb: Leaderboard) -> s.LeaderboardResponse:
     from vlmevals.results.drift import drift_marks
 
-    drift = drift_marks((e.run.id, e.comparability) for e in lb.entries)  # the majority is over all rows
-    page = lb.entries[offset : None if limit is None else offset + limit]
+    drift = drift_marks(lb.compared)  # the majority is over all rows
     rows = [
         s.LeaderboardRow(
             rank=e.rank,
@@ -139,7 +133,7 @@ def leaderboard(
             links=links(request, e.run),
             drift=drift[e.run.id],
         )
-        for e in page
+        for e in lb.entries  # already the page asked for
     ]
     unranked = [
         s.UnrankedRow(
@@ -151,6 +145,4 @@ def leaderboard(
         )
         for u in lb.unranked
     ]
-    return s.LeaderboardResponse(
-        task=task_header(lb.task), pick=lb.pick, data=rows, count=len(lb.entries), unranked=unranked
-    )
+    return s.LeaderboardResponse(task=task_header(lb.task), pick=lb.pick, data=rows, count=lb.count, unranked=unranked)

@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, UnaryExpression, select, true
+from sqlalchemy import ColumnElement, Select, UnaryExpression, func, select, true
 from sqlalchemy.orm import Session, aliased, defer
 
 from vlmevals.core.errors import NotFoundError
@@ -47,10 +47,15 @@ class UnrankedEntry:
 
 @dataclass
 class Leaderboard:
+    """The page asked for (`entries`), with what is over all ranked models: their count and, per run, the
+    fingerprint parts the drift marks' majority compares."""
+
     task: Task
     pick: Pick
     entries: list[LeaderboardEntry]
     unranked: list[UnrankedEntry]
+    count: int = 0
+    compared: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -102,52 +107,53 @@ def leaderboard(
 ) -> Leaderboard:
     """One row per model from its best (or latest) completed run, ranked by the task's metric direction.
 
-    Ties share a rank (competition ranking: 1, 2, 2, 4) and are listed by display name. Ranks and drift marks
-    are over all models; the large JSON columns are read only where needed (the fingerprint's three compared
-    parts for every row, the metric table for the rows of the page `offset`..`offset + limit`).
+    Ties share a rank (competition ranking: 1, 2, 2, 4) and are listed by display name. Ranks, the count and
+    the drift marks' majority are over all models, read as plain columns ranked in SQL; ORM objects (and the
+    metric tables) are built for the page `offset`..`offset + limit` only.
     """
-    entries = _ranked(session, task, pick)
-    _fill_categories(session, entries[offset : None if limit is None else offset + limit])
-    return Leaderboard(task, pick, entries, _unranked(session, task, {e.model.id for e in entries}))
+    ranked = _ranked(session, task, pick)
+    page = ranked[offset : None if limit is None else offset + limit]
+    compared = [(run_id, comparability) for _, run_id, comparability in ranked]
+    return Leaderboard(task, pick, _page(session, page), _unranked(session, task), len(ranked), compared)
 
 
-def _ranked(session: Session, task: Task, pick: Pick) -> list[LeaderboardEntry]:
+def _ranked(session: Session, task: Task, pick: Pick) -> list[tuple[int, int, dict[str, Any] | None]]:
+    """(rank, run id, the fingerprint's compared parts) of every ranked model, in board order."""
     chosen = _chosen_run(task, pick).lateral("chosen")
     fp = EvalRun.fingerprint
     compared = [fp[part][key].astext for part, key, _ in COMPARABILITY_FIELDS]
-    rows = list(
-        session.execute(
-            select(Model, EvalRun, *compared)
-            .select_from(Model)
-            .join(chosen, true())
-            .join(EvalRun, EvalRun.id == chosen.c.id)
-            .options(defer(EvalRun.metrics), defer(EvalRun.fingerprint))
-        ).all()
+    metric = EvalRun.primary_metric.desc() if task.higher_is_better else EvalRun.primary_metric.asc()
+    stmt = (
+        select(func.rank().over(order_by=metric), EvalRun.id, *compared)
+        .select_from(Model)
+        .join(chosen, true())
+        .join(EvalRun, EvalRun.id == chosen.c.id)
+        # "C": code-point order, as Python sorted the names before
+        .order_by(metric, func.lower(Model.display_name).collate("C"), Model.name.collate("C"))
     )
-    sign = -1.0 if task.higher_is_better else 1.0
-    rows.sort(key=lambda r: (sign * float(r[1].primary_metric), r[0].display_name.lower(), r[0].name))
-    entries: list[LeaderboardEntry] = []
-    prev: float | None = None
-    rank = 0
-    for i, (model, run, *values) in enumerate(rows, start=1):
-        if prev is None or run.primary_metric != prev:
-            rank, prev = i, run.primary_metric
-        entries.append(LeaderboardEntry(rank, model, run, comparability=comparability_part(values)))
+    return [(rank, run_id, comparability_part(values)) for rank, run_id, *values in session.execute(stmt)]
+
+
+def _page(session: Session, page: list[tuple[int, int, dict[str, Any] | None]]) -> list[LeaderboardEntry]:
+    """The page's rows as ORM objects with their per-category scores (metric tables read for these only)."""
+    if not page:
+        return []
+    stmt = (
+        select(Model, EvalRun)
+        .join(EvalRun, EvalRun.model_id == Model.id)
+        .where(EvalRun.id.in_([run_id for _, run_id, _ in page]))
+        .options(defer(EvalRun.fingerprint))
+    )
+    by_run = {run.id: (model, run) for model, run in session.execute(stmt)}
+    entries = []
+    for rank, run_id, comparability in page:
+        model, run = by_run[run_id]
+        entries.append(LeaderboardEntry(rank, model, run, category_scores(run.metrics), comparability))
     return entries
 
 
-def _fill_categories(session: Session, page: list[LeaderboardEntry]) -> None:
-    """Per-category scores of the page's rows (the metric tables are read for these rows only)."""
-    if not page:
-        return
-    stmt = select(EvalRun.id, EvalRun.metrics).where(EvalRun.id.in_([e.run.id for e in page]))
-    metrics: dict[int, dict[str, Any] | None] = {rid: m for rid, m in session.execute(stmt)}
-    for e in page:
-        e.categories = category_scores(metrics.get(e.run.id))
-
-
-def _unranked(session: Session, task: Task, ranked: set[int]) -> list[UnrankedEntry]:
-    """Models with runs on the task but no ranked one, with their latest run."""
+def _unranked(session: Session, task: Task) -> list[UnrankedEntry]:
+    """Models with runs on the task but no counted one (NOT EXISTS, not a list of the ranked), with their latest run."""
     last = (
         select(EvalRun.id, EvalRun.status)
         .where(EvalRun.task_id == task.id, EvalRun.model_id == Model.id)
@@ -155,9 +161,9 @@ def _unranked(session: Session, task: Task, ranked: set[int]) -> list[UnrankedEn
         .limit(1)
         .lateral("last")
     )
-    stmt = select(Model, last.c.id, last.c.status).select_from(Model).join(last, true())
-    if ranked:
-        stmt = stmt.where(Model.id.not_in(ranked))
+    r = aliased(EvalRun)
+    counted = select(r.id).where(r.task_id == task.id, r.model_id == Model.id, *_counted(r)).correlate(Model).exists()
+    stmt = select(Model, last.c.id, last.c.status).select_from(Model).join(last, true()).where(~counted)
     return [UnrankedEntry(m, rid, status) for m, rid, status in session.execute(stmt.order_by(Model.name))]
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from vlmevals.core.errors import InvalidRequestError
@@ -58,12 +59,19 @@ class OverallBoard:
     pick: Pick
     ranked: list[Row]
     partial: list[Row] = field(default_factory=list)
+    # pages already rendered from this very board (API's key -> body), kept with it by board_cache
+    rendered: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
 
 
 def normalise(score: float, task: Task) -> float:
     """A score on 0-100 where higher is better, whatever the task's scale and direction."""
-    value = 100.0 * score / task.metric_scale
-    return value if task.higher_is_better else 100.0 - value
+    return _normalised(score, task.metric_scale, task.higher_is_better)
+
+
+def _normalised(score: float, scale: float, higher_is_better: bool) -> float:
+    """`normalise` on plain values: the board calls it 100,000 times, ORM attribute reads would dominate."""
+    value = 100.0 * score / scale
+    return value if higher_is_better else 100.0 - value
 
 
 def _cells(session: Session, suite: Suite, pick: Pick) -> list[tuple[int, int, int, float]]:
@@ -80,7 +88,7 @@ def _cells(session: Session, suite: Suite, pick: Pick) -> list[tuple[int, int, i
         select(r.model_id, r.task_id, r.id, r.primary_metric)
         .join(Task, Task.id == r.task_id)
         .where(r.task_id.in_(task_ids), r.status == "completed", r.primary_metric.is_not(None))
-        .distinct(r.task_id, r.model_id)
+        .ext(distinct_on(r.task_id, r.model_id))
         .order_by(r.task_id, r.model_id, *order)
     )
     return [(mid, tid, rid, float(score or 0.0)) for mid, tid, rid, score in session.execute(stmt)]
@@ -95,12 +103,12 @@ def competition_ranks(values: list[float]) -> list[int]:
     return [first[v] for v in values]
 
 
-def _rank_tasks(suite: Suite, ranked: list[Row]) -> None:
-    for m in suite.members:
-        cells = [row.cells[m.task.name] for row in ranked]
+def _rank_tasks(names: list[str], ranked: list[Row]) -> None:
+    for name in names:
+        cells = [row.cells[name] for row in ranked]
         for cell, rank in zip(cells, competition_ranks([c.value for c in cells]), strict=True):
             cell.task_rank = rank
-    n = len(suite.members)
+    n = len(names)
     for row in ranked:
         row.mean_rank = sum(c.task_rank or 0 for c in row.cells.values()) / n
     for row, rank in zip(ranked, competition_ranks([row.average for row in ranked]), strict=True):
@@ -109,25 +117,29 @@ def _rank_tasks(suite: Suite, ranked: list[Row]) -> None:
 
 def overall_board(session: Session, suite: Suite, pick: Pick = "best") -> OverallBoard:
     """Every model with at least one cell: ranked (all tasks covered) or partial; see the module's rules."""
-    by_id = {m.task_id: m for m in suite.members}
+    # the suite's tasks as plain values, read once (not per cell)
+    spec = {m.task_id: (m.task.name, m.task.metric_scale, m.task.higher_is_better) for m in suite.members}
     cells: dict[int, dict[str, Cell]] = {}
     for model_id, task_id, run_id, score in _cells(session, suite, pick):
-        member = by_id[task_id]
-        cells.setdefault(model_id, {})[member.task.name] = Cell(run_id, score, normalise(score, member.task))
+        name, scale, higher = spec[task_id]
+        cells.setdefault(model_id, {})[name] = Cell(run_id, score, _normalised(score, scale, higher))
     models: list[Model] = list(session.scalars(select(Model).where(Model.id.in_(list(cells))))) if cells else []
-    per_model = {m.id: Row(m, cells[m.id], 0, 0.0) for m in models}
     weights = {m.task.name: m.weight for m in suite.members}
-    for row in per_model.values():
-        row.covered = len(row.cells)
-        total = sum(weights[t] for t in row.cells)
-        row.average = sum(weights[t] * c.value for t, c in row.cells.items()) / total
-    n = len(suite.members)
-    ranked = [row for row in per_model.values() if row.covered == n]
-    partial = [row for row in per_model.values() if row.covered < n]
-    _rank_tasks(suite, ranked)
+    rows = [_row(m, cells[m.id], weights) for m in models]
+    names = [name for name, _, _ in spec.values()]
+    ranked = [row for row in rows if row.covered == len(names)]
+    partial = [row for row in rows if row.covered < len(names)]
+    _rank_tasks(names, ranked)
     ranked.sort(key=lambda row: (row.rank or 0, row.mean_rank or 0.0, row.model.display_name.lower()))
     partial.sort(key=lambda row: (-row.covered, -row.average, row.model.display_name.lower()))
     return OverallBoard(suite, pick, ranked, partial)
+
+
+def _row(model: Model, cells: dict[str, Cell], weights: dict[str, float]) -> Row:
+    """A model's row: coverage and the weighted average over the tasks it has."""
+    total = sum(weights[t] for t in cells)
+    average = sum(weights[t] * c.value for t, c in cells.items()) / total
+    return Row(model, cells, len(cells), average)
 
 
 def default_order(column: str) -> Order:

@@ -156,3 +156,15 @@ def test_empty_board(clients, seeded) -> None:
     got = clients.viewer.get("/api/evals/suites/demo/leaderboard").json()
     assert got["data"] == [] and got["partial"] == [] and got["count"] == 0
     assert [c["task"] for c in got["suite"]["tasks"]] == ["demo-shapes-mcq", "demo-colors-vqa", "demo-shapes-yorn"]
+
+
+def test_cached_page_follows_new_runs(board, seeded) -> None:
+    """The board and its rendered pages are cached per process: a repeat is identical, a new run shows."""
+    clients, _ = board
+    first = _get(clients)
+    assert _get(clients) == first
+    assert "delta" not in [r["model_name"] for r in first["data"]]
+    add_run(seeded, "err", "delta", score=1.0)
+    add_run(seeded, "vqa", "delta", score=99.0)
+    got = _get(clients)
+    assert "delta" in [r["model_name"] for r in got["data"]] and got["count"] == first["count"] + 1

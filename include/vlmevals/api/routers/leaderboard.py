@@ -34,7 +34,7 @@ def get_leaderboard(
     """
     task = get_task(session, task_name)
     board = queries.leaderboard(session, task, pick, limit=limit, offset=offset)
-    return represent.leaderboard(request, board, limit=limit, offset=offset)
+    return represent.leaderboard(request, board)
 
 
 @router.get("/history", response_model=HistoryResponse, responses=responses(401, 403, 404, 422))
