@@ -30,6 +30,12 @@ def register_asset_events(triggering_asset_events: Any, dag_run: Any) -> list[di
     from vlmevals.runs.checkpoint_runs import register_events
 
     extras = event_extras(triggering_asset_events)
+    if not extras:  # e.g. "Trigger" pressed in the UI: there is nothing to evaluate, and the user should know why
+        raise ValueError(
+            f"no event of the asset {CHECKPOINT_ASSET_NAME!r} triggered this run; register a checkpoint with "
+            "POST /api/v2/assets/events (extra: model, step or label, weights_path or hub_revision) or "
+            "POST /api/evals/models/{name}/checkpoints"
+        )
     log.info("%s checkpoint event(s): %s", len(extras), extras)
     done = register_events(
         engine_for_tasks(), extras, parent_run_id=dag_run.run_id, user=getattr(dag_run, "triggering_user_name", None)

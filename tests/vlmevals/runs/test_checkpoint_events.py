@@ -48,3 +48,10 @@ def test_event_extras_reads_the_checkpoints_asset_only() -> None:
     }
     assert event_extras(events) == [{"a": 1}, {"b": 2}]
     assert event_extras(None) == []
+
+
+def test_a_run_without_asset_events_fails_saying_how_to_register() -> None:
+    from vlmevals.pipeline.checkpoint_events import register_asset_events
+
+    with pytest.raises(ValueError, match="POST /api/v2/assets/events"):
+        register_asset_events({}, dag_run=None)
