@@ -14,9 +14,17 @@ MAX_STEPS = 6  # per stateful scenario
 MAX_TIME_S = 35  # per role: admin + viewer stay under ~90 s on the 2-core CI machine
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 # Refusals that depend on state no schema can state: names checked against VLMEvalKit's registry (POST /tasks,
-# /models), tasks that must exist (POST /suites), runs that must belong to the task (compare). They answer 422
-# with the reason; everywhere else a schema-valid request must not be refused.
-_STATEFUL_422 = [("POST", "/tasks"), ("POST", "/models"), ("POST", "/suites"), ("GET", "/tasks/{task_name}/compare")]
+# /models), tasks or suites that must exist (POST /suites, PATCH /models/{name}), runs that must belong to the task
+# (compare), a checkpoint's weights folder that must exist or Hub revision that must resolve. They answer 422 with
+# the reason; everywhere else a schema-valid request must not be refused.
+_STATEFUL_422 = [
+    ("POST", "/tasks"),
+    ("POST", "/models"),
+    ("PATCH", "/models/{name}"),
+    ("POST", "/models/{name}/checkpoints"),
+    ("POST", "/suites"),
+    ("GET", "/tasks/{task_name}/compare"),
+]
 _ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 
 

@@ -9,9 +9,11 @@ database column can hold.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
+from vlmevals.core.constants import API_NPROC_MAX
 from vlmevals.db.models import SLUG_PATTERN
 
 # invisible format characters that make two names look alike or reorder text (zero-width space/joiners,
@@ -81,7 +83,23 @@ def _json_int(v: Any) -> Any:
 
 
 JsonInt = Annotated[int, BeforeValidator(_json_int)]
+# bounds before the validator: pydantic then documents them as minimum/maximum (after it, as invalid ge/le keys)
+NprocInt = Annotated[int, Field(ge=1, le=API_NPROC_MAX), BeforeValidator(_json_int)]
 MetricScale = Annotated[Literal[1, 100], BeforeValidator(_not_bool)]
+
+
+def _parses_as_url(v: str) -> str:
+    """A pattern admits what urllib cannot read ("http://[x", port 99999): refused here, not at download time."""
+    try:
+        parts = urlsplit(v)
+        _ = parts.port
+    except ValueError as err:
+        raise ValueError(f"not a URL that can be opened ({err}); give http(s)://host[:port]/path") from None
+    if not parts.hostname:
+        raise ValueError("the URL has no host name; give http(s)://host[:port]/path")
+    return v
+
+
 HttpUrl = Annotated[
     str,
     Field(
@@ -89,4 +107,14 @@ HttpUrl = Annotated[
         pattern=HTTP_URL_PATTERN,
         description="http:// or https:// URL of a host name or IPv4 address, e.g. http://127.0.0.1:8000/v1",
     ),
+    AfterValidator(_parses_as_url),
+]
+DatasetUrl = Annotated[
+    str,
+    Field(
+        max_length=2048,
+        pattern=r"^https?://",
+        description="download the dataset TSV from here (a dataset of your own); needs dataset_md5",
+    ),
+    AfterValidator(_parses_as_url),
 ]

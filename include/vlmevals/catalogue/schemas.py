@@ -13,6 +13,7 @@ from pydantic.config import JsonDict
 
 from vlmevals.catalogue.fields import (
     HTTP_URL_PATTERN,
+    DatasetUrl,
     Description,
     DisplayName,
     HttpUrl,
@@ -21,6 +22,7 @@ from vlmevals.catalogue.fields import (
     MetricKey,
     MetricScale,
     MetricSuffix,
+    NprocInt,
     Slug,
     VlmevalName,
 )
@@ -48,12 +50,7 @@ class TaskCreate(BaseModel):
         description="nightly runs dropping more than this (absolute, on the metric's scale) are flagged as regressions",
     )
     description: Description = ""
-    dataset_url: str | None = Field(
-        default=None,
-        max_length=2048,
-        pattern=r"^https?://",
-        description="download the dataset TSV from here (a dataset of your own); needs dataset_md5",
-    )
+    dataset_url: DatasetUrl | None = None
     dataset_md5: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{32}$", description="md5 of the TSV at dataset_url (32 hex digits)"
     )
@@ -90,10 +87,8 @@ class ModelSpec(BaseModel):
 # served models: concurrent requests VLMEvalKit sends (--api-nproc); None = EVALS_API_NPROC_DEFAULT. Runs of
 # models on one endpoint share EVALS_ENDPOINT_MAX_CONCURRENCY (vlmevals.runs.concurrency).
 ApiNproc = Annotated[
-    JsonInt | None,
+    NprocInt | None,
     Field(
-        ge=1,
-        le=API_NPROC_MAX,
         description=f"served models: concurrent requests, 1..{API_NPROC_MAX}; null = the service default "
         "(EVALS_API_NPROC_DEFAULT); capped per endpoint by EVALS_ENDPOINT_MAX_CONCURRENCY",
     ),
