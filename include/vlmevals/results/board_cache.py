@@ -66,6 +66,7 @@ def cached_board(session: Session, suite: Suite, pick: Pick = "best") -> Overall
             _entries.move_to_end(key)
             return OverallBoard(suite, pick, hit[1].ranked, hit[1].partial, hit[1].rendered)
     board = overall_board(session, suite, pick)
+    _detach(session, board)
     with _lock:
         _entries[key] = (stamp, board)
         _entries.move_to_end(key)
@@ -73,6 +74,14 @@ def cached_board(session: Session, suite: Suite, pick: Pick = "best") -> Overall
             _entries.popitem(last=False)
     _settle()
     return board
+
+
+def _detach(session: Session, board: OverallBoard) -> None:
+    """The cached rows outlive this request's session: its models are taken out of it with their loaded columns,
+    or a rollback (or commit) there would expire them and a later request reading `row.model.name` would fail."""
+    for row in (*board.ranked, *board.partial):
+        if row.model in session:
+            session.expunge(row.model)
 
 
 def _settle() -> None:

@@ -88,3 +88,15 @@ def test_model_edit_moves_the_stamp(runs) -> None:
         suite = s.scalars(select(Suite).where(Suite.name == "demo")).one()
         names = {r.model.display_name for r in board_cache.cached_board(s, suite).ranked}
     assert "Renamed" in names
+
+
+def test_a_cached_board_outlives_a_rolled_back_session(runs) -> None:
+    """The session that computed a board rolls back (a request that failed later): the next request's hit still
+    reads its rows' models (the fuzz test found a 500 here: expired, detached Model instances)."""
+    engine, _ = runs
+    with pytest.raises(RuntimeError), session_scope(engine) as s:
+        board_cache.cached_board(s, s.scalars(select(Suite).where(Suite.name == "demo")).one(), "latest")
+        raise RuntimeError("the request fails after the board was computed")
+    with session_scope(engine) as s:
+        hit = board_cache.cached_board(s, s.scalars(select(Suite).where(Suite.name == "demo")).one(), "latest")
+        assert sorted(r.model.name for r in hit.ranked + hit.partial) == sorted(MODELS)

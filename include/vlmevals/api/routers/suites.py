@@ -64,7 +64,10 @@ def post_suite(body: SuiteCreate, session: SessionDep) -> SuitePublic:
     response_model=SuiteTriggerResponse,
     status_code=status.HTTP_201_CREATED,
     dependencies=[CanTrigger],
-    responses=responses(400, 401, 403, 404, 422),
+    responses={
+        200: {"model": SuiteTriggerResponse, "description": "nothing started: every task already active or refused"},
+        **responses(400, 401, 403, 404, 422),
+    },
 )
 def trigger(
     request: Request, suite: SuiteName, body: TriggerRequest, user: UserDep, response: Response
