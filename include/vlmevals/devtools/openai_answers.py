@@ -103,7 +103,8 @@ class State:
         self._rebuild()
 
     def reset_stats(self) -> None:
-        """Zero the counters (tests call this between phases)."""
+        """Zero the counters (tests call this between phases). `in_flight` survives (requests still being served);
+        `first_chat_at` / `last_chat_end_at` (epoch seconds) bound the request phase a bench times."""
         self.stats = {
             "requests": 0,
             "models": 0,
@@ -117,6 +118,10 @@ class State:
             "by_answer": {},
             "last_prompt": None,
             "last_model": None,
+            "in_flight": self.stats.get("in_flight", 0),
+            "max_in_flight": 0,
+            "first_chat_at": None,
+            "last_chat_end_at": None,
         }
 
     def _rebuild(self) -> None:
@@ -131,6 +136,10 @@ class State:
         with self.lock:
             policy, stats = self.policy, self.stats
             stats["chat_completions"] += 1
+            stats["in_flight"] += 1
+            stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
+            if stats["first_chat_at"] is None:
+                stats["first_chat_at"] = time.time()
             stats["images"] += images
             stats["last_prompt"] = prompt
             stats["last_model"] = model
@@ -142,6 +151,12 @@ class State:
                 stats["failed"] += 1
                 stats["failed_by_mode"][policy.fail_mode] += 1
         return policy, fail
+
+    def end_chat(self) -> None:
+        """A chat request left the server (answered or failed): the in-flight count and the end of the last one."""
+        with self.lock:
+            self.stats["in_flight"] -= 1
+            self.stats["last_chat_end_at"] = time.time()
 
     def finish_chat(self, answer: str, matched: bool, fail: bool) -> None:
         with self.lock:

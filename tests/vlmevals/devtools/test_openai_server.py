@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import base64
 import csv
+import http.client
 import io
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,6 +152,43 @@ def test_delay(server: ServerHandle, client: httpx.Client) -> None:
     t0 = time.perf_counter()
     assert _chat(client, "hi").status_code == 200
     assert time.perf_counter() - t0 >= 0.3
+
+
+def test_request_phase_and_in_flight_counted(server: ServerHandle, client: httpx.Client) -> None:
+    before = time.time()
+    server.set_policy(fail_every=2, fail_mode="500")
+    assert [_chat(client, "hi").status_code for _ in range(3)] == [200, 500, 200]
+    stats = server.stats()
+    assert stats["in_flight"] == 0 and stats["max_in_flight"] == 1  # a failed request leaves the count too
+    assert before <= stats["first_chat_at"] <= stats["last_chat_end_at"] <= time.time()
+    server.reset_stats()
+    assert server.stats()["first_chat_at"] is None and server.stats()["in_flight"] == 0
+
+
+def _post_chat(port: int, codes: list[int]) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        codes.append(conn.getresponse().status)
+    except OSError:
+        codes.append(-1)
+    finally:
+        conn.close()
+
+
+def test_a_burst_of_clients_is_served_at_once(server: ServerHandle) -> None:
+    """64 clients connecting together are all in flight together: the listen backlog holds them (with
+    socketserver's 5, dozens were reset and the rest waited for SYN retransmits, serialising a concurrency test)."""
+    server.set_policy(delay_s=1.0)
+    codes: list[int] = []
+    threads = [threading.Thread(target=_post_chat, args=(server.port, codes)) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [200] * 64
+    assert server.stats()["max_in_flight"] == 64
 
 
 def test_loopback_only() -> None:
