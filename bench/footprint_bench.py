@@ -51,27 +51,33 @@ def parse_times(repeats: int) -> dict[str, dict]:
     return out
 
 
-def stack_pss_mb(stack) -> tuple[float, int]:
+def stack_pss_mb(stack) -> tuple[float, int, dict[str, dict[str, float]]]:
+    """Total PSS (MB), process count, and per component (its process tree): where the memory is."""
     import psutil
+    from vlmevals.devtools.stack import COMPONENTS
 
-    roots = [pid for name in ("api-server", "scheduler", "dag-processor", "triggerer") if (pid := stack.pid(name))]
-    pg_pid = (stack.home / "pgdata" / "postmaster.pid").read_text().split()[0]
-    roots.append(int(pg_pid))
-    seen: dict[int, psutil.Process] = {}
-    for pid in roots:
+    roots = {name: pid for name in COMPONENTS if (pid := stack.pid(name))}
+    roots["postgres"] = int((stack.home / "pgdata" / "postmaster.pid").read_text().split()[0])
+    seen: set[int] = set()
+    parts: dict[str, dict[str, float]] = {}
+    for name, pid in roots.items():
         try:
             p = psutil.Process(pid)
+            tree = [p, *p.children(recursive=True)]
         except psutil.NoSuchProcess:
             continue
-        for q in [p, *p.children(recursive=True)]:
-            seen[q.pid] = q
-    total = 0
-    for q in seen.values():
-        try:
-            total += q.memory_full_info().pss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return total / 2**20, len(seen)
+        mb, n = 0.0, 0
+        for q in tree:
+            if q.pid in seen:
+                continue
+            seen.add(q.pid)
+            try:
+                mb += q.memory_full_info().pss / 2**20
+                n += 1
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        parts[name] = {"pss_mb": round(mb, 1), "processes": n}
+    return sum(v["pss_mb"] for v in parts.values()), len(seen), parts
 
 
 def main() -> None:
@@ -84,12 +90,12 @@ def main() -> None:
         c = client(stack)
         wait_dag(c)
         time.sleep(args.settle)
-        idle, idle_procs = stack_pss_mb(stack)
+        idle, idle_procs, idle_parts = stack_pss_mb(stack)
         peak, peak_procs, stop = [0.0], [0], threading.Event()
 
         def sample() -> None:
             while not stop.is_set():
-                mb, n = stack_pss_mb(stack)
+                mb, n, _ = stack_pss_mb(stack)
                 if mb > peak[0]:
                     peak[0], peak_procs[0] = mb, n
                 time.sleep(0.5)
@@ -107,6 +113,8 @@ def main() -> None:
             "parse_repeats": args.repeats,
             "stack_pss_idle_mb": round(idle, 1),
             "idle_processes": idle_procs,
+            "idle_by_component": idle_parts,
+            "target_idle_mb": 800,
             "stack_pss_eval_peak_mb": round(peak[0], 1),
             "eval_peak_processes": peak_procs[0],
             "eval_state": state,

@@ -6,8 +6,10 @@ conf carries `eval_run_id`); it fails before any GPU slot is taken on an unknown
 dataset, and it is the branch: it picks the inference task matching the model's GPUs (one task per slot count
 of the pool `gpu`; the others are skipped). `inference` runs VLMEvalKit as a subprocess holding those slots
 (and scores in the same process when the judge is offline exact matching); retries resume from VLMEvalKit's
-partial results. `scoring` runs VLMEvalKit's evaluation (or checks the metric file the inference process
-wrote), `ingest_metrics` stores every metric and marks the run completed. `finalize` (a teardown)
+partial results; when that process scored, `inference` also stores the result (the leaderboard need not wait
+for two more task starts). `scoring` runs VLMEvalKit's evaluation (or checks the metric file the inference
+process wrote), `ingest_metrics` stores every metric and marks the run completed (unless `inference` did) and
+checks nightly and checkpoint runs for regressions. `finalize` (a teardown)
 guarantees that no run stays queued or running and writes the DAG run's note: "eval run N: task x model →
 score" (or the failure) with a link to the leaderboard page. It fails when the eval run failed
 (`on_failure_fail_dagrun`): Airflow leaves teardowns out of a DAG run's state, so after "Mark failed" the

@@ -102,7 +102,8 @@ def _reference(engine, server: ServerHandle) -> dict[str, Any]:
     """One uninterrupted run (computed once per module): metrics to compare with, artifacts to copy."""
     if not REFERENCE:
         run_id = _queue(engine)
-        pipeline.inference_step(engine, run_id, 1)
+        out = pipeline.inference_step(engine, run_id, 1)
+        assert out["stored"] and _run(engine, run_id).status == "completed", "scored in-process: stored at once"
         REFERENCE.update(_finish(engine, run_id))
         REFERENCE["artifacts"] = Path(_run(engine, run_id).artifacts_dir)
         server.reset_stats()
@@ -204,6 +205,23 @@ def private_pg(tmp_path_factory: pytest.TempPathFactory):
     finally:
         engine.dispose()
         pg.stop(mode="immediate")
+
+
+def test_failed_early_store_is_left_to_ingest_metrics(seeded, served: ServerHandle, monkeypatch) -> None:
+    """`inference` storing the result it scored must never fail the task (a retry would rerun VLMEvalKit)."""
+    reference = _reference(seeded, served)
+    from vlmevals.pipeline import ingest
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database hiccup")
+
+    run_id = _queue(seeded)
+    with monkeypatch.context() as m:
+        m.setattr(ingest, "store_result", broken)
+        out = pipeline.inference_step(seeded, run_id, 1)
+    assert out["stored"] is False and _run(seeded, run_id).status == "running"
+    assert _finish(seeded, run_id) == {k: reference[k] for k in ("primary", "table")}
+    assert [e.status for e in _run(seeded, run_id).events] == ["queued", "running", "completed"]
 
 
 def test_postgres_down_during_ingest(seeded, served: ServerHandle, private_pg, monkeypatch) -> None:

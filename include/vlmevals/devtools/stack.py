@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from vlmevals.core.settings import PROJECT_ROOT, Settings
+from vlmevals.devtools import stack_settings as ss
 from vlmevals.devtools.airflow_api import wait_for_dag
 from vlmevals.devtools.localpg import LocalPostgres, port_open
 from vlmevals.devtools.stack_settings import DERIVED_VAR, StackSettings, get_stack_settings, user_environ
@@ -113,10 +114,7 @@ class Stack:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__BASE_URL": self.api_url,
             "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret(),
-            "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",  # each task start waits one loop (default 1 s)
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+            **ss.AIRFLOW_TUNING,
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
             "AIRFLOW_CONN_EVALS_DB": conn_url,
             "DATABASE_URL": self.database_url,

@@ -24,6 +24,14 @@ CPU_SLOTS = 3
 """`gpu` pool slots when the machine has no GPU (and EVALS_GPU_SLOTS is unset): inference then runs on CPU
 without leases, so a few may share the cores; the demo's nine checkpoint runs are mostly process start-up."""
 
+AIRFLOW_TUNING = {
+    "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",  # each task start waits one loop (default 1 s)
+    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+}
+"""Airflow settings of the local stack (docker-compose.yaml sets the same): a task start waits one scheduler loop."""
+
 DERIVED_VAR = "EVALS_STACK_DERIVED"
 """Written into `.local/env.sh`: the variables (name → value) the stack derived rather than was given."""
 

@@ -14,6 +14,7 @@ from vlmevals.core.errors import InvalidRequestError, VLMEvalFailure
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.gpu import leases as gpus
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, progress_total, run_vlmeval
+from vlmevals.pipeline.ingest import store_if_scored
 from vlmevals.results import fingerprint
 from vlmevals.runs import concurrency
 from vlmevals.runs import lifecycle as runs
@@ -112,4 +113,5 @@ def inference_step(
         )
     if total is not None:
         runs.set_progress(engine, run_id, total, total)
-    return {"predictions": str(pred), "resumed_samples": resumed}
+    stored = mode == "all" and store_if_scored(engine, load_context(engine, run_id))
+    return {"predictions": str(pred), "resumed_samples": resumed, "stored": stored}

@@ -11,8 +11,10 @@ from sqlalchemy import Engine
 from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.settings import Settings, get_settings
+from vlmevals.db.engine import session_scope
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, run_vlmeval
 from vlmevals.pipeline.inference import inference_mode
+from vlmevals.pipeline.ingest import scored_in_process, store_result
 from vlmevals.runs import lifecycle as runs
 from vlmevals.toolkit import outputs as results
 
@@ -36,9 +38,8 @@ def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1, settin
     settings = settings or get_settings()
     ctx = load_context(engine, run_id)
     model, data = ctx.model.vlmeval_model, ctx.task.vlmeval_data
-    entry = results.dataset_entry(results.load_status(ctx.pred_root), data)
-    scored = results.metric_file(ctx.pred_root, model, data, ctx.metric_suffix)
-    if inference_mode(ctx, settings) == "all" and scored is not None and entry.get("metrics") is not None:
+    scored = scored_in_process(ctx)
+    if inference_mode(ctx, settings) == "all" and scored is not None:
         log.info("already scored in the inference process: %s", scored.name)
     else:
         run_vlmeval(engine, ctx, "eval", settings, try_number, None)
@@ -49,24 +50,16 @@ def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1, settin
 
 def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
     ctx = load_context(engine, run_id)
-    got = results.collect_metrics(
-        ctx.pred_root,
-        model=ctx.model.vlmeval_model,
-        data=ctx.task.vlmeval_data,
-        suffix=ctx.metric_suffix,
-        key=ctx.metric_key,
-    )
-    from vlmevals.results.samples import ingest_for_run  # numpy/scipy only where samples are ingested
-
-    sample_columns = ingest_for_run(
-        engine, run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, got.metrics
-    )
-    done = {"eval_run_id": run_id, "primary_metric": got.primary_metric, "metric_file": str(got.metric_file)}
-    if not runs.mark_completed(
-        engine, run_id, primary_metric=got.primary_metric, metrics=got.metrics, extra=sample_columns
-    ):
-        log.warning("eval run %s was no longer active (cancelled?); metrics not recorded", run_id)
-        return done
+    if ctx.status == "completed":  # stored by the inference task (scored in its VLMEvalKit process)
+        with session_scope(engine) as s:
+            primary = runs.get_run(s, run_id).primary_metric
+        scored = scored_in_process(ctx)
+        done = {"eval_run_id": run_id, "primary_metric": primary, "metric_file": str(scored) if scored else None}
+    else:
+        done, stored = store_result(engine, ctx)
+        if not stored:
+            log.warning("eval run %s was no longer active (cancelled?); metrics not recorded", run_id)
+            return done
     from vlmevals.results.regression import check_run  # nightly and checkpoint runs: compare
 
     try:

@@ -28,7 +28,8 @@ def test_registry_model(tmp_path: Path) -> None:
         mode="infer",
         limit=5,
     )
-    assert inv.argv[:3] == ["/usr/bin/python3", "-m", "vlmeval"]
+    assert inv.argv[:2] == ["/usr/bin/python3", "-c"] and inv.argv[3:5] == ["-m", "vlmeval"]
+    assert "python3 -c <launcher: gc.freeze at exit> -m vlmeval --model" in inv.redacted()
     joined = " ".join(inv.argv)
     assert "--model InternVL2_5-2B --data MMBench_DEV_EN" in joined
     assert "--mode infer --reuse --limit 5 --judge exact_matching" in joined

@@ -1,0 +1,63 @@
+"""Storing a scored run: every metric, the per-sample results, the run completed.
+
+`ingest_metrics` does it, and so does `inference` as soon as VLMEvalKit has scored in its own process (offline
+exact matching): the result is on the leaderboard without waiting for two more task starts (scoring's and
+ingest_metrics'), which then find it stored. One function, so both paths store exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from vlmevals.pipeline.context import RunContext
+from vlmevals.runs import lifecycle as runs
+from vlmevals.toolkit import outputs as results
+
+log = logging.getLogger(__name__)
+
+
+def scored_in_process(ctx: RunContext) -> Path | None:
+    """The metric file, when the VLMEvalKit process that inferred also scored (its status.json has metrics)."""
+    entry = results.dataset_entry(results.load_status(ctx.pred_root), ctx.task.vlmeval_data)
+    if entry.get("metrics") is None:
+        return None
+    return results.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, ctx.metric_suffix)
+
+
+def store_result(engine: Engine | None, ctx: RunContext) -> tuple[dict[str, Any], bool]:
+    """Collect, store and complete; returns (what was stored, whether the run was still active to take it)."""
+    got = results.collect_metrics(
+        ctx.pred_root,
+        model=ctx.model.vlmeval_model,
+        data=ctx.task.vlmeval_data,
+        suffix=ctx.metric_suffix,
+        key=ctx.metric_key,
+    )
+    from vlmevals.results.samples import ingest_for_run  # numpy/scipy only where samples are ingested
+
+    sample_columns = ingest_for_run(
+        engine, ctx.run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, got.metrics
+    )
+    done = {"eval_run_id": ctx.run_id, "primary_metric": got.primary_metric, "metric_file": str(got.metric_file)}
+    stored = runs.mark_completed(
+        engine, ctx.run_id, primary_metric=got.primary_metric, metrics=got.metrics, extra=sample_columns
+    )
+    return done, stored
+
+
+def store_if_scored(engine: Engine | None, ctx: RunContext) -> bool:
+    """Called by `inference` after VLMEvalKit exits: never fails the task (that would rerun inference); whatever
+    went wrong, `scoring` and `ingest_metrics` meet it again and fail with their readable error."""
+    if scored_in_process(ctx) is None:
+        return False
+    try:
+        _, stored = store_result(engine, ctx)
+    except Exception:
+        log.warning("result of eval run %s not stored yet; ingest_metrics will", ctx.run_id, exc_info=True)
+        return False
+    log.info("eval run %s stored (scored in the inference process)", ctx.run_id)
+    return stored
