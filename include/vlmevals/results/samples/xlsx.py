@@ -20,7 +20,7 @@ from typing import Any
 _NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
-_COORD = re.compile(r"^([A-Z]{1,3})(\d+)$")
+_COORD = re.compile(r"^([A-Z]{1,3})$")  # a cell reference's column letters
 # pandas' default NA strings (pandas._libs.parsers.STR_NA_VALUES), "" included
 NA_STRINGS = frozenset(
     {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
@@ -96,17 +96,34 @@ def _cell(c: ET.Element, strings: list[str]) -> Any:
     raise Unsupported(f"cell type {kind!r}")  # d (ISO dates)
 
 
+def _position(ref: str | None, next_col: int, columns: dict[str, int]) -> int:
+    """A cell's column from its reference ("C7" -> 2; cached per reference), or the next one without it."""
+    if not ref:
+        return next_col
+    col = columns.get(ref)
+    if col is None:
+        coord = _COORD.match(ref)
+        if coord is None:
+            raise Unsupported(f"cell reference {ref!r}")
+        col = columns[ref] = _column(coord.group(1))
+    if col < next_col:
+        raise Unsupported("cells out of order")
+    return col
+
+
 def _grid(sheet: ET.Element, strings: list[str]) -> list[list[Any]]:
     rows: list[list[Any]] = []
+    columns: dict[str, int] = {}
     for row in sheet.iter(f"{_NS}row"):
         at = int(row.get("r") or len(rows) + 1) - 1
         while len(rows) < at:
             rows.append([])
         cells: list[Any] = []
         for c in row.iter(f"{_NS}c"):
-            coord = _COORD.match(c.get("r") or "")
-            col = _column(coord.group(1)) if coord else len(cells)
-            cells += [None] * (col - len(cells))
+            ref = c.get("r")
+            col = _position(ref.rstrip("0123456789") if ref else None, len(cells), columns)
+            if col > len(cells):
+                cells += [None] * (col - len(cells))
             cells.append(_cell(c, strings))
         rows.append(cells)
     return rows
