@@ -4,8 +4,11 @@ then times the first sync, a re-scan with nothing new, and a re-scan after one f
     .venv/bin/python bench/backfill_bench.py                 # 10,000 results, own throwaway PostgreSQL
     .venv/bin/python bench/backfill_bench.py --models 20 --datasets 50 --database-url postgresql+psycopg://...
 
-Prints one JSON object (seconds, results/s). Metric files are real-format VLMEvalKit CSVs (parsed with the
-same readers as live runs); prediction files are placeholders (backfill only checks that they exist).
+Prints one JSON line (seconds, results/s, SQL statements per scan, the 1-minute load). Metric files are
+real-format VLMEvalKit CSVs, and each result has a real per-sample file (`_exact_matching_result.xlsx`, written
+with xlsxwriter as VLMEvalKit's `dump` does, `--samples` rows) that backfill ingests into eval_samples, as it
+would in a real work dir; prediction files are placeholders (backfill only checks that they exist).
+`--profile FILE` writes a cProfile of the first scan.
 """
 
 from __future__ import annotations
@@ -29,8 +32,38 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def generate(work: Path, models: int, datasets: int) -> int:
+def sample_files(samples: int, variants: int = 10) -> list[bytes]:
+    """`variants` per-sample files as VLMEvalKit's exact_matching MCQ evaluation writes them (xlsxwriter),
+    differing in their hits; generated once and copied (writing 10,000 xlsx files would dominate the set-up)."""
+    import io
+
+    import pandas as pd
+
+    out = []
+    for v in range(variants):
+        buf = io.BytesIO()
+        pd.DataFrame(
+            {
+                "index": range(samples),
+                "question": [f"Which shape is item {i}?" for i in range(samples)],
+                "A": "circle",
+                "B": "square",
+                "C": "triangle",
+                "D": "star",
+                "answer": ["ABCD"[i % 4] for i in range(samples)],
+                "category": [("colour", "shape")[i % 2] for i in range(samples)],
+                "prediction": [("ABCD"[i % 4] if (i + v) % 3 else "A") for i in range(samples)],
+                "hit": [int((i + v) % 3 != 0 or i % 4 == 0) for i in range(samples)],
+                "log": [f"Match Log: {'ABCD'[i % 4]}. " for i in range(samples)],
+            }
+        ).to_excel(buf, index=False, engine="xlsxwriter")
+        out.append(buf.getvalue())
+    return out
+
+
+def generate(work: Path, models: int, datasets: int, samples: int = 20) -> int:
     """`models` model folders x `datasets` results; a third each flat, upstream T folder (+ symlinks), legacy."""
+    per_sample = sample_files(samples) if samples > 0 else []
     n = 0
     for i in range(models):
         model = f"Model_{i:03d}"
@@ -45,6 +78,9 @@ def generate(work: Path, models: int, datasets: int) -> int:
             data = f"BENCH_{j:03d}_MCQ"
             score = ((i * 31 + j * 17) % 100) / 100
             (folder / f"{model}_{data}.xlsx").write_bytes(b"placeholder")
+            if per_sample:
+                result = f"{model}_{data}_exact_matching_result.xlsx"
+                (folder / result).write_bytes(per_sample[(i + j) % len(per_sample)])
             (folder / f"{model}_{data}_acc.csv").write_text(
                 f'"split","Overall","colour","shape"\n"none","{score}","{score}","{score}"\n'
             )
@@ -55,7 +91,7 @@ def generate(work: Path, models: int, datasets: int) -> int:
                 "metrics": {"split=none|Overall": score},
             }
             if layout == "upstream":
-                for f in (f"{model}_{data}.xlsx", f"{model}_{data}_acc.csv"):
+                for f in (f"{model}_{data}.xlsx", f"{model}_{data}_acc.csv", *([result] if per_sample else [])):
                     (mdir / f).symlink_to(f"{folder.name}/{f}")
             n += 1
         if layout != "legacy":
@@ -69,6 +105,8 @@ def main() -> None:
     ap.add_argument("--datasets", type=int, default=100)
     ap.add_argument("--database-url", default=None, help="an empty, migrated-or-not database (default: own PG)")
     ap.add_argument("--workers", type=int, default=None, help="metric-file parser processes (default: CPUs)")
+    ap.add_argument("--samples", type=int, default=20, help="rows of each per-sample file (0: none)")
+    ap.add_argument("--profile", default=None, help="write a cProfile of the first scan to this file")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="backfill-bench-"))
@@ -83,10 +121,10 @@ def main() -> None:
         url = pg.url("bench")
     os.environ["DATABASE_URL"] = url
     try:
-        from sqlalchemy import func, insert, select
-        from vlmevals.backfill import sync_outputs
+        from sqlalchemy import event, func, insert, select
+        from vlmevals.backfill import SyncReport, sync_outputs
         from vlmevals.db.engine import get_engine, session_scope, upgrade
-        from vlmevals.db.models import EvalRun, Model, Task
+        from vlmevals.db.models import EvalRun, EvalSample, Model, Task
 
         upgrade(url)
         engine = get_engine(url)
@@ -107,11 +145,26 @@ def main() -> None:
             )
         work = tmp / "outputs"
         t = time.perf_counter()
-        n = generate(work, args.models, args.datasets)
+        n = generate(work, args.models, args.datasets, args.samples)
         gen_s = time.perf_counter() - t
+        statements = [0]
+        event.listen(engine, "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1))
 
-        first = sync_outputs(work, engine=engine, workers=args.workers)
-        rescan = sync_outputs(work, engine=engine, workers=args.workers)
+        def counted() -> tuple[SyncReport, int]:
+            before = statements[0]
+            report = sync_outputs(work, engine=engine, workers=args.workers)
+            return report, statements[0] - before
+
+        load_before = os.getloadavg()[0]
+        if args.profile:
+            import cProfile
+
+            with cProfile.Profile() as prof:
+                first, first_sql = counted()
+            prof.dump_stats(args.profile)
+        else:
+            first, first_sql = counted()
+        rescan, rescan_sql = counted()
         # one model folder rewritten (a rerun of a flat-layout model): only its results are re-read
         changed = work / "Model_000"
         for f in changed.glob("*_acc.csv"):
@@ -120,6 +173,7 @@ def main() -> None:
         after_change = sync_outputs(work, engine=engine, workers=args.workers)
         with session_scope(engine) as s:
             stored = s.scalar(select(func.count()).select_from(EvalRun))
+            sample_rows = s.scalar(select(func.count()).select_from(EvalSample))
         out = {
             "results": n,
             "models": args.models,
@@ -129,14 +183,21 @@ def main() -> None:
             "first_scan_s": round(first.seconds, 2),
             "first_scan_results_per_s": round(n / first.seconds),
             "first_scan": first.counts(),
+            "first_scan_samples_ingested": first.samples_ingested,
+            "first_scan_sql_statements": first_sql,
             "rescan_nothing_new_s": round(rescan.seconds, 3),
             "rescan": rescan.counts(),
             "rescan_files_parsed": rescan.files_parsed,
+            "rescan_sql_statements": rescan_sql,
             "rescan_one_folder_touched_s": round(after_change.seconds, 3),
             "rescan_one_folder_touched_files_parsed": after_change.files_parsed,
             "runs_stored": stored,
+            "sample_rows_stored": sample_rows,
+            "samples_per_result": args.samples,
+            "load_1m_before": round(load_before, 2),
+            "load_1m_at_end": round(os.getloadavg()[0], 2),
         }
-        print(json.dumps(out, indent=2))
+        print(json.dumps(out))
     finally:
         if pg is not None:
             from vlmevals.db.engine import get_engine

@@ -9,7 +9,8 @@ reason; nothing stops the scan.
 Idempotent and fast: each run stores its `source_path` (unique) and `source_mtime_ns`; a re-scan compares the
 listing with them and opens no file of an unchanged result. New rows go in with one multi-row INSERT ... ON
 CONFLICT DO NOTHING (a concurrent sync cannot create duplicates); metric files are parsed in a process pool
-when there are many.
+when there are many, each result's per-sample file in the same job, and a batch's runs, events and samples go
+in one transaction (one INSERT of runs, one of events, one COPY of samples).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from vlmevals.backfill.matching import Known, Tasks, create_missing, known_sources, load_catalogue, match
-from vlmevals.backfill.outcomes import Outcome, StatusCache, TaskInfo, completed_outcome, judge_outcome, read_many
+from vlmevals.backfill.outcomes import Outcome, StatusCache, TaskInfo, completed_outcome, judge_outcome
+from vlmevals.backfill.reading import Job, read_many
 from vlmevals.backfill.report import Problem, SyncReport
-from vlmevals.backfill.samples import Ingestable, ingest_samples
 from vlmevals.backfill.scanner import FolderListing, ResultRef, datasets_in, list_folders, results_of
 from vlmevals.backfill.writes import insert_new, row_for, update_known
 from vlmevals.core.errors import InvalidRequestError
@@ -58,9 +59,9 @@ def _pending_in(
 
 
 def _read_outcomes(matched: Matched, statuses: StatusCache, workers: int, report: SyncReport) -> dict[str, Outcome]:
-    """status.json once per folder, metric files only where needed (in parallel when many)."""
+    """status.json once per folder, metric and per-sample files only where needed (in parallel when many)."""
     got: dict[str, Outcome] = {}
-    jobs: list[tuple[str, str]] = []
+    jobs: list[Job] = []
     job_refs: list[ResultRef] = []
     for r, _, t in matched:
         decided = judge_outcome(r, t, statuses.get(r.folder, r.status_mtime_ns is not None))
@@ -69,9 +70,9 @@ def _read_outcomes(matched: Matched, statuses: StatusCache, workers: int, report
         else:
             jobs.append(decided)
             job_refs.append(r)
-    for r, job, (primary, table, problem) in zip(job_refs, jobs, read_many(jobs, workers), strict=True):
+    for r, job, read in zip(job_refs, jobs, read_many(jobs, workers), strict=True):
         status = statuses.get(r.folder, r.status_mtime_ns is not None)
-        got[r.source_path] = completed_outcome(r, status, job[0], primary, table, problem)
+        got[r.source_path] = completed_outcome(r, status, job.metric_file, read)
     report.files_parsed = len(jobs)
     return got
 
@@ -88,27 +89,20 @@ def _reported(r: ResultRef, o: Outcome, report: SyncReport) -> bool:
 def _write(
     engine: Engine | None, matched: Matched, got: dict[str, Outcome], known: dict[str, Known], report: SyncReport
 ) -> None:
-    """New rows in bulk, changed ones in place (a flat folder rewritten by a rerun); the others reported; then
-    the per-sample results of every completed run written."""
-    new_rows: list[dict[str, Any]] = []
-    samples: list[Ingestable] = []
+    """New rows in bulk with their per-sample rows (one transaction per batch), changed ones in place (a flat
+    folder rewritten by a rerun); the others reported."""
+    new: list[tuple[dict[str, Any], Outcome]] = []
     for r, model_id, t in matched:
         o = got[r.source_path]
         if _reported(r, o, report):
             continue
         row = row_for(r, model_id, t, o)
         if r.source_path in known:
-            if update_known(engine, known[r.source_path], row, report) and o.status == "completed":
-                samples.append((known[r.source_path][0], r.folder, r.model, r.data, o.metrics))
+            update_known(engine, known[r.source_path], row, o, report)
         else:
-            new_rows.append(row)
+            new.append((row, o))
             report.failed += o.status == "failed"
-    by_source = {(r.source_path): r for r, _, _ in matched}
-    for rid, status, source in insert_new(engine, new_rows, report):
-        r = by_source[source]
-        if status == "completed":
-            samples.append((rid, r.folder, r.model, r.data, got[source].metrics))
-    ingest_samples(engine, samples, report)
+    insert_new(engine, new, report)
 
 
 def _root(folder: str | Path) -> str:

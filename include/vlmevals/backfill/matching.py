@@ -68,12 +68,9 @@ def load_catalogue(engine: Engine | None) -> tuple[Models, Tasks]:
         for mid, name, vm in s.execute(select(Model.id, Model.name, Model.vlmeval_model).order_by(Model.id)):
             models.setdefault(vm, []).append((mid, name))
         tasks: Tasks = {}
-        for tid, name, vd, suf, key in s.execute(
-            select(Task.id, Task.name, Task.vlmeval_data, Task.primary_metric_suffix, Task.primary_metric_key).order_by(
-                Task.id
-            )
-        ):
-            tasks.setdefault(vd, []).append(TaskInfo(tid, name, suf, key))
+        cols = (Task.id, Task.name, Task.vlmeval_data, Task.primary_metric_suffix, Task.primary_metric_key)
+        for tid, name, vd, suf, key, scale in s.execute(select(*cols, Task.metric_scale).order_by(Task.id)):
+            tasks.setdefault(vd, []).append(TaskInfo(tid, name, suf, key, float(scale)))
     return models, tasks
 
 

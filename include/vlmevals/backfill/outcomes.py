@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from vlmevals.backfill.reading import Job, Read
 from vlmevals.backfill.scanner import STATUS_FILE, ResultRef
 from vlmevals.core.errors import VLMEvalFailure
+from vlmevals.results.samples.parse import pick_result_file
 from vlmevals.toolkit import outputs as results
 
-PARALLEL_MIN = 400  # below this many metric files, a process pool costs more than it saves
 INFER_STATUSES = ("pending", "infer")  # what VLMEvalKit's status.json says before a prediction file exists
 METRIC_SUFFIXES = ("_acc.csv", "_score.csv", "_acc.xlsx", "_score.xlsx", "_acc.json", "_score.json")
 
@@ -26,6 +25,7 @@ class TaskInfo:
     name: str
     suffix: str
     key: str
+    scale: float = 1.0  # tasks.metric_scale, for the per-sample summary
 
 
 @dataclass
@@ -42,6 +42,8 @@ class Outcome:
     judge: str | None = None
     commit: str | None = None
     samples: int | None = None  # incomplete: the samples inference reached
+    sample_rows: list[tuple[Any, ...]] | None = None  # completed: the per-sample rows to store (COPY rows)
+    sample_columns: dict[str, Any] = field(default_factory=dict)  # completed: eval_runs' samples summary
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -78,34 +80,6 @@ def _metric_file(ref: ResultRef, suffix: str) -> str | None:
 
 def _has_prediction(ref: ResultRef) -> bool:
     return any(f"{ref.model}_{ref.data}.{ext}" in ref.files for ext in ("xlsx", "tsv", "json"))
-
-
-def _read_metrics(path: str, key: str) -> tuple[float | None, dict[str, float] | None, str | None]:
-    """(primary, table, problem) for one metric file; runs in pool workers too."""
-    try:
-        table = results.read_metric_file(Path(path))
-    except VLMEvalFailure as err:
-        return None, None, str(err)
-    except Exception as err:  # an unexpected file content must not stop the scan
-        return None, None, f"metric file {path} is unreadable ({type(err).__name__}: {err})"
-    primary = results.pick_primary(table, key)
-    if primary is None:
-        return (
-            None,
-            table,
-            (f"metric key {key!r} not found in {os.path.basename(path)}; available: {', '.join(list(table)[:15])}"),
-        )
-    return primary, table, None
-
-
-def read_many(
-    jobs: list[tuple[str, str]], workers: int
-) -> list[tuple[float | None, dict[str, float] | None, str | None]]:
-    if workers > 1 and len(jobs) >= PARALLEL_MIN:
-        paths, keys = zip(*jobs, strict=True)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-            return list(pool.map(_read_metrics, paths, keys, chunksize=max(50, len(jobs) // (workers * 8))))
-    return [_read_metrics(p, k) for p, k in jobs]
 
 
 class StatusCache:
@@ -163,8 +137,9 @@ def _incomplete(ref: ResultRef, entry: dict[str, Any]) -> Outcome | None:
     )
 
 
-def judge_outcome(ref: ResultRef, task: TaskInfo, status: dict[str, Any] | str) -> Outcome | tuple[str, str]:
-    """Decide what can be decided without parsing a metric file; else return (metric file path, key)."""
+def judge_outcome(ref: ResultRef, task: TaskInfo, status: dict[str, Any] | str) -> Outcome | Job:
+    """Decide what can be decided without parsing a metric file; else the files to read (the per-sample file
+    chosen from the listing: no stat or glob per result)."""
     if isinstance(status, str):
         return Outcome("malformed", reason=status, file=f"{ref.folder}/{STATUS_FILE}")
     entry = results.dataset_entry(status, ref.data)
@@ -189,32 +164,37 @@ def judge_outcome(ref: ResultRef, task: TaskInfo, status: dict[str, Any] | str) 
     mf = _metric_file(ref, task.suffix)
     if mf is None:
         return _no_metric_file(ref, task, status, entry)
-    return f"{ref.folder}/{mf}", task.key
+    sf = pick_result_file(ref.files, ref.model, ref.data)
+    return Job(f"{ref.folder}/{mf}", task.key, f"{ref.folder}/{sf}" if sf else None, task.scale)
 
 
-def completed_outcome(
-    ref: ResultRef,
-    status: dict[str, Any] | str,
-    mf: str,
-    primary: float | None,
-    table: dict[str, float] | None,
-    problem: str | None,
-) -> Outcome:
-    """The outcome of a result whose metric file was read (`problem`: why it could not be)."""
-    if problem is not None or table is None:
-        return Outcome("malformed", file=mf, reason=problem or f"{mf} has no metrics")
+def _with_samples(o: Outcome, samples: Any) -> Outcome:
+    """The per-sample read on the outcome, as the pipeline's ingest records it: rows and summary, or the
+    reason in metrics["samples_error"] (the official score stays)."""
+    if isinstance(samples, str):
+        o.metrics["samples_error"] = samples
+    elif samples is not None:
+        o.sample_rows, o.metrics["samples"], o.sample_columns = samples
+    return o
+
+
+def completed_outcome(ref: ResultRef, status: dict[str, Any] | str, mf: str, read: Read) -> Outcome:
+    """The outcome of a result whose files were read (`read.problem`: why the metric file gave no score)."""
+    if read.problem is not None or read.table is None:
+        return Outcome("malformed", file=mf, reason=read.problem or f"{mf} has no metrics")
     status = status if isinstance(status, dict) else {}
     entry = results.dataset_entry(status, ref.data)
     commit, finished = _provenance(ref, status, entry)
-    return Outcome(
+    o = Outcome(
         "completed",
-        primary_metric=primary,
-        metrics=results.metrics_record(table, os.path.basename(mf), entry),
+        primary_metric=read.primary,
+        metrics=results.metrics_record(read.table, os.path.basename(mf), entry),
         file=mf,
         finished_at=finished,
         judge=entry.get("judge_model"),
         commit=commit,
     )
+    return _with_samples(o, read.samples)
 
 
 def guess_suffix(ref: ResultRef) -> str:

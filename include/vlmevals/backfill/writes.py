@@ -1,4 +1,5 @@
-"""Backfill's writes, through the run life cycle: new runs in bulk, changed ones re-synced in place."""
+"""Backfill's writes, through the run life cycle: new runs in bulk with their samples, changed ones re-synced in
+place."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from vlmevals.backfill.outcomes import Outcome, TaskInfo, eval_id_time
 from vlmevals.backfill.report import SyncReport
 from vlmevals.backfill.scanner import ResultRef
 from vlmevals.db.engine import session_scope
+from vlmevals.results.samples.store import replace_samples
 from vlmevals.runs import lifecycle as runs
 
 TRIGGERED_BY = "backfill"
 BATCH = 2000
+SAMPLE_COLUMNS = ("samples_total", "samples_failed", "ci_low", "ci_high")
 
 
 def row_for(r: ResultRef, model_id: int, t: TaskInfo, o: Outcome) -> dict[str, Any]:
@@ -50,40 +53,47 @@ def row_for(r: ResultRef, model_id: int, t: TaskInfo, o: Outcome) -> dict[str, A
         "fingerprint": fp,
         "source_path": r.source_path,
         "source_mtime_ns": r.mtime_ns,
+        **{c: o.sample_columns.get(c) for c in SAMPLE_COLUMNS},  # every row the same keys (one executemany)
     }
 
 
-def insert_new(engine: Engine | None, rows: list[dict[str, Any]], report: SyncReport) -> list[tuple[int, str, str]]:
-    """In batches of BATCH rows, one executemany statement each (see `lifecycle.insert_backfilled`); returns
-    (id, status, source_path) of the rows this sync inserted."""
-    inserted: list[tuple[int, str, str]] = []
-    for i in range(0, len(rows), BATCH):
-        chunk = rows[i : i + BATCH]
+def insert_new(engine: Engine | None, new: list[tuple[dict[str, Any], Outcome]], report: SyncReport) -> None:
+    """In batches of BATCH rows, each one transaction: the runs and their events (one executemany each, see
+    `lifecycle.insert_backfilled`), then the per-sample rows of the runs this sync inserted, in one COPY."""
+    for i in range(0, len(new), BATCH):
+        chunk = new[i : i + BATCH]
+        samples = {row["source_path"]: o.sample_rows for row, o in chunk if o.sample_rows is not None}
         with session_scope(engine) as s:
-            got = runs.insert_backfilled(s.connection(), chunk)
+            conn = s.connection()
+            got = runs.insert_backfilled(conn, [row for row, _ in chunk])
+            stored = [(rid, samples[sp]) for rid, _, sp in got if sp in samples]
+            replace_samples(conn, stored)
         report.created += len(got)
         report.unchanged += len(chunk) - len(got)  # recorded meanwhile by a concurrent sync
-        inserted += [(rid, st, sp) for rid, st, sp in got if sp is not None]
-    return inserted
+        report.samples_ingested += len(stored)
 
 
-def update_known(engine: Engine | None, known: Known, row: dict[str, Any], report: SyncReport) -> bool:
+def update_known(engine: Engine | None, known: Known, row: dict[str, Any], o: Outcome, report: SyncReport) -> None:
     """A result whose files changed: its new mtime, and its new outcome if status, metric or error differ
-    (True: the outcome was rewritten, so its per-sample results are read again)."""
+    (then its per-sample results are replaced too, as the pipeline's ingest would)."""
     run_id, _, old_status, old_metric, old_error = known
     same = (old_status, old_metric, old_error) == (row["status"], row["primary_metric"], row["error"])
     values = {"source_mtime_ns": row["source_mtime_ns"]}
     message = None
     if not same:
         values.update({k: row[k] for k in runs.RESYNC_COLUMNS})
+        values.update(o.sample_columns)  # none when no per-sample file was read: the old summary stays
         message = (
             f"re-synced from {row['source_path']}: was {old_status} (primary metric {old_metric}), "
             f"now {row['status']} (primary metric {row['primary_metric']})"
         )
-    runs.resync_backfilled(engine, run_id, values, message)
+    with session_scope(engine) as s:
+        runs.resync_backfilled(s.connection(), run_id, values, message)
+        if not same and o.sample_rows is not None:
+            replace_samples(s.connection(), [(run_id, o.sample_rows)])
     if same:
         report.unchanged += 1
     else:
         report.updated += 1
         report.failed += row["status"] == "failed"
-    return not same
+        report.samples_ingested += o.sample_rows is not None

@@ -204,12 +204,15 @@ def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> lis
     return got
 
 
-def resync_backfilled(engine: Engine | None, run_id: int, values: dict[str, Any], message: str | None) -> None:
-    """A backfilled run whose source changed: new mtime, and (with `message`, its event) a new outcome."""
-    with session_scope(engine) as s:
-        s.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
-        if message is not None:
-            _event(s, run_id, values["status"], message)
+def resync_backfilled(target: Engine | Connection | None, run_id: int, values: dict[str, Any], msg: str | None) -> None:
+    """A backfilled run whose source changed: new mtime, and (with `msg`, its event) a new outcome. On a
+    Connection it joins the caller's transaction (backfill replaces the run's samples in the same one)."""
+    if not isinstance(target, Connection):
+        with session_scope(target) as s:
+            return resync_backfilled(s.connection(), run_id, values, msg)
+    target.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
+    if msg is not None:
+        target.execute(pg_insert(EvalRunEvent), [{"run_id": run_id, "status": values["status"], "message": msg}])
 
 
 def _transition(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import VLMEvalFailure
+from vlmevals.toolkit import metric_csv
 
 if TYPE_CHECKING:
     import pandas as pd  # imported where a table is read: ~0.5 s at every task start otherwise
@@ -89,7 +90,13 @@ def flatten_table(df: pd.DataFrame) -> dict[str, float]:
 
 
 def read_metric_file(path: Path) -> dict[str, float]:
-    """Parse a VLMEvalKit metric file (csv, xlsx or json) into flat metrics."""
+    """Parse a VLMEvalKit metric file (csv, xlsx or json) into flat metrics (a plain CSV without pandas)."""
+    if path.suffix == ".csv":
+        fast = _fast_csv(path)
+        if fast is not None:
+            if not fast:
+                raise VLMEvalFailure(f"metric file {path} has no numeric values")
+            return fast
     import pandas as pd
 
     try:
@@ -108,6 +115,15 @@ def read_metric_file(path: Path) -> dict[str, float]:
     if not flat:
         raise VLMEvalFailure(f"metric file {path} has no numeric values")
     return flat
+
+
+def _fast_csv(path: Path) -> dict[str, float] | None:
+    """`metric_csv.flatten` of the file (None: read it with pandas, which also reports what is wrong)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return metric_csv.flatten(text, LABEL_COLUMNS)
 
 
 def _flatten_json(obj: Any, prefix: str = "") -> dict[str, float | None]:

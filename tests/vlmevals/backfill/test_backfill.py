@@ -231,8 +231,13 @@ def test_rerun_in_flat_folder_updates_in_place(catalogue, tmp_path: Path) -> Non
     os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     rep = sync_outputs(work, engine=catalogue)
     assert (rep.counts()["updated"], rep.counts()["unchanged"], rep.counts()["created"]) == (1, 2, 0)
+    assert rep.files_parsed == 1, "only the changed result is read again"
+    assert rep.samples_ingested == 1, "the re-synced run's samples are read again"
     vqa = _by_data(_runs(catalogue))["DEMO_COLORS_VQA"]
     assert vqa.primary_metric == 60.0
+    with session_scope(catalogue) as s:
+        rows = s.scalar(select(func.count()).select_from(EvalSample).where(EvalSample.run_id == vqa.id))
+    assert rows == vqa.samples_total == 20, "replaced, not doubled"
     assert "was completed (primary metric 20.0)" in vqa.events[-1].message, "the old score stays in the history"
 
 
@@ -282,6 +287,20 @@ def test_backfilled_runs_carry_their_samples(catalogue, tmp_path: Path) -> None:
     assert mcq.metrics["samples"]["source_file"] == "demo_tiny_DEMO_SHAPES_MCQ_exact_matching_result.xlsx"
     assert mcq.metrics["samples"]["official"] == pytest.approx(mcq.primary_metric)
     assert sync_outputs(real["cases"]["ok"]["work_dir"], engine=catalogue).samples_ingested == 0, "idempotent"
+
+
+def test_unreadable_per_sample_file_keeps_the_score(catalogue, tmp_path: Path) -> None:
+    """A per-sample file that cannot be read costs the run its samples, never its official score."""
+    real = trees.flat_tree(tmp_path)
+    mdir = real["cases"]["ok"]["model_dir"]
+    (mdir / "demo_tiny_DEMO_SHAPES_MCQ_exact_matching_result.xlsx").write_bytes(b"not a workbook")
+    rep = sync_outputs(real["cases"]["ok"]["work_dir"], engine=catalogue)
+    assert rep.counts()["created"] == 3 and rep.samples_ingested == 2, rep.as_dict()
+    mcq = _by_data(_runs(catalogue))["DEMO_SHAPES_MCQ"]
+    assert mcq.status == "completed" and mcq.primary_metric == pytest.approx(0.25)
+    assert "samples_error" in mcq.metrics and mcq.samples_total is None
+    with session_scope(catalogue) as s:
+        assert s.scalar(select(func.count()).select_from(EvalSample).where(EvalSample.run_id == mcq.id)) == 0
 
 
 def test_compare_works_on_backfilled_runs(catalogue, tmp_path: Path) -> None:

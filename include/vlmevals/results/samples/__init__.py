@@ -2,7 +2,8 @@
 
 Modules: `parse` (which file, which columns, failure markers -> SampleRecord), `summary` (official and
 valid-only score, confidence interval), `store` (COPY ingestion and the SQL reads), `ingest` (the
-ingest_metrics hook tying them together), `images` (sample images from the dataset TSV).
+ingest_metrics hook tying them together), `images` (sample images from the dataset TSV), `xlsx` (a fast
+reader of the per-sample .xlsx files, equal to pandas where it answers).
 
 Why rows in PostgreSQL (not a Parquet file per run): the API filters (category, wrong/failed) and pages them
 with SQL, comparisons join two runs on (run_id, sample_index) through the primary key, re-ingesting is one

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun
-from vlmevals.results.samples.parse import read_samples
-from vlmevals.results.samples.store import store
+from vlmevals.results.samples.parse import read_records, read_samples
+from vlmevals.results.samples.store import record_rows, store
 from vlmevals.results.samples.summary import SampleSummary, summarise
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,18 @@ def ingest(
     summary = summarise(records, path.name, scale)
     log.info("ingested %s samples of run %s from %s (%s failed)", summary.total, run_id, path.name, summary.failed)
     return summary
+
+
+# COPY rows (without run id), the summary for metrics["samples"], eval_runs' summary columns
+PerSample = tuple[list[tuple[Any, ...]], dict[str, Any], dict[str, Any]]
+
+
+def read_summarised(path: Path, scale: float) -> PerSample:
+    """One per-sample file read and summarised without the database (backfill does this in worker processes
+    and stores many runs' rows in one COPY, see store.replace_samples). Raises on an unreadable file."""
+    records = read_records(path)
+    summary = summarise(records, path.name, scale)
+    return record_rows(records), summary.as_metrics(), summary.run_columns()
 
 
 def _metric_scale(engine: Engine | None, run_id: int) -> float:

@@ -8,10 +8,13 @@ a judge API failure in the log) is `failed`; see vlmevals.results.samples.summar
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from vlmevals.results.samples import xlsx
 
 INFER_FAIL_MARKERS = ("Failed to obtain answer",)  # vlmeval.smp.file.INFER_FAIL_MSG, inference.FAIL_MSG, fail_msg
 JUDGE_FAIL_MARKERS = ("Failed to obtain answer", "Failed to predict, thus randomly generate one")
@@ -37,34 +40,45 @@ class SampleRecord:
     extra: dict[str, Any] | None = None
 
 
-def result_file(pred_root: Path, model: str, data: str) -> Path | None:
-    """The most informative per-sample file VLMEvalKit wrote for (model, data), or None.
+_GLOBBED_ENDS = ("_result.xlsx", "_results.xlsx")
+
+
+def pick_result_file(files: Mapping[str, int], model: str, data: str) -> str | None:
+    """The most informative per-sample file among `files` (name -> mtime_ns) for (model, data), or None.
 
     Order: MCQ `_{judge}_result.xlsx` (hit), VQA `_results.xlsx` (eval_score), Y/N `_auxmatch.xlsx` (score),
-    other `_*_result(s).xlsx`, then the prediction file itself (no scores).
+    the newest other `_*_result(s).xlsx`, then the prediction file itself (no scores). Backfill passes the
+    listing it already has, so choosing costs no stat() or glob per result.
     """
     prefix = f"{model}_{data}"
-    exact = [
-        pred_root / f"{prefix}_exact_matching_result.xlsx",
-        pred_root / f"{prefix}_results.xlsx",
-        pred_root / f"{prefix}_auxmatch.xlsx",
-    ]
-    for p in exact:
-        if p.exists():
-            return p
-    globbed = [
-        p
-        for pat in (f"{prefix}_*_result.xlsx", f"{prefix}_*_results.xlsx")
-        for p in pred_root.glob(pat)
-        if "vanilla" not in p.name and "circ" not in p.name
+    for name in (f"{prefix}_exact_matching_result.xlsx", f"{prefix}_results.xlsx", f"{prefix}_auxmatch.xlsx"):
+        if name in files:
+            return name
+    globbed = [  # the globs {prefix}_*_result.xlsx and {prefix}_*_results.xlsx
+        n
+        for n in files
+        if n.startswith(f"{prefix}_")
+        and any(n.endswith(end) and len(n) >= len(prefix) + 1 + len(end) for end in _GLOBBED_ENDS)
+        and "vanilla" not in n
+        and "circ" not in n
     ]
     if globbed:
-        return max(globbed, key=lambda p: p.stat().st_mtime)
-    for ext in ("xlsx", "tsv"):
-        p = pred_root / f"{prefix}.{ext}"
-        if p.exists():
-            return p
-    return None
+        return max(globbed, key=lambda n: files[n])
+    return next((n for n in (f"{prefix}.xlsx", f"{prefix}.tsv") if n in files), None)
+
+
+def result_file(pred_root: Path, model: str, data: str) -> Path | None:
+    """`pick_result_file` over the files of `pred_root` (links followed, as VLMEvalKit's readers do)."""
+    files: dict[str, int] = {}
+    try:
+        with os.scandir(pred_root) as it:
+            for e in it:
+                if e.name.startswith(f"{model}_{data}") and e.is_file():
+                    files[e.name] = e.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    name = pick_result_file(files, model, data)
+    return pred_root / name if name else None
 
 
 def _text(v: Any) -> str | None:
@@ -136,14 +150,15 @@ def _record(row: dict[Any, Any], idx: str, cols: _Columns) -> SampleRecord:
     )
 
 
-def parse_frame(df: Any) -> list[SampleRecord]:
-    """Rows of a VLMEvalKit per-sample DataFrame as records (first occurrence of an index wins)."""
-    if "index" not in df.columns:
-        raise ValueError(f"per-sample file has no 'index' column (columns: {', '.join(map(str, df.columns))})")
-    cols = _Columns.of(list(df.columns))
+def parse_records(columns: Sequence[Any], rows: Iterable[dict[Any, Any]]) -> list[SampleRecord]:
+    """Rows of a per-sample table (as `DataFrame.to_dict("records")` gives them) as records; the first
+    occurrence of an index wins."""
+    if "index" not in columns:
+        raise ValueError(f"per-sample file has no 'index' column (columns: {', '.join(map(str, columns))})")
+    cols = _Columns.of(list(columns))
     out: list[SampleRecord] = []
     seen: set[str] = set()
-    for row in df.to_dict("records"):
+    for row in rows:
         idx = _text(row.get("index"))
         if idx is None or idx in seen:
             continue
@@ -152,12 +167,27 @@ def parse_frame(df: Any) -> list[SampleRecord]:
     return out
 
 
-def read_samples(pred_root: Path, model: str, data: str) -> tuple[list[SampleRecord], Path] | None:
-    """Per-sample records of (model, data) under pred_root, with the file they came from; None if no file."""
+def parse_frame(df: Any) -> list[SampleRecord]:
+    """Rows of a VLMEvalKit per-sample DataFrame as records (first occurrence of an index wins)."""
+    return parse_records(list(df.columns), df.to_dict("records") if "index" in df.columns else [])
+
+
+def read_records(path: Path) -> list[SampleRecord]:
+    """The records of one per-sample file: .xlsx through the fast reader where it gives what pandas would
+    (see `xlsx`), else pandas."""
+    if path.suffix == ".xlsx":
+        fast = xlsx.read_rows(str(path))
+        if fast is not None:
+            return parse_records(*fast)
     import pandas as pd
 
+    df = pd.read_excel(path) if path.suffix == ".xlsx" else pd.read_csv(path, sep="\t")
+    return parse_frame(df)
+
+
+def read_samples(pred_root: Path, model: str, data: str) -> tuple[list[SampleRecord], Path] | None:
+    """Per-sample records of (model, data) under pred_root, with the file they came from; None if no file."""
     path = result_file(pred_root, model, data)
     if path is None:
         return None
-    df = pd.read_excel(path) if path.suffix == ".xlsx" else pd.read_csv(path, sep="\t")
-    return parse_frame(df), path
+    return read_records(path), path

@@ -8,10 +8,10 @@ failed, failed = the model (API) or the judge failed on it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, get_args
 
-from sqlalchemy import ColumnElement, Engine, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from vlmevals.db.engine import get_engine
@@ -30,10 +30,10 @@ class ScoredSample(NamedTuple):
     category: str | None
 
 
-def _rows(run_id: int, records: Iterable[SampleRecord]) -> list[tuple[Any, ...]]:
+def record_rows(records: Iterable[SampleRecord]) -> list[tuple[Any, ...]]:
+    """COPY rows of records, without the run id (parsed in backfill's worker processes before the run exists)."""
     return [
         (
-            run_id,
             r.sample_index,
             r.category,
             r.question,
@@ -52,26 +52,36 @@ def _can_copy(raw: Any) -> bool:
     return type(raw).__module__.startswith("psycopg") and hasattr(raw, "cursor") and hasattr(raw.cursor(), "copy")
 
 
+def replace_samples(conn: Connection, runs: Sequence[tuple[int, Sequence[tuple[Any, ...]]]]) -> int:
+    """Replace the samples of each (run id, record_rows) in the caller's transaction: one DELETE and one COPY
+    for all of them (backfill stores thousands of runs' samples per batch this way)."""
+    if not runs:
+        return 0
+    conn.execute(delete(EvalSample).where(EvalSample.run_id.in_([rid for rid, _ in runs])))
+    raw: Any = conn.connection.driver_connection
+    n = 0
+    if _can_copy(raw):
+        with raw.cursor() as cur, cur.copy(f"COPY eval_samples ({', '.join(COPY_COLUMNS)}) FROM STDIN") as cp:
+            for rid, rows in runs:
+                for row in rows:
+                    cp.write_row((rid, *row))
+                n += len(rows)
+        return n
+    values = [
+        dict(zip(COPY_COLUMNS, (rid, *r), strict=True)) | {"extra": json.loads(r[-1]) if r[-1] else None}
+        for rid, rows in runs
+        for r in rows
+    ]
+    if values:
+        conn.execute(insert(EvalSample), values)
+    return len(values)
+
+
 def store(engine: Engine | None, run_id: int, records: Iterable[SampleRecord]) -> int:
     """Replace run_id's samples with `records` in one transaction (COPY on psycopg 3, else executemany)."""
-    rows = _rows(run_id, records)
     eng = engine or get_engine()
     with eng.begin() as conn:
-        conn.execute(delete(EvalSample).where(EvalSample.run_id == run_id))
-        raw: Any = conn.connection.driver_connection
-        if _can_copy(raw):
-            with raw.cursor() as cur, cur.copy(f"COPY eval_samples ({', '.join(COPY_COLUMNS)}) FROM STDIN") as cp:
-                for row in rows:
-                    cp.write_row(row)
-        elif rows:
-            conn.execute(
-                insert(EvalSample),
-                [
-                    dict(zip(COPY_COLUMNS, r, strict=True)) | {"extra": json.loads(r[-1]) if r[-1] else None}
-                    for r in rows
-                ],
-            )
-    return len(rows)
+        return replace_samples(conn, [(run_id, record_rows(records))])
 
 
 def outcome_filter(outcome: str) -> ColumnElement[bool] | None:
