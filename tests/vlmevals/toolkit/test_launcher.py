@@ -18,7 +18,13 @@ def test_module_entry_sees_its_argv_and_exit_code(tmp_path: Path) -> None:
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "__main__.py").write_text(
-        "import sys, gc\nprint(__name__, sys.argv[0].endswith('__main__.py'), sys.argv[1:])\nsys.exit(int(sys.argv[-1]))\n"
+        "\n".join(
+            [
+                "import sys",
+                "print(__name__, sys.argv[0].endswith('__main__.py'), sys.argv[1:])",
+                "sys.exit(int(sys.argv[-1]))",
+            ]
+        )
     )
     res = _run(tmp_path, "-m", "fakekit", "--data", "X", "3")
     assert res.returncode == 3, res.stderr
@@ -30,7 +36,14 @@ def test_script_entry_imports_its_siblings_and_fails_like_python(tmp_path: Path)
     kit.mkdir()
     (kit / "helper.py").write_text("VALUE = 'sibling'\n")
     (kit / "run.py").write_text(
-        "import sys\nfrom helper import VALUE\nprint(VALUE, sys.argv)\nif '--boom' in sys.argv: raise RuntimeError('boom')\n"
+        "\n".join(
+            [
+                "import sys",
+                "from helper import VALUE",
+                "print(VALUE, sys.argv)",
+                "if '--boom' in sys.argv: raise RuntimeError('boom')",
+            ]
+        )
     )
     ok = _run(tmp_path, str(kit / "run.py"), "--model", "M")
     assert ok.returncode == 0, ok.stderr
