@@ -15,7 +15,8 @@ MAX_TIME_S = 35  # per role: admin + viewer stay under ~90 s on the 2-core CI ma
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 # Refusals that depend on state no schema can state: names checked against VLMEvalKit's registry (POST /tasks,
 # /models), tasks or suites that must exist (POST /suites, PATCH /models/{name}), runs that must belong to the task
-# (compare), a checkpoint's weights folder that must exist or Hub revision that must resolve. They answer 422 with
+# (compare), models named in a trigger's body (POST /tasks/{task_name}/runs, /suites/{suite}/runs), a checkpoint's
+# weights folder that must exist or Hub revision that must resolve. They answer 422 with
 # the reason; everywhere else a schema-valid request must not be refused.
 _STATEFUL_422 = [
     ("POST", "/tasks"),
@@ -23,6 +24,8 @@ _STATEFUL_422 = [
     ("PATCH", "/models/{name}"),
     ("POST", "/models/{name}/checkpoints"),
     ("POST", "/suites"),
+    ("POST", "/tasks/{task_name}/runs"),
+    ("POST", "/suites/{suite}/runs"),
     ("GET", "/tasks/{task_name}/compare"),
 ]
 _ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]

@@ -16,7 +16,9 @@ from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from vlmevals.catalogue.store import get_model
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
+from vlmevals.core.errors import InvalidRequestError, NotFoundError
 from vlmevals.db.engine import get_engine, session_scope
 
 MAX_PAGE = 1000
@@ -65,3 +67,12 @@ def paging(
 
 
 PageDep = Annotated[Page, Depends(paging)]
+
+
+def body_model_known(session: Session, model_name: str) -> None:
+    """A model named in a request body: unknown answers 422, as every reference in a body does (404 is for the
+    URL's own resource, which exists); the caller resolves that one first."""
+    try:
+        get_model(session, model_name)
+    except NotFoundError as err:
+        raise InvalidRequestError(str(err)) from None

@@ -15,7 +15,7 @@ from vlmevals.backfill.report import SyncReport
 from vlmevals.backfill.scanner import ResultRef
 from vlmevals.db.engine import session_scope
 from vlmevals.results.samples.store import replace_samples
-from vlmevals.runs import lifecycle as runs
+from vlmevals.runs import backfilled as runs
 
 TRIGGERED_BY = "backfill"
 BATCH = 2000
@@ -59,7 +59,7 @@ def row_for(r: ResultRef, model_id: int, t: TaskInfo, o: Outcome) -> dict[str, A
 
 def insert_new(engine: Engine | None, new: list[tuple[dict[str, Any], Outcome]], report: SyncReport) -> None:
     """In batches of BATCH rows, each one transaction: the runs and their events (one executemany each, see
-    `lifecycle.insert_backfilled`), then the per-sample rows of the runs this sync inserted, in one COPY."""
+    `runs.backfilled.insert_backfilled`), then the per-sample rows of the runs this sync inserted, in one COPY."""
     for i in range(0, len(new), BATCH):
         chunk = new[i : i + BATCH]
         samples = {row["source_path"]: o.sample_rows for row, o in chunk if o.sample_rows is not None}

@@ -29,7 +29,8 @@ def scored_in_process(ctx: RunContext) -> Path | None:
 
 
 def store_result(engine: Engine | None, ctx: RunContext) -> tuple[dict[str, Any], bool]:
-    """Collect, store and complete; returns (what was stored, whether the run was still active to take it)."""
+    """Collect, store and complete, with the regression verdict in the same commit; returns (what was stored,
+    whether the run was still active to take it)."""
     got = results.collect_metrics(
         ctx.pred_root,
         model=ctx.model.vlmeval_model,
@@ -37,15 +38,28 @@ def store_result(engine: Engine | None, ctx: RunContext) -> tuple[dict[str, Any]
         suffix=ctx.metric_suffix,
         key=ctx.metric_key,
     )
-    from vlmevals.results.samples import ingest_for_run  # numpy/scipy only where samples are ingested
+    from vlmevals.results.regression import check_in_session  # numpy/scipy only where results are stored
+    from vlmevals.results.samples import ingest_for_run
 
     sample_columns = ingest_for_run(
         engine, ctx.run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, got.metrics
     )
-    done = {"eval_run_id": ctx.run_id, "primary_metric": got.primary_metric, "metric_file": str(got.metric_file)}
+    verdicts = []
     stored = runs.mark_completed(
-        engine, ctx.run_id, primary_metric=got.primary_metric, metrics=got.metrics, extra=sample_columns
+        engine,
+        ctx.run_id,
+        primary_metric=got.primary_metric,
+        metrics=got.metrics,
+        extra=sample_columns,
+        then=lambda s: verdicts.append(check_in_session(s, ctx.run_id)),
     )
+    verdict = verdicts[0] if verdicts else None
+    done = {
+        "eval_run_id": ctx.run_id,
+        "primary_metric": got.primary_metric,
+        "metric_file": str(got.metric_file),
+        "regression": verdict.regression if verdict else None,
+    }
     return done, stored
 
 

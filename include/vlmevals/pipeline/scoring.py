@@ -49,22 +49,25 @@ def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1, settin
 
 
 def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
+    """Stores the result unless `inference` did (then it reports the stored one; its regression check again
+    only if that one gave no verdict, e.g. it failed)."""
     ctx = load_context(engine, run_id)
-    if ctx.status == "completed":  # stored by the inference task (scored in its VLMEvalKit process)
-        with session_scope(engine) as s:
-            primary = runs.get_run(s, run_id).primary_metric
-        scored = scored_in_process(ctx)
-        done = {"eval_run_id": run_id, "primary_metric": primary, "metric_file": str(scored) if scored else None}
-    else:
+    if ctx.status != "completed":
         done, stored = store_result(engine, ctx)
         if not stored:
             log.warning("eval run %s was no longer active (cancelled?); metrics not recorded", run_id)
-            return done
-    from vlmevals.results.regression import check_run  # nightly and checkpoint runs: compare
+        return done
+    with session_scope(engine) as s:
+        run = runs.get_run(s, run_id)
+        primary, regression = run.primary_metric, run.regression
+    scored = scored_in_process(ctx)
+    if regression is None:
+        from vlmevals.results.regression import check_run
 
-    try:
-        verdict = check_run(engine, run_id)
-    except Exception:  # the result is stored; a failed comparison must not fail (and retry) the ingest
-        log.exception("regression check of eval run %s failed", run_id)
-        verdict = None
-    return {**done, "regression": verdict.regression if verdict else None}
+        try:
+            verdict = check_run(engine, run_id)
+            regression = verdict.regression if verdict else None
+        except Exception:  # the result is stored; a failed comparison must not fail (and retry) the ingest
+            log.exception("regression check of eval run %s failed", run_id)
+    return {"eval_run_id": run_id, "primary_metric": primary, "metric_file": str(scored) if scored else None,
+            "regression": regression}

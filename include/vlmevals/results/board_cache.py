@@ -5,7 +5,7 @@ An entry is keyed by the suite (id, and each member's task, weight, scale and di
 valid while the "results changed" stamp is the same. The stamp needs no table scan, only index probes:
 - `max(eval_runs.id)`: every new run (triggered, backfilled);
 - the newest `eval_run_events` row (id and inserting transaction): every status transition, and backfill's
-  re-sync of a changed outcome in place (`lifecycle.resync_backfilled` writes an event);
+  re-sync of a changed outcome in place (`runs.backfilled.resync_backfilled` writes an event);
 - the ids and statuses of queued/running runs (the partial index `ix_eval_runs_active`): a run finishing;
 - the models' count, max id and a digest of (id, row version): new, removed or edited models (1,000 rows).
 What it misses: a completed run's metric, status or `finished_at` changed or a run deleted by hand in SQL

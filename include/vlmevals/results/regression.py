@@ -128,23 +128,28 @@ def check_run(engine: Engine | None, run_id: int, *, force: bool = False) -> Ver
     """Compare a completed run with its baseline, store and log the verdict. Nightly runs (or any with `force`)
     against the pair's previous completed run; a checkpoint's run against the previous checkpoint's."""
     with session_scope(engine) as s:
-        run = s.get(EvalRun, run_id)
-        if run is None or run.status != "completed":
-            return None
-        if run.checkpoint_id is not None:
-            return _check_checkpoint(s, run)
-        if run.triggered_by not in CHECKED_SOURCES and not force:
-            return None
-        baseline = previous_completed(s, run)
-        if baseline is None:
-            log.info(
-                "regression check of eval run %s (%s x %s): no earlier completed run to compare with",
-                run.id,
-                run.task.name,
-                run.model.name,
-            )
-            return None
-        return _store(s, run, baseline, {})
+        return check_in_session(s, run_id, force=force)
+
+
+def check_in_session(session: Session, run_id: int, *, force: bool = False) -> Verdict | None:
+    """`check_run` inside the caller's transaction: a run completed and its verdict stored in one commit."""
+    run = session.get(EvalRun, run_id)
+    if run is None or run.status != "completed":
+        return None
+    if run.checkpoint_id is not None:
+        return _check_checkpoint(session, run)
+    if run.triggered_by not in CHECKED_SOURCES and not force:
+        return None
+    baseline = previous_completed(session, run)
+    if baseline is None:
+        log.info(
+            "regression check of eval run %s (%s x %s): no earlier completed run to compare with",
+            run.id,
+            run.task.name,
+            run.model.name,
+        )
+        return None
+    return _store(session, run, baseline, {})
 
 
 def _store(session: Session, run: EvalRun, baseline: EvalRun, more: dict[str, Any]) -> Verdict | None:

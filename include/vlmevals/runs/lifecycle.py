@@ -1,7 +1,7 @@
 """Eval-run rows and their life cycle: queued -> running -> completed | failed (| cancelled).
 
 Transitions only leave active states, so a late failure callback cannot overwrite a cancelled or completed
-run, and every writer goes through these functions (backfill's bulk writes included). At most one
+run, and every writer goes through these functions (backfill's bulk writes: `runs.backfilled`). At most one
 queued/running run per (task, model, checkpoint) unless forced: the database's partial unique index decides,
 and `create_run` turns its violation into a ConflictError naming the active run, whichever path triggered.
 """
@@ -9,11 +9,12 @@ and `create_run` turns its violation into a ConflictError naming the active run,
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,7 @@ from vlmevals.db.models import (
 from vlmevals.runs.schemas import RunOptions
 
 MAX_ERROR_CHARS = 8000
+log = logging.getLogger(__name__)
 
 
 def now() -> dt.datetime:
@@ -185,49 +187,32 @@ def adopt_run(session: Session, run_id: int, *, dag_id: str, dag_run_id: str) ->
     return run
 
 
-# the columns a re-synced backfilled run takes from its source again
-RESYNC_COLUMNS = ("status", "primary_metric", "metrics", "error", "finished_at", "fingerprint", "vlmeval_version")
-
-
-def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, str | None]]:
-    """Backfilled runs in one executemany INSERT ... ON CONFLICT (source_path) DO NOTHING, with their events;
-    (id, status, source_path) of the rows inserted (a concurrent sync may have recorded the others)."""
-    stmt = (
-        pg_insert(EvalRun)
-        .on_conflict_do_nothing(index_elements=[EvalRun.source_path], index_where=EvalRun.source_path.isnot(None))
-        .returning(EvalRun.id, EvalRun.status, EvalRun.source_path, sort_by_parameter_order=True)
-    )
-    got = [(rid, st, sp) for rid, st, sp in connection.execute(stmt, rows).all()]
-    if got:
-        events = [{"run_id": rid, "status": st, "message": f"backfilled from {sp}"} for rid, st, sp in got]
-        connection.execute(pg_insert(EvalRunEvent), events)
-    return got
-
-
-def resync_backfilled(target: Engine | Connection | None, run_id: int, values: dict[str, Any], msg: str | None) -> None:
-    """A backfilled run whose source changed: new mtime, and (with `msg`, its event) a new outcome. On a
-    Connection it joins the caller's transaction (backfill replaces the run's samples in the same one)."""
-    if not isinstance(target, Connection):
-        with session_scope(target) as s:
-            return resync_backfilled(s.connection(), run_id, values, msg)
-    target.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
-    if msg is not None:
-        target.execute(pg_insert(EvalRunEvent), [{"run_id": run_id, "status": values["status"], "message": msg}])
-
-
 def _transition(
     engine: Engine | None,
     run_id: int,
     values: dict[str, Any],
     from_statuses: tuple[str, ...] = ACTIVE_STATUSES,
     message: str | None = None,
+    then: Callable[[Session], object] | None = None,
 ) -> bool:
+    """`then` runs in the same transaction once the row changed (inside a savepoint: its failure is logged and
+    rolled back alone, the transition still commits)."""
     with session_scope(engine) as s:
         res = s.execute(update(EvalRun).where(EvalRun.id == run_id, EvalRun.status.in_(from_statuses)).values(**values))
         changed = bool(getattr(res, "rowcount", 0) == 1)  # an UPDATE's CursorResult
         if changed and "status" in values:
             _event(s, run_id, values["status"], message or values.get("error"))
+        if changed and then is not None:
+            _in_savepoint(s, run_id, then)
         return changed
+
+
+def _in_savepoint(session: Session, run_id: int, then: Callable[[Session], object]) -> None:
+    try:
+        with session.begin_nested():
+            then(session)
+    except Exception:
+        log.exception("follow-up of eval run %s's transition failed; the transition itself is stored", run_id)
 
 
 def mark_running(engine: Engine | None, run_id: int, attempt: int) -> bool:
@@ -265,7 +250,9 @@ def mark_completed(
     primary_metric: float | None,
     metrics: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    then: Callable[[Session], object] | None = None,
 ) -> bool:
+    """`then` (the regression check) commits with the completion: no reader sees the run completed unflagged."""
     values = {
         "status": "completed",
         "finished_at": now(),
@@ -274,7 +261,7 @@ def mark_completed(
         "error": None,
         **(extra or {}),
     }
-    return _transition(engine, run_id, values, message=f"primary metric {primary_metric}")
+    return _transition(engine, run_id, values, message=f"primary metric {primary_metric}", then=then)
 
 
 def mark_failed(engine: Engine | None, run_id: int, error: str) -> bool:

@@ -81,7 +81,7 @@ def test_100_concurrent_triggers_make_one_run(clients, seeded) -> None:
 @pytest.mark.parametrize(
     ("body", "code", "needle"),
     [
-        ({"model_name": "ghost"}, 404, "unknown model 'ghost'"),
+        ({"model_name": "ghost"}, 422, "unknown model 'ghost'"),
         ({"model_name": "Not A Slug"}, 422, "model_name"),
         ({}, 422, "model_name"),
         ({"model_name": "demo-tiny-idefics3", "options": {"limit": 0}}, 422, "limit"),

@@ -109,9 +109,9 @@ def test_trigger_suite_starts_one_run_per_task_and_reports_active(clients, seede
 
 def test_trigger_suite_bad_input(clients, seeded) -> None:
     r = clients.op.post(f"{SUITES}/demo/runs", json={"model_name": "no-such-model"})
-    assert r.status_code == 404 and "unknown model" in r.json()["detail"]
-    r = clients.op.post(f"{SUITES}/nope/runs", json={"model_name": "demo-tiny-idefics3"})
-    assert r.status_code == 404 and "unknown suite" in r.json()["detail"]
+    assert r.status_code == 422 and "unknown model 'no-such-model'; register it first" in r.json()["detail"]
+    r = clients.op.post(f"{SUITES}/nope/runs", json={"model_name": "no-such-model"})
+    assert r.status_code == 404 and "unknown suite" in r.json()["detail"], "the URL's resource is checked first"
     assert clients.viewer.post(f"{SUITES}/demo/runs", json={"model_name": "demo-tiny-idefics3"}).status_code == 403
     with session_scope(seeded) as s:
         assert s.scalar(select(func.count()).select_from(EvalRun)) == 0

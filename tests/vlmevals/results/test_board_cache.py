@@ -9,7 +9,7 @@ from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Model, Suite
 from vlmevals.results import board_cache
 from vlmevals.results.overall import OverallBoard, overall_board
-from vlmevals.runs import lifecycle
+from vlmevals.runs import backfilled, lifecycle
 
 from tests.vlmevals.api.conftest import add_run
 
@@ -71,7 +71,7 @@ def test_finishing_run_and_backfill_resync_move_the_stamp(runs) -> None:
     assert after == fresh
     before = _stamp(engine)
     run_id = ids[(TASKS[1], MODELS[1])]
-    lifecycle.resync_backfilled(engine, run_id, {"status": "failed", "primary_metric": None}, "re-synced")
+    backfilled.resync_backfilled(engine, run_id, {"status": "failed", "primary_metric": None}, "re-synced")
     assert _stamp(engine) != before
     resynced, fresh = _boards(engine)
     assert resynced == fresh

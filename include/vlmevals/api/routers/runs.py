@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, status
 from sqlalchemy.orm import selectinload
 
 from vlmevals.api import represent
-from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_name
+from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, body_model_known, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.resources import RunPublic, RunSummary, TriggerRequest
 from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList
@@ -73,8 +73,12 @@ def list_all_runs(
 def trigger_run(request: Request, task_name: TaskName, body: TriggerRequest, user: UserDep) -> RunSummary:
     """Start an evaluation: the run row (`queued`) and an `eval_run` DAG run with its id in the conf.
 
-    If the same task x model is already queued or running, answers 409 with that run's id unless `force`.
+    If the same task x model is already queued or running, answers 409 with that run's id unless `force`;
+    an unknown task 404, an unknown model 422.
     """
+    with session_scope(get_engine()) as s:
+        get_task(s, task_name)
+        body_model_known(s, body.model_name)
     try:
         got = triggering.trigger(
             get_engine(),

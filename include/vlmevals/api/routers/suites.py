@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
-from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_name
+from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, body_model_known, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.overall_schemas import (
     OverallBoardResponse,
@@ -24,7 +24,7 @@ from vlmevals.api.represent import api_root
 from vlmevals.api.resources import TriggerRequest
 from vlmevals.catalogue.suite_schemas import SuiteCreate, SuiteList, SuitePublic
 from vlmevals.catalogue.suites import create_suite, get_suite, list_suites, to_public
-from vlmevals.db.engine import get_engine
+from vlmevals.db.engine import get_engine, session_scope
 from vlmevals.db.models import SLUG_PATTERN, Suite
 from vlmevals.results import board_cache, overall
 from vlmevals.runs.suite_runs import trigger_suite
@@ -73,7 +73,11 @@ def trigger(
     request: Request, suite: SuiteName, body: TriggerRequest, user: UserDep, response: Response
 ) -> SuiteTriggerResponse:
     """One eval run per task of the suite. A task whose pair is already queued or running is listed under
-    `already_active` (not started again unless `force`); 201 if anything started, else 200."""
+    `already_active` (not started again unless `force`); 201 if anything started, else 200. An unknown suite
+    answers 404, an unknown model 422."""
+    with session_scope(get_engine()) as s:
+        get_suite(s, suite)
+        body_model_known(s, body.model_name)
     got = trigger_suite(
         get_engine(),
         suite,

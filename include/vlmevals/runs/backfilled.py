@@ -1,0 +1,41 @@
+"""Backfilled runs' bulk writes: rows and events recorded from results found on disk, in the caller's
+transaction (the eval-run life cycle's other writers are in `runs.lifecycle`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from vlmevals.db.engine import session_scope
+from vlmevals.db.models import EvalRun, EvalRunEvent
+
+# the columns a re-synced backfilled run takes from its source again
+RESYNC_COLUMNS = ("status", "primary_metric", "metrics", "error", "finished_at", "fingerprint", "vlmeval_version")
+
+
+def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, str | None]]:
+    """Backfilled runs in one executemany INSERT ... ON CONFLICT (source_path) DO NOTHING, with their events;
+    (id, status, source_path) of the rows inserted (a concurrent sync may have recorded the others)."""
+    stmt = (
+        pg_insert(EvalRun)
+        .on_conflict_do_nothing(index_elements=[EvalRun.source_path], index_where=EvalRun.source_path.isnot(None))
+        .returning(EvalRun.id, EvalRun.status, EvalRun.source_path, sort_by_parameter_order=True)
+    )
+    got = [(rid, st, sp) for rid, st, sp in connection.execute(stmt, rows).all()]
+    if got:
+        events = [{"run_id": rid, "status": st, "message": f"backfilled from {sp}"} for rid, st, sp in got]
+        connection.execute(pg_insert(EvalRunEvent), events)
+    return got
+
+
+def resync_backfilled(target: Engine | Connection | None, run_id: int, values: dict[str, Any], msg: str | None) -> None:
+    """A backfilled run whose source changed: new mtime, and (with `msg`, its event) a new outcome. On a
+    Connection it joins the caller's transaction (backfill replaces the run's samples in the same one)."""
+    if not isinstance(target, Connection):
+        with session_scope(target) as s:
+            return resync_backfilled(s.connection(), run_id, values, msg)
+    target.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
+    if msg is not None:
+        target.execute(pg_insert(EvalRunEvent), [{"run_id": run_id, "status": values["status"], "message": msg}])
