@@ -59,7 +59,8 @@ def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
         return done
     with session_scope(engine) as s:
         run = runs.get_run(s, run_id)
-        primary, regression = run.primary_metric, run.regression
+        primary = run.primary_metric
+        regression = run.regression if run.regression_detail is not None else None  # None: no verdict stored
     scored = scored_in_process(ctx)
     if regression is None:
         from vlmevals.results.regression import check_run
@@ -69,5 +70,9 @@ def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
             regression = verdict.regression if verdict else None
         except Exception:  # the result is stored; a failed comparison must not fail (and retry) the ingest
             log.exception("regression check of eval run %s failed", run_id)
-    return {"eval_run_id": run_id, "primary_metric": primary, "metric_file": str(scored) if scored else None,
-            "regression": regression}
+    return {
+        "eval_run_id": run_id,
+        "primary_metric": primary,
+        "metric_file": str(scored) if scored else None,
+        "regression": regression,
+    }

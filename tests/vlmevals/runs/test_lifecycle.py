@@ -68,3 +68,33 @@ def test_artifacts_folder_of_another_run_is_never_reused(seeded) -> None:
     first.mkdir(parents=True, exist_ok=True)
     (first / "worker_stdout.log").write_text("someone else's run")
     assert Path(runs.fresh_artifacts_dir(run_id)) != first  # ids restart when a database is recreated
+
+
+def test_completion_follow_up_commits_with_it_and_its_failure_alone_is_dropped(seeded) -> None:
+    """`then` (the regression check) sees the run completed inside the same transaction; if it raises, its
+    writes roll back to the savepoint and the completion still commits."""
+    from sqlalchemy import update
+    from vlmevals.db.models import EvalRun
+
+    seen: list[str] = []
+
+    def flag(s) -> None:
+        seen.append(runs.get_run(s, ok).status)
+        s.execute(update(EvalRun).where(EvalRun.id == ok).values(regression=True))
+
+    def broken(s) -> None:
+        s.execute(update(EvalRun).where(EvalRun.id == bad).values(regression=True, regression_detail={"x": 1}))
+        raise RuntimeError("comparison failed")
+
+    ok = _new(seeded)
+    assert runs.mark_completed(seeded, ok, primary_metric=0.5, metrics={}, then=flag)
+    bad = _new(seeded)
+    assert runs.mark_completed(seeded, bad, primary_metric=0.4, metrics={}, then=broken)
+    called: list[int] = []
+    assert not runs.mark_completed(seeded, bad, primary_metric=0.1, metrics={}, then=lambda s: called.append(1))
+    with session_scope(seeded) as s:
+        assert seen == ["completed"]
+        assert (runs.get_run(s, ok).status, runs.get_run(s, ok).regression) == ("completed", True)
+        got = runs.get_run(s, bad)
+        assert (got.status, got.regression, got.regression_detail) == ("completed", False, None)
+        assert got.primary_metric == 0.4 and called == [], "no follow-up when nothing changed"
