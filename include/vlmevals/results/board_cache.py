@@ -57,7 +57,7 @@ def cached_board(session: Session, suite: Suite, pick: Pick = "best") -> Overall
     """`overall_board`, computed again only when the stamp moved (read first: a change meanwhile shows next time).
 
     The cached rows are shared between requests and threads: callers sort and page them, never change them;
-    `rendered` is shared too (pages a caller rendered from this board, valid exactly as long as it).
+    `rendered` is shared too (what a caller rendered from this board, valid exactly as long as it).
     """
     key, stamp = _key(suite, pick), results_stamp(session)
     with _lock:
