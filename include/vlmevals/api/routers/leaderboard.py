@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from vlmevals.api import represent
 from vlmevals.api.deps import SessionDep
@@ -26,7 +26,7 @@ def get_leaderboard(
     pick: Annotated[Literal["best", "latest"], Query(description="each model's best or latest completed run")] = "best",
     limit: Annotated[int, Query(ge=1, le=1000, description="rows per page (ranks are over all models)")] = 100,
     offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
-) -> LeaderboardResponse:
+) -> Response:
     """One row per model, ranked by the task's primary metric in its direction (`higher_is_better`).
 
     Ties share a rank; models with runs but no completed score are listed under `unranked`. `count` is the
@@ -34,7 +34,7 @@ def get_leaderboard(
     """
     task = get_task(session, task_name)
     board = queries.leaderboard(session, task, pick, limit=limit, offset=offset)
-    return represent.leaderboard(request, board)
+    return represent.json_response(represent.leaderboard(request, board))
 
 
 @router.get("/history", response_model=HistoryResponse, responses=responses(401, 403, 404, 422))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from sqlalchemy.orm import selectinload
 
 from vlmevals.api import represent
@@ -39,12 +39,12 @@ def list_task_runs(
     page: PageDep,
     run_status: Annotated[list[RunStatus] | None, Query(alias="status", description="repeat for several")] = None,
     model: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="catalogue name of a model")] = None,
-) -> RunList:
+) -> Response:
     """The task's runs, newest first; filter by status (e.g. `?status=queued&status=running`) and model."""
     task = get_task(session, task_name)
     m = get_model(session, model) if model else None
     rows, count = list_runs(session, task, statuses=run_status or (), model=m, limit=page.limit, offset=page.offset)
-    return RunList(data=[represent.run_summary(request, r) for r in rows], count=count)
+    return represent.json_response(RunList(data=[represent.run_summary(request, r) for r in rows], count=count))
 
 
 @router.get("/runs", response_model=RunList, responses=responses(401, 403, 404, 422))
@@ -55,12 +55,12 @@ def list_all_runs(
     run_status: Annotated[list[RunStatus] | None, Query(alias="status", description="repeat for several")] = None,
     model: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="catalogue name of a model")] = None,
     task: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="catalogue name of a task")] = None,
-) -> RunList:
+) -> Response:
     """Runs of every task, newest first (e.g. everything queued or running: `?status=queued&status=running`)."""
     t = get_task(session, task) if task else None
     m = get_model(session, model) if model else None
     rows, count = list_runs(session, t, statuses=run_status or (), model=m, limit=page.limit, offset=page.offset)
-    return RunList(data=[represent.run_summary(request, r) for r in rows], count=count)
+    return represent.json_response(RunList(data=[represent.run_summary(request, r) for r in rows], count=count))
 
 
 @router.post(
