@@ -1,4 +1,4 @@
-"""A per-process cache of computed overall boards (and of rendered per-task leaderboard pages): at 1,000 models
+"""A per-process cache of computed overall boards (and of rendered leaderboard and run-listing pages): at 1,000 models
 x 100 tasks computing one takes ~1 s (a 100,000-row query and 100,000 cells), far above the board's 50 ms budget,
 while results change rarely.
 
@@ -29,16 +29,24 @@ from vlmevals.db.models import Suite
 from vlmevals.results.overall import OverallBoard, Pick, overall_board
 
 MAX_ENTRIES = 32
-MAX_PAGES = 256  # rendered per-task leaderboard pages (a few KB to ~100 KB each)
+MAX_PAGES = 256  # rendered leaderboard and run-listing pages (a few KB to ~100 KB each)
 T = TypeVar("T")
 
-_STAMP = text(
+_PARTS = (
     "SELECT (SELECT max(id) FROM eval_runs),"
     " (SELECT e.id::text || ':' || e.xmin::text FROM eval_run_events e ORDER BY e.id DESC LIMIT 1),"
     " (SELECT string_agg(r.id::text || ':' || r.status, ',' ORDER BY r.id) FROM eval_runs r"
     "   WHERE r.status IN ('queued', 'running')),"
     " (SELECT count(*)::text || ':' || coalesce(max(m.id), 0)::text || ':'"
     "   || md5(coalesce(string_agg(m.id::text || ':' || m.xmin::text, ',' ORDER BY m.id), '')) FROM models m)"
+)
+_STAMP = text(_PARTS)
+# run listings also show what changes on an active run without an event (progress, attempts, DAG run id) and
+# the tasks' columns: every row version of the queued/running runs, a digest of the tasks (a few hundred rows)
+_LIVE_STAMP = text(
+    _PARTS + ", (SELECT string_agg(r.id::text || ':' || r.xmin::text, ',' ORDER BY r.id) FROM eval_runs r"
+    "   WHERE r.status IN ('queued', 'running')),"
+    " (SELECT md5(coalesce(string_agg(t.id::text || ':' || t.xmin::text, ',' ORDER BY t.id), '')) FROM tasks t)"
 )
 
 _lock = threading.Lock()
@@ -81,11 +89,12 @@ def cached_board(session: Session, suite: Suite, pick: Pick = "best") -> Overall
     return board
 
 
-def cached_page(session: Session, key: tuple[Any, ...], render: Callable[[], T]) -> T:
+def cached_page(session: Session, key: tuple[Any, ...], render: Callable[[], T], *, live: bool = False) -> T:
     """`render()`, made again only when the stamp moved: a per-task leaderboard page at 100,000 runs costs
     ~30 ms of queries and representation, its stamp ~1 ms. `key` must hold everything else the page shows
-    (the task's own columns, the query, the API root). Read the stamp first, as `cached_board` does."""
-    stamp = results_stamp(session)
+    (the task's own columns, the query, the API root). `live`: the run listings' stamp, which also moves
+    with every write to an active run and to a task. Read the stamp first, as `cached_board` does."""
+    stamp = tuple(session.execute(_LIVE_STAMP).one()) if live else results_stamp(session)
     with _lock:
         hit = _pages.get(key)
         if hit is not None and hit[0] == stamp:
