@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import cast
 from urllib.parse import quote
 
-from fastapi import Request
+from fastapi import Request, Response
+from pydantic import BaseModel
 
 from vlmevals.api import resources as s
 from vlmevals.catalogue.checkpoint_schemas import checkpoint_ref
@@ -28,9 +29,16 @@ def site_root(request: Request) -> str:
     return api_root(request).removesuffix(API_PREFIX)
 
 
+def json_response(body: BaseModel) -> Response:
+    """A response model already validated, serialised once as JSON bytes: returned as a Response, FastAPI does
+    not validate and serialise it a second time (the route still declares `response_model` for OpenAPI)."""
+    return Response(body.__pydantic_serializer__.to_json(body), media_type="application/json")
+
+
 def _has_artifact(run: EvalRun, name: str) -> bool:
-    """Whether the run's artifacts folder holds `name` (a backfilled folder has no worker logs)."""
-    return (Path(run.artifacts_dir or run_rows.artifacts_dir_for(run.id)) / name).is_file()
+    """Whether the run's artifacts folder holds `name` (a backfilled folder has no worker logs); os.path, one
+    stat call per row of a listing, not pathlib's objects."""
+    return os.path.isfile(os.path.join(run.artifacts_dir or run_rows.artifacts_dir_for(run.id), name))
 
 
 def links(request: Request, run: EvalRun) -> s.RunLinks:

@@ -1,5 +1,6 @@
-"""A per-process cache of computed overall boards: at 1,000 models x 100 tasks computing one takes ~1 s (a
-100,000-row query and 100,000 cells), far above the board's 50 ms budget, while results change rarely.
+"""A per-process cache of computed overall boards (and of rendered leaderboard and run-listing pages): at 1,000 models
+x 100 tasks computing one takes ~1 s (a 100,000-row query and 100,000 cells), far above the board's 50 ms budget,
+while results change rarely.
 
 An entry is keyed by the suite (id, and each member's task, weight, scale and direction) and the pick, and is
 valid while the "results changed" stamp is the same. The stamp needs no table scan, only index probes:
@@ -18,7 +19,8 @@ from __future__ import annotations
 import gc
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -27,8 +29,10 @@ from vlmevals.db.models import Suite
 from vlmevals.results.overall import OverallBoard, Pick, overall_board
 
 MAX_ENTRIES = 32
+MAX_PAGES = 256  # rendered leaderboard and run-listing pages (a few KB to ~100 KB each)
+T = TypeVar("T")
 
-_STAMP = text(
+_PARTS = (
     "SELECT (SELECT max(id) FROM eval_runs),"
     " (SELECT e.id::text || ':' || e.xmin::text FROM eval_run_events e ORDER BY e.id DESC LIMIT 1),"
     " (SELECT string_agg(r.id::text || ':' || r.status, ',' ORDER BY r.id) FROM eval_runs r"
@@ -36,9 +40,18 @@ _STAMP = text(
     " (SELECT count(*)::text || ':' || coalesce(max(m.id), 0)::text || ':'"
     "   || md5(coalesce(string_agg(m.id::text || ':' || m.xmin::text, ',' ORDER BY m.id), '')) FROM models m)"
 )
+_STAMP = text(_PARTS)
+# run listings also show what changes on an active run without an event (progress, attempts, DAG run id) and
+# the tasks' columns: every row version of the queued/running runs, a digest of the tasks (a few hundred rows)
+_LIVE_STAMP = text(
+    _PARTS + ", (SELECT string_agg(r.id::text || ':' || r.xmin::text, ',' ORDER BY r.id) FROM eval_runs r"
+    "   WHERE r.status IN ('queued', 'running')),"
+    " (SELECT md5(coalesce(string_agg(t.id::text || ':' || t.xmin::text, ',' ORDER BY t.id), '')) FROM tasks t)"
+)
 
 _lock = threading.Lock()
 _entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], OverallBoard]] = OrderedDict()
+_pages: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
 
 
 def results_stamp(session: Session) -> tuple[Any, ...]:
@@ -57,7 +70,7 @@ def cached_board(session: Session, suite: Suite, pick: Pick = "best") -> Overall
     """`overall_board`, computed again only when the stamp moved (read first: a change meanwhile shows next time).
 
     The cached rows are shared between requests and threads: callers sort and page them, never change them;
-    `rendered` is shared too (pages a caller rendered from this board, valid exactly as long as it).
+    `rendered` is shared too (what a caller rendered from this board, valid exactly as long as it).
     """
     key, stamp = _key(suite, pick), results_stamp(session)
     with _lock:
@@ -74,6 +87,27 @@ def cached_board(session: Session, suite: Suite, pick: Pick = "best") -> Overall
             _entries.popitem(last=False)
     _settle()
     return board
+
+
+def cached_page(session: Session, key: tuple[Any, ...], render: Callable[[], T], *, live: bool = False) -> T:
+    """`render()`, made again only when the stamp moved: a per-task leaderboard page at 100,000 runs costs
+    ~30 ms of queries and representation, its stamp ~1 ms. `key` must hold everything else the page shows
+    (the task's own columns, the query, the API root). `live`: the run listings' stamp, which also moves
+    with every write to an active run and to a task. Read the stamp first, as `cached_board` does."""
+    stamp = tuple(session.execute(_LIVE_STAMP).one()) if live else results_stamp(session)
+    with _lock:
+        hit = _pages.get(key)
+        if hit is not None and hit[0] == stamp:
+            _pages.move_to_end(key)
+            got: T = hit[1]
+            return got
+    out = render()
+    with _lock:
+        _pages[key] = (stamp, out)
+        _pages.move_to_end(key)
+        while len(_pages) > MAX_PAGES:
+            _pages.popitem(last=False)
+    return out
 
 
 def _detach(session: Session, board: OverallBoard) -> None:
@@ -93,6 +127,7 @@ def _settle() -> None:
 
 
 def clear() -> None:
-    """Forget every board (tests, or after a write the stamp cannot see)."""
+    """Forget every board and page (tests, or after a write the stamp cannot see)."""
     with _lock:
         _entries.clear()
+        _pages.clear()

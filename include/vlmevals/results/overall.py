@@ -59,8 +59,8 @@ class OverallBoard:
     pick: Pick
     ranked: list[Row]
     partial: list[Row] = field(default_factory=list)
-    # pages already rendered from this very board (API's key -> body), kept with it by board_cache
-    rendered: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
+    # what the API rendered from this very board (its rows' JSON, pages), kept with it by board_cache
+    rendered: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
 def normalise(score: float, task: Task) -> float:

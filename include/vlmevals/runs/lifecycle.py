@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ def now() -> dt.datetime:
 
 
 def artifacts_dir_for(run_id: int) -> str:
-    return str(get_settings().outputs_dir / "runs" / str(run_id))
+    """os.path, not pathlib: a run listing asks this for every row."""
+    return os.path.join(get_settings().outputs_dir, "runs", str(run_id))
 
 
 def fresh_artifacts_dir(run_id: int) -> str:

@@ -177,3 +177,31 @@ def test_drift_marks_and_categories_through_the_endpoint(models, seeded) -> None
     # drift is judged against the whole table, also on a page that does not hold the majority
     page = _board(models, task, limit=1, offset=2)["data"]
     assert [(r["model_name"], r["drift"]) for r in page] == [("gamma", ["dataset md5 differs"])]
+
+
+def test_cached_page_follows_runs_and_model_edits(models, seeded) -> None:
+    """Pages are cached while the results stamp stands: a repeat is identical (gzip or not), a new run, a run
+    finishing and a model edit show on the next request."""
+    task = _task(models, "cached", higher=True)
+    add_run(seeded, task, "alpha", score=0.5)
+    first = _board(models, task)
+    assert _board(models, task) == first and [r["model_name"] for r in first["data"]] == ["alpha"]
+    zipped = models.viewer.get(f"/api/evals/tasks/{task}/leaderboard", headers={"Accept-Encoding": "gzip"})
+    plain = models.viewer.get(f"/api/evals/tasks/{task}/leaderboard", headers={"Accept-Encoding": "identity"})
+    assert zipped.headers.get("content-encoding") == "gzip" and "content-encoding" not in plain.headers
+    assert zipped.json() == plain.json() == first
+    add_run(seeded, task, "beta", score=0.9)
+    assert [r["model_name"] for r in _board(models, task)["data"]] == ["beta", "alpha"]
+    running = add_run(seeded, task, "gamma", status="running")
+    assert [u["model_name"] for u in _board(models, task)["unranked"]] == ["gamma"]
+    from vlmevals.runs import lifecycle
+
+    assert lifecycle.mark_completed(seeded, running, primary_metric=0.7, metrics={"table": {"Overall": 0.7}})
+    assert [r["model_name"] for r in _board(models, task)["data"]] == ["beta", "gamma", "alpha"]
+    from sqlalchemy import update
+    from vlmevals.db.engine import session_scope
+    from vlmevals.db.models import Model
+
+    with session_scope(seeded) as s:  # an edit of the model row (its row version moves the stamp)
+        s.execute(update(Model).where(Model.name == "alpha").values(display_name="Alpha renamed"))
+    assert _board(models, task)["data"][-1]["model_display_name"] == "Alpha renamed"

@@ -168,3 +168,18 @@ def test_cached_page_follows_new_runs(board, seeded) -> None:
     add_run(seeded, "vqa", "delta", score=99.0)
     got = _get(clients)
     assert "delta" in [r["model_name"] for r in got["data"]] and got["count"] == first["count"] + 1
+
+
+def test_gzip_answered_when_accepted_plain_otherwise(board) -> None:
+    """Through Airflow's app (its GZipMiddleware included): the page's own gzip bytes, compressed once, for a
+    client taking gzip; plain JSON for one that does not; the same content either way."""
+    clients, _ = board
+    zipped = clients.viewer.get(BOARD, headers={"Accept-Encoding": "gzip"})
+    plain = clients.viewer.get(BOARD, headers={"Accept-Encoding": "identity"})
+    refused = clients.viewer.get(BOARD, headers={"Accept-Encoding": "gzip;q=0, identity"})  # middleware: its own rule
+    assert zipped.status_code == plain.status_code == refused.status_code == 200
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.headers["content-type"] == "application/json"
+    assert "content-encoding" not in plain.headers
+    assert zipped.headers["vary"] == plain.headers["vary"] == "Accept-Encoding"  # once, not twice
+    assert zipped.json() == plain.json() == refused.json()
+    assert [r["model_name"] for r in plain.json()["data"]] == ["alpha", "gamma", "beta"]

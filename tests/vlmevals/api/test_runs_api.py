@@ -208,3 +208,25 @@ def test_cancel_run_without_dag_run(clients, seeded) -> None:
     rid = add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", status="running")
     r = clients.op.post(f"/api/evals/runs/{rid}/cancel")
     assert r.status_code == 200 and r.json()["dag_run_stopped"] is False and r.json()["run"]["status"] == "cancelled"
+
+
+def test_cached_listing_follows_active_runs(clients, seeded) -> None:
+    """Listings are cached while the live stamp stands: a repeat is identical (gzip or not); progress on an
+    active run (no event), a run finishing and a new run show on the next request."""
+    from vlmevals.runs import lifecycle
+
+    rid = add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", status="running")
+    first = clients.viewer.get(RUNS).json()
+    assert clients.viewer.get(RUNS).json() == first and first["data"][0]["progress_done"] in (0, None)
+    zipped = clients.viewer.get(RUNS, headers={"Accept-Encoding": "gzip"})
+    plain = clients.viewer.get(RUNS, headers={"Accept-Encoding": "identity"})
+    assert zipped.headers.get("content-encoding") == "gzip" and "content-encoding" not in plain.headers
+    assert zipped.json() == plain.json() == first
+    lifecycle.set_progress(seeded, rid, 3, 10)
+    assert clients.viewer.get(RUNS).json()["data"][0]["progress_done"] == 3
+    assert lifecycle.mark_completed(seeded, rid, primary_metric=0.5, metrics={"table": {"Overall": 0.5}})
+    assert clients.viewer.get(RUNS).json()["data"][0]["status"] == "completed"
+    other = add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", status="failed")
+    got = clients.viewer.get(RUNS).json()
+    assert [r["id"] for r in got["data"]] == [other, rid] and got["count"] == 2
+    assert clients.viewer.get("/api/evals/runs?status=completed").json()["data"][0]["id"] == rid

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from vlmevals.api import represent
 from vlmevals.api.deps import SessionDep
 from vlmevals.api.errors import responses
+from vlmevals.api.overall_pages import Page, respond
+from vlmevals.api.represent import api_root
 from vlmevals.api.resources import HistoryPointOut, HistoryResponse, HistorySeriesOut, LeaderboardResponse
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.db.models import SLUG_PATTERN
+from vlmevals.results import board_cache
 from vlmevals.results import leaderboard as queries
 
 router = APIRouter(prefix="/tasks/{task_name}/leaderboard", tags=["leaderboard"])
@@ -26,15 +29,25 @@ def get_leaderboard(
     pick: Annotated[Literal["best", "latest"], Query(description="each model's best or latest completed run")] = "best",
     limit: Annotated[int, Query(ge=1, le=1000, description="rows per page (ranks are over all models)")] = 100,
     offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
-) -> LeaderboardResponse:
+) -> Response:
     """One row per model, ranked by the task's primary metric in its direction (`higher_is_better`).
 
     Ties share a rank; models with runs but no completed score are listed under `unranked`. `count` is the
     number of ranked models; `data` holds the page `offset`..`offset + limit`.
     """
     task = get_task(session, task_name)
-    board = queries.leaderboard(session, task, pick, limit=limit, offset=offset)
-    return represent.leaderboard(request, board)
+    api = api_root(request)
+
+    def render() -> Page:
+        board = queries.leaderboard(session, task, pick, limit=limit, offset=offset)
+        body = represent.leaderboard(request, board)
+        return Page(body.__pydantic_serializer__.to_json(body))
+
+    # cached while the results stamp stands (see board_cache); the key holds what else the page shows.
+    # A worker log appearing (or deleted) later is not seen: a completed run's log is written before it completes
+    t = (task.id, task.name, task.display_name, task.primary_metric_key, task.higher_is_better, task.metric_scale)
+    page = board_cache.cached_page(session, ("leaderboard", api, *t, pick, limit, offset), render)
+    return respond(page, request.headers.get("accept-encoding", ""))
 
 
 @router.get("/history", response_model=HistoryResponse, responses=responses(401, 403, 404, 422))

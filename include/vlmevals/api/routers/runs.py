@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, status
-from sqlalchemy.orm import selectinload
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from sqlalchemy.orm import Session, selectinload
 
-from vlmevals.api import represent
-from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, body_model_known, user_name
+from vlmevals.api import overall_pages, represent
+from vlmevals.api.deps import CanTrigger, Page, PageDep, SessionDep, UserDep, body_model_known, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.resources import RunPublic, RunSummary, TriggerRequest
 from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, NotFoundError
 from vlmevals.db.engine import get_engine, session_scope
-from vlmevals.db.models import SLUG_PATTERN, EvalRun
+from vlmevals.db.models import SLUG_PATTERN, EvalRun, Model, Task
+from vlmevals.results import board_cache
 from vlmevals.runs import lifecycle as run_rows
 from vlmevals.runs import triggering
 from vlmevals.runs.queries import list_runs
@@ -31,6 +32,22 @@ def _summary(request: Request, run_id: int) -> RunSummary:
         return represent.run_summary(request, run_rows.get_run(s, run_id))
 
 
+def _listing(
+    request: Request, session: Session, task: Task | None, model: Model | None, statuses: list[RunStatus], page: Page
+) -> Response:
+    """A page of runs as JSON, cached while the live stamp stands (board_cache: every write to an active run,
+    new runs, events, model and task edits move it); gzip-compressed when the client takes it."""
+
+    def render() -> overall_pages.Page:
+        rows, count = list_runs(session, task, statuses=statuses, model=model, limit=page.limit, offset=page.offset)
+        body = RunList(data=[represent.run_summary(request, r) for r in rows], count=count)
+        return overall_pages.Page(body.__pydantic_serializer__.to_json(body))
+
+    key = ("runs", represent.api_root(request), task and task.id, model and model.id, tuple(sorted(set(statuses))))
+    got = board_cache.cached_page(session, (*key, page.limit, page.offset), render, live=True)
+    return overall_pages.respond(got, request.headers.get("accept-encoding", ""))
+
+
 @router.get("/tasks/{task_name}/runs", response_model=RunList, responses=responses(401, 403, 404, 422))
 def list_task_runs(
     request: Request,
@@ -39,12 +56,11 @@ def list_task_runs(
     page: PageDep,
     run_status: Annotated[list[RunStatus] | None, Query(alias="status", description="repeat for several")] = None,
     model: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="catalogue name of a model")] = None,
-) -> RunList:
+) -> Response:
     """The task's runs, newest first; filter by status (e.g. `?status=queued&status=running`) and model."""
     task = get_task(session, task_name)
     m = get_model(session, model) if model else None
-    rows, count = list_runs(session, task, statuses=run_status or (), model=m, limit=page.limit, offset=page.offset)
-    return RunList(data=[represent.run_summary(request, r) for r in rows], count=count)
+    return _listing(request, session, task, m, run_status or [], page)
 
 
 @router.get("/runs", response_model=RunList, responses=responses(401, 403, 404, 422))
@@ -55,12 +71,11 @@ def list_all_runs(
     run_status: Annotated[list[RunStatus] | None, Query(alias="status", description="repeat for several")] = None,
     model: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="catalogue name of a model")] = None,
     task: Annotated[str | None, Query(pattern=SLUG_PATTERN, description="catalogue name of a task")] = None,
-) -> RunList:
+) -> Response:
     """Runs of every task, newest first (e.g. everything queued or running: `?status=queued&status=running`)."""
     t = get_task(session, task) if task else None
     m = get_model(session, model) if model else None
-    rows, count = list_runs(session, t, statuses=run_status or (), model=m, limit=page.limit, offset=page.offset)
-    return RunList(data=[represent.run_summary(request, r) for r in rows], count=count)
+    return _listing(request, session, t, m, run_status or [], page)
 
 
 @router.post(

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
+from vlmevals.api import overall_pages
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, body_model_known, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.overall_schemas import (
     OverallBoardResponse,
-    OverallColumn,
-    OverallSuite,
     SuiteRunActive,
     SuiteRunFailed,
     SuiteRunStarted,
@@ -25,12 +24,11 @@ from vlmevals.api.resources import TriggerRequest
 from vlmevals.catalogue.suite_schemas import SuiteCreate, SuiteList, SuitePublic
 from vlmevals.catalogue.suites import create_suite, get_suite, list_suites, to_public
 from vlmevals.db.engine import get_engine, session_scope
-from vlmevals.db.models import SLUG_PATTERN, Suite
-from vlmevals.results import board_cache, overall
+from vlmevals.db.models import SLUG_PATTERN
+from vlmevals.results import board_cache
 from vlmevals.runs.suite_runs import trigger_suite
 
 router = APIRouter(prefix="/suites", tags=["suites"])
-MAX_RENDERED_PAGES = 32  # rendered pages kept per cached board (page 1 in a few sorts is the common case)
 SuiteName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the suite")]
 
 
@@ -100,37 +98,6 @@ def trigger(
     )
 
 
-def _row(api: str, suite_tasks: list[str], row: overall.Row) -> dict[str, Any]:
-    """An OverallRow as plain data: the page is validated once as a whole (100 x 100 cells), which is many
-    times faster than building 10,000 OverallCell models one by one."""
-    cells: dict[str, dict[str, Any] | None] = {
-        t: (
-            {
-                "score": c.score,
-                "value": c.value,
-                "task_rank": c.task_rank,
-                "run_id": c.run_id,
-                "link": f"{api}/runs/{c.run_id}",
-            }
-            if (c := row.cells.get(t))
-            else None
-        )
-        for t in suite_tasks
-    }
-    m = row.model
-    return {
-        "rank": row.rank,
-        "model_name": m.name,
-        "model_display_name": m.display_name,
-        "params_b": m.params_b,
-        "average": row.average,
-        "mean_rank": row.mean_rank,
-        "covered": row.covered,
-        "coverage": f"{row.covered}/{len(suite_tasks)}",
-        "cells": cells,
-    }
-
-
 def _csv(body: OverallBoardResponse) -> str:
     tasks = [c.task for c in body.suite.tasks]
     buf = io.StringIO()
@@ -177,54 +144,12 @@ def leaderboard(
     s = get_suite(session, suite)
     board = board_cache.cached_board(session, s, pick)
     api = api_root(request)
-    # what the page depends on beyond the (cached) board itself
-    key = (api, sort, order, limit, offset, s.display_name, tuple(m.task.display_name for m in s.members))
-    if fmt == "json" and (hit := board.rendered.get(key)) is not None:
-        return Response(hit, media_type="application/json")
-    body = _body(api, s, board, sort, order, limit, offset)
     if fmt == "csv":
         return PlainTextResponse(
-            _csv(body),
+            _csv(overall_pages.body(api, s, board, sort, order, limit, offset)),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{s.name}-overall.csv"'},
         )
-    # validated already: serialised once here, not converted and dumped again by FastAPI (10,000 cells)
-    out = body.model_dump_json().encode()
-    if len(board.rendered) >= MAX_RENDERED_PAGES:
-        board.rendered.clear()
-    board.rendered[key] = out
-    return Response(out, media_type="application/json")
-
-
-def _body(
-    api: str, s: Suite, board: overall.OverallBoard, sort: str, order: overall.Order | None, limit: int, offset: int
-) -> OverallBoardResponse:
-    """The page of the board: rows sorted and sliced, as plain data validated once."""
-    rows = overall.sort_rows(board, sort, order)
-    names = [m.task.name for m in s.members]
-    return OverallBoardResponse.model_validate(
-        dict(
-            suite=OverallSuite(
-                name=s.name,
-                display_name=s.display_name,
-                tasks=[
-                    OverallColumn(
-                        task=m.task.name,
-                        display_name=m.task.display_name,
-                        weight=m.weight,
-                        higher_is_better=m.task.higher_is_better,
-                        metric_scale=m.task.metric_scale,
-                        leaderboard=f"{api}/tasks/{m.task.name}/leaderboard",
-                    )
-                    for m in s.members
-                ],
-            ),
-            pick=board.pick,
-            sort=sort,
-            order=order or overall.default_order(sort),
-            count=len(rows),
-            partial_count=len(board.partial),
-            data=[_row(api, names, r) for r in rows[offset : offset + limit]],
-            partial=[_row(api, names, r) for r in board.partial[offset : offset + limit]],
-        )
-    )
+    # the validated page as JSON bytes, gzip-compressed when the client takes it (see overall_pages)
+    page = overall_pages.page(api, s, board, sort, order, limit, offset)
+    return overall_pages.respond(page, request.headers.get("accept-encoding", ""))
