@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.airflow_state import set_eval_run_paused
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".local" / "test-cache"
 RUN_DIR = Path(tempfile.mkdtemp(prefix="vlmevals-tests-"))
@@ -166,6 +168,19 @@ def airflow_db(db_url: str) -> str:
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
 
+@pytest.fixture()
+def eval_run_paused(airflow_db: str) -> Iterator[None]:
+    """eval_run paused while a test runs it with dag.test(): the scheduler of this session's live stack shares the
+    metadata DB and would otherwise schedule the same DAG run's tasks as well (it did: a second `finalize`, and an
+    in-process `inference` ended by SIGTERM in CI)."""
+    was = set_eval_run_paused(True)
+    try:
+        yield
+    finally:
+        if was is not None:
+            set_eval_run_paused(was)
+
+
 @pytest.fixture(scope="session")
 def demo_assets(pg_server: str) -> dict[str, Path]:
     """The demo benchmarks (in this session's LMUData) and the demo model (cached across sessions)."""
@@ -199,9 +214,14 @@ def live_stack(airflow_db: str, demo_assets: dict[str, Path]):
     (RUN_DIR / "stack").mkdir(exist_ok=True)
     res = stack.airflow("pools", "set", "gpu", "2", "GPU slots", check=False)
     assert res.returncode == 0, res.stderr[-2000:]
+    from vlmevals.core.settings import get_settings
+    from vlmevals.toolkit import registry
+
+    warming = registry.warm_in_background(get_settings())  # as `vlmevals up` does
     stack.start_components()
     try:
         stack.wait_healthy()
+        warming.join()
         yield stack
     finally:
         stack.stop(database=False)

@@ -18,6 +18,7 @@ from vlmevals.core.settings import get_settings
 from vlmevals.devtools.stack import USERS, Stack, wait_for_dag
 from vlmevals.devtools.stack_settings import CPU_SLOTS
 from vlmevals.gpu.detect import nvidia_smi
+from vlmevals.toolkit import registry
 
 if TYPE_CHECKING:
     from vlmevals.db.models import EvalRun
@@ -104,10 +105,12 @@ def bring_up(stack: Stack) -> None:
     slots = _gpu_slots(stack)
     stack.airflow("pools", "set", "gpu", str(slots), "GPU slots for inference (one per GPU)")
     console.print(f"[green]✓[/] pool gpu = {slots} slot(s); shell environment in {env_file}")
+    warming = registry.warm_in_background(get_settings())  # alongside Airflow's start, not in a request
     with console.status("starting Airflow (api-server, scheduler, dag-processor, triggerer)"):
         stack.start_components()
         stack.wait_healthy()
-    console.print(f"[green]✓[/] Airflow at {stack.api_url}")
+        warming.join()
+    console.print(f"[green]✓[/] Airflow at {stack.api_url}; VLMEvalKit's registry cached")
 
 
 @app.command()

@@ -26,26 +26,37 @@ def two_runs(airflow_db: str, demo_assets: dict[str, Path]) -> Any:
     from vlmevals.db.engine import get_engine
     from vlmevals.devtools.openai_server import serve
 
+    from tests.airflow_state import set_eval_run_paused
+
     engine = get_engine()
     with session_scope(engine) as s:
         seed(s)
-    with serve(mode="oracle", tsv=str(demo_assets["DEMO_SHAPES_MCQ"])) as srv:
-        with session_scope(engine) as s:
-            for name in ("endpoint-right", "endpoint-wrong"):
-                s.add(
-                    Model(
-                        name=name, display_name=name, vlmeval_model="test-model", gpus=0, endpoint_base_url=srv.base_url
-                    )
-                )
-        ids = []
-        for model, mode in (("endpoint-right", "oracle"), ("endpoint-wrong", "wrong")):
-            srv.set_policy(mode=mode)
-            dag = DagBag(dag_folder=str(ROOT / "dags" / "eval_run.py")).dags["eval_run"]
-            dr = dag.test(run_conf={"task": TASK, "model": model, "triggered_by": "rest"})
+    was = set_eval_run_paused(True)  # the live stack's scheduler shares the metadata DB (tests/conftest.py)
+    try:
+        with serve(mode="oracle", tsv=str(demo_assets["DEMO_SHAPES_MCQ"])) as srv:
             with session_scope(engine) as s:
-                run = s.scalar(select(EvalRun).where(EvalRun.dag_run_id == dr.run_id))
-                assert run is not None and run.status == "completed", (run.status, run.error) if run else dr.state
-                ids.append(run.id)
+                for name in ("endpoint-right", "endpoint-wrong"):
+                    s.add(
+                        Model(
+                            name=name,
+                            display_name=name,
+                            vlmeval_model="test-model",
+                            gpus=0,
+                            endpoint_base_url=srv.base_url,
+                        )
+                    )
+            ids = []
+            for model, mode in (("endpoint-right", "oracle"), ("endpoint-wrong", "wrong")):
+                srv.set_policy(mode=mode)
+                dag = DagBag(dag_folder=str(ROOT / "dags" / "eval_run.py")).dags["eval_run"]
+                dr = dag.test(run_conf={"task": TASK, "model": model, "triggered_by": "rest"})
+                with session_scope(engine) as s:
+                    run = s.scalar(select(EvalRun).where(EvalRun.dag_run_id == dr.run_id))
+                    assert run is not None and run.status == "completed", (run.status, run.error) if run else dr.state
+                    ids.append(run.id)
+    finally:
+        if was is not None:
+            set_eval_run_paused(was)
     yield engine, ids[0], ids[1]
     with engine.begin() as conn:
         conn.execute(

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
-def eval_dag(airflow_db: str):
+def eval_dag(airflow_db: str, eval_run_paused: None):
     """Parsed per test: dag.test() merges a run's conf into the DAG object's params."""
     from airflow.dag_processing.dagbag import DagBag
 

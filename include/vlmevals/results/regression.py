@@ -30,7 +30,7 @@ from vlmevals.db.models import Checkpoint, EvalRun, Task
 from vlmevals.results.compare import compare_runs
 from vlmevals.results.leaderboard import previous_completed
 from vlmevals.results.samples.store import scores_of
-from vlmevals.runs.lifecycle import record_regression
+from vlmevals.runs.lifecycle import note_late_verdict, record_regression
 
 log = logging.getLogger(__name__)
 CHECKED_SOURCES = ("schedule",)  # nightly runs; manual runs are compared on request (check_run(force=True))
@@ -128,7 +128,11 @@ def check_run(engine: Engine | None, run_id: int, *, force: bool = False) -> Ver
     """Compare a completed run with its baseline, store and log the verdict. Nightly runs (or any with `force`)
     against the pair's previous completed run; a checkpoint's run against the previous checkpoint's."""
     with session_scope(engine) as s:
-        return check_in_session(s, run_id, force=force)
+        verdict = check_in_session(s, run_id, force=force)
+        if verdict is not None:
+            found = "a regression" if verdict.regression else "no regression"
+            note_late_verdict(s, run_id, f"{verdict.method} check against run {verdict.baseline_run_id}: {found}")
+        return verdict
 
 
 def check_in_session(session: Session, run_id: int, *, force: bool = False) -> Verdict | None:

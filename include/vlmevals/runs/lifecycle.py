@@ -285,3 +285,9 @@ def record_regression(
     """Store a regression verdict on a run (decided by vlmevals.results.regression)."""
     values = {"regression": regression, "regression_detail": detail, "baseline_run_id": baseline_run_id}
     session.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
+
+
+def note_late_verdict(session: Session, run_id: int, message: str) -> None:
+    """A verdict stored after its run completed gets an event: the history says when it came, and the boards'
+    cached pages (stamped by the newest event) show the new flag."""
+    _event(session, run_id, "completed", message)

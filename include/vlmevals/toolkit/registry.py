@@ -9,8 +9,10 @@ version writes the cache file, every later one reads it. The judge defaults come
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +23,7 @@ from vlmevals.core.settings import LOCAL_DIR, Settings
 from vlmevals.toolkit.command import python_executable
 from vlmevals.toolkit.versions import vlmeval_version
 
+log = logging.getLogger(__name__)
 CACHE_ENV = "EVALS_CACHE_DIR"
 # dataset types VLMEvalKit scores offline with `--judge exact_matching`
 EXACT_MATCH_TYPES = ("MCQ", "Y/N", "MCQ_MMMU_Pro")
@@ -147,10 +150,24 @@ def _dump(python: str, root: Path | None) -> dict[str, Any]:
     return data
 
 
+_DUMPING = threading.Lock()
+
+
 @lru_cache(maxsize=8)
 def _load(path: Path, mtime_ns: int) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+def _write_cache(path: Path, python: str, root: Path | None) -> None:
+    with _DUMPING:  # a request arriving while the warm-up dumps waits for it instead of importing vlmeval again
+        if path.exists():
+            return
+        data = _dump(python, root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
 
 
 def load(settings: Settings) -> Registry:
@@ -160,10 +177,21 @@ def load(settings: Settings) -> Registry:
     version = vlmeval_version(python, root)
     path = cache_file(version, python)
     if not path.exists():
-        data = _dump(python, settings.vlmeval_root)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(path)
+        _write_cache(path, python, settings.vlmeval_root)
     data = _load(path, path.stat().st_mtime_ns)
     return Registry(version, data["datasets"], data["models"])
+
+
+def warm_in_background(settings: Settings) -> threading.Thread:
+    """Write the cache file while the stack starts, so the first POST /tasks or /models on a fresh machine does
+    not pay `import vlmeval` (seconds, more than a client's timeout on a busy machine)."""
+
+    def _warm() -> None:
+        try:
+            load(settings)
+        except Exception:  # VLMEvalKit not importable: the name checks say so when they are asked
+            log.warning("VLMEvalKit's registry could not be read at start-up", exc_info=True)
+
+    thread = threading.Thread(target=_warm, name="vlmeval-registry-warm", daemon=True)
+    thread.start()
+    return thread

@@ -17,21 +17,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.airflow_state import set_eval_run_paused
+
 USERS = {"admin": "admin", "op": "op", "viewer": "viewer"}
-
-
-def _set_paused(paused: bool) -> bool | None:
-    from airflow.models import DagModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as s:
-        dm = s.scalar(select(DagModel).where(DagModel.dag_id == "eval_run"))
-        if dm is None:
-            return None
-        before = bool(dm.is_paused)
-        dm.is_paused = paused
-        return before
 
 
 def _api_dag_runs() -> set[str]:
@@ -72,7 +60,9 @@ def airflow_api(airflow_db: str, tmp_path_factory: pytest.TempPathFactory) -> It
         }
     )
     os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(48))
-    if _set_paused(True) is None:  # eval_run never parsed into this metadata DB yet: do what the dag-processor does
+    if (
+        set_eval_run_paused(True) is None
+    ):  # eval_run never parsed into this metadata DB yet: do what the dag-processor does
         res = subprocess.run(
             [sys.executable, "-m", "airflow", "dags", "reserialize"],
             capture_output=True,
@@ -80,9 +70,12 @@ def airflow_api(airflow_db: str, tmp_path_factory: pytest.TempPathFactory) -> It
             env={**os.environ, "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"},
         )
         assert res.returncode == 0, res.stderr[-3000:]
-    assert _set_paused(False) is not None, "eval_run not serialised"
+    assert set_eval_run_paused(False) is not None, "eval_run not serialised"
     from airflow.api_fastapi.app import create_app
+    from vlmevals.core.settings import get_settings
+    from vlmevals.toolkit import registry
 
+    registry.warm_in_background(get_settings()).join()  # as `vlmevals up` does while Airflow starts
     yield create_app()
 
 
@@ -90,12 +83,12 @@ def airflow_api(airflow_db: str, tmp_path_factory: pytest.TempPathFactory) -> It
 def paused_eval_run(airflow_api) -> Iterator[None]:
     """eval_run paused during the test, the DAG runs it created deleted after it, then unpaused again."""
     before_runs = _api_dag_runs()
-    was = _set_paused(True)
+    was = set_eval_run_paused(True)
     try:
         yield
     finally:
         _delete_dag_runs(_api_dag_runs() - before_runs)
-        _set_paused(bool(was))
+        set_eval_run_paused(bool(was))
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 from vlmevals.db.engine import session_scope
-from vlmevals.db.models import Model, Suite
-from vlmevals.results import board_cache
+from vlmevals.db.models import EvalRun, Model, Suite
+from vlmevals.results import board_cache, regression
 from vlmevals.results.overall import OverallBoard, overall_board
 from vlmevals.runs import backfilled, lifecycle
 
@@ -100,3 +100,18 @@ def test_a_cached_board_outlives_a_rolled_back_session(runs) -> None:
     with session_scope(engine) as s:
         hit = board_cache.cached_board(s, s.scalars(select(Suite).where(Suite.name == "demo")).one(), "latest")
         assert sorted(r.model.name for r in hit.ranked + hit.partial) == sorted(MODELS)
+
+
+def test_a_verdict_stored_after_completion_moves_the_stamp(runs) -> None:
+    """ingest_metrics' re-check and a check on request store a regression flag on a completed run: its event
+    moves the stamp, so cached boards and pages show the flag."""
+    engine, _ = runs
+    later = add_run(engine, TASKS[0], MODELS[0], score=0.1)  # a drop against the fixture's run of the pair
+    before = _stamp(engine)
+    verdict = regression.check_run(engine, later, force=True)
+    assert verdict is not None and verdict.regression
+    assert _stamp(engine) != before
+    with session_scope(engine) as s:
+        last = s.get(EvalRun, later).events[-1]
+        assert last.status == "completed" and "a regression" in (last.message or "")
+        assert str(verdict.baseline_run_id) in (last.message or "")
