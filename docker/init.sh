@@ -14,6 +14,8 @@ echo "== our tables (Alembic, sql/)"
 run vlmevals db upgrade
 echo "== catalogue"
 run vlmevals seed
+echo "== VLMEvalKit's registry, cached so that no API request pays import vlmeval; the catalogue's datasets"
+run vlmevals datasets list || echo "VLMEvalKit's registry could not be read here; the API reads it on its first name check"
 echo "== pool gpu: ${EVALS_GPU_POOL_SLOTS} slots (one per GPU across all GPU workers)"
 run airflow pools set gpu "${EVALS_GPU_POOL_SLOTS}" "one slot per GPU of all GPU workers"
 echo "== admin user ${EVALS_ADMIN_USER}"
