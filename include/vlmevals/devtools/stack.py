@@ -6,12 +6,10 @@ what a user runs.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ from vlmevals.core.settings import PROJECT_ROOT, Settings
 from vlmevals.devtools import stack_settings as ss
 from vlmevals.devtools.airflow_api import wait_for_dag
 from vlmevals.devtools.localpg import LocalPostgres, port_open
+from vlmevals.devtools.process_groups import GroupLog, end_groups
 from vlmevals.devtools.stack_settings import DERIVED_VAR, StackSettings, get_stack_settings, user_environ
 
 __all__ = ["COMPONENTS", "USERS", "Stack", "StackSettings", "get_stack_settings", "wait_for_dag"]
@@ -165,6 +164,9 @@ class Stack:
     def _pidfile(self, name: str) -> Path:
         return self.home / "run" / f"{name}.pid"
 
+    def _groups(self, name: str) -> GroupLog:
+        return GroupLog(self.home / "run" / f"{name}.groups")
+
     def pid(self, name: str) -> int | None:
         p = self._pidfile(name)
         if not p.exists():
@@ -223,6 +225,7 @@ class Stack:
                 cwd=PROJECT_ROOT,
             )
         self._pidfile(name).write_text(str(proc.pid))
+        self._groups(name).add(proc.pid)  # start_new_session: its group id is its pid
         self._env_stamp(name).write_text(_digest(env))
         return proc.pid
 
@@ -254,26 +257,14 @@ class Stack:
         raise TimeoutError(f"Airflow api-server not healthy after {timeout_s:.0f} s: {last}")
 
     def stop(self, components: tuple[str, ...] = COMPONENTS, database: bool = True, grace_s: float = 20) -> list[str]:
-        """SIGTERM every component's process group at once, SIGKILL what is left after `grace_s`."""
-        pids = {name: pid for name in components if (pid := self.pid(name)) is not None}
-        for pid in pids.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        alive = dict(pids)
-        while alive and time.monotonic() < deadline:
-            for name, pid in list(alive.items()):
-                try:
-                    os.killpg(pid, 0)
-                except ProcessLookupError:
-                    del alive[name]
-            time.sleep(0.2)
-        for pid in alive.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        for name in pids:
+        """End every process group each component was started in (process_groups), SIGKILL after `grace_s`."""
+        pids = {name: self.pid(name) for name in components}
+        stopped = [name for name, pid in pids.items() if pid is not None]
+        groups = {g for name in components for g in self._groups(name).live()}
+        end_groups(groups | {pid for pid in pids.values() if pid is not None}, grace_s)
+        for name in components:
             self._pidfile(name).unlink(missing_ok=True)
-        stopped = list(pids)
+            self._groups(name).clear()
         if database and self.own_postgres and self.pg.running():
             self.pg.stop()
             stopped.append("postgresql")
