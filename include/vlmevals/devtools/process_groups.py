@@ -1,24 +1,13 @@
 """The process groups of the local stack's components. Each component starts in a session of its own, so its group
 holds everything it forks (LocalExecutor workers, serve-logs on port 8793, task processes). A component killed
 alone (the OOM killer's way) leaves those behind in its old group; the stack remembers every group it started
-and ends them all on stop, instead of only the group of the pid it started last."""
+and ends them all on stop (`toolkit.runner.kill_groups`), instead of only the group of the pid it started last."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import time
 from pathlib import Path
 
-
-def alive(pgid: int) -> bool:
-    """Whether group `pgid` still has a member we may signal."""
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+from vlmevals.toolkit.runner import group_alive
 
 
 class GroupLog:
@@ -31,7 +20,7 @@ class GroupLog:
         if not self.path.exists():
             return set()
         ids = {int(g) for g in self.path.read_text().split() if g.isdigit()}
-        return {g for g in ids if alive(g)}
+        return {g for g in ids if group_alive(g)}
 
     def add(self, pgid: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,18 +28,3 @@ class GroupLog:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
-
-
-def end_groups(groups: set[int], grace_s: float) -> None:
-    """SIGTERM every group at once, SIGKILL what is left after `grace_s`."""
-    for pgid in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    left = set(groups)
-    while left and time.monotonic() < deadline:
-        left = {g for g in left if alive(g)}
-        time.sleep(0.2)
-    for pgid in left:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)

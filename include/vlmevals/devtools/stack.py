@@ -22,8 +22,9 @@ from vlmevals.core.settings import PROJECT_ROOT, Settings
 from vlmevals.devtools import stack_settings as ss
 from vlmevals.devtools.airflow_api import wait_for_dag
 from vlmevals.devtools.localpg import LocalPostgres, port_open
-from vlmevals.devtools.process_groups import GroupLog, end_groups
+from vlmevals.devtools.process_groups import GroupLog
 from vlmevals.devtools.stack_settings import DERIVED_VAR, StackSettings, get_stack_settings, user_environ
+from vlmevals.toolkit.runner import kill_groups
 
 __all__ = ["COMPONENTS", "USERS", "Stack", "StackSettings", "get_stack_settings", "wait_for_dag"]
 
@@ -261,7 +262,7 @@ class Stack:
         pids = {name: self.pid(name) for name in components}
         stopped = [name for name, pid in pids.items() if pid is not None]
         groups = {g for name in components for g in self._groups(name).live()}
-        end_groups(groups | {pid for pid in pids.values() if pid is not None}, grace_s)
+        kill_groups(groups | {pid for pid in pids.values() if pid is not None}, grace_s)
         for name in components:
             self._pidfile(name).unlink(missing_ok=True)
             self._groups(name).clear()

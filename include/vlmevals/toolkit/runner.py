@@ -43,21 +43,32 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def kill_group(pgid: int, grace_s: float = 10.0) -> None:
-    """SIGTERM the group, then SIGKILL what is left after `grace_s`."""
+def group_alive(pgid: int) -> bool:
+    """Whether process group `pgid` still has a member we may signal."""
     try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def kill_groups(groups: set[int], grace_s: float = 10.0) -> None:
+    """SIGTERM every group at once, then SIGKILL what is left after `grace_s`."""
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
+    left = {g for g in groups if group_alive(g)}
+    while left and time.monotonic() < deadline:
         time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
+        left = {g for g in left if group_alive(g)}
+    for pgid in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def kill_group(pgid: int, grace_s: float = 10.0) -> None:
+    kill_groups({pgid}, grace_s)
 
 
 def kill_leftover(artifacts: Path) -> None:

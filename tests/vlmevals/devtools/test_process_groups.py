@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from vlmevals.devtools.process_groups import GroupLog, alive, end_groups
+from vlmevals.devtools.process_groups import GroupLog
 from vlmevals.devtools.stack import Stack
 from vlmevals.devtools.stack_settings import StackSettings
+from vlmevals.toolkit.runner import group_alive, kill_groups
 
 # a leader in its own session that forks a long-lived child (as the scheduler forks its workers), then waits
 LEADER = """
@@ -32,15 +33,15 @@ def _orphaned_group() -> int:
     assert leader.stdout is not None and leader.stdout.readline().strip() == b"forked"
     os.kill(leader.pid, signal.SIGKILL)
     leader.wait()
-    assert alive(leader.pid), "the child lives on in the dead leader's group"
+    assert group_alive(leader.pid), "the child lives on in the dead leader's group"
     return leader.pid
 
 
 def _wait_gone(pgid: int, timeout_s: float = 10) -> bool:
     deadline = time.monotonic() + timeout_s
-    while alive(pgid) and time.monotonic() < deadline:
+    while group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return not alive(pgid)
+    return not group_alive(pgid)
 
 
 def test_the_log_keeps_live_groups_and_drops_ended_ones(tmp_path: Path) -> None:
@@ -52,7 +53,7 @@ def test_the_log_keeps_live_groups_and_drops_ended_ones(tmp_path: Path) -> None:
         log.add(2**22 + 7)  # no such group (above the default pid_max): dropped on the next read
         assert log.live() == {pgid}
     finally:
-        end_groups({pgid}, grace_s=5)
+        kill_groups({pgid}, grace_s=5)
     assert _wait_gone(pgid)
     assert log.live() == set()
     log.clear()
@@ -69,15 +70,15 @@ def test_stop_ends_the_group_a_killed_component_left_behind(tmp_path: Path) -> N
         assert _wait_gone(pgid), "its orphaned child was ended with it"
         assert not (tmp_path / "home" / "run" / "scheduler.groups").exists()
     finally:
-        if alive(pgid):
+        if group_alive(pgid):
             os.killpg(pgid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("sig_ignored", [True, False])
-def test_end_groups_escalates_to_sigkill(sig_ignored: bool) -> None:
+def test_kill_groups_escalates_to_sigkill(sig_ignored: bool) -> None:
     code = "import signal, time\n" + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if sig_ignored else "")
     proc = subprocess.Popen([sys.executable, "-c", code + "print('up', flush=True)\ntime.sleep(300)"],
                             start_new_session=True, stdout=subprocess.PIPE)  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline().strip() == b"up"
-    end_groups({proc.pid}, grace_s=1)
+    kill_groups({proc.pid}, grace_s=1)
     assert proc.wait(timeout=10) == (-signal.SIGKILL if sig_ignored else -signal.SIGTERM)
