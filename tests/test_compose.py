@@ -76,6 +76,8 @@ def test_services_and_healthchecks(config: dict[str, Any]) -> None:
         mounts = {v["target"] for v in svc["volumes"]}
         assert {"/data/outputs", "/data/LMUData", "/data/models"} <= mounts, f"{name} misses a data volume"
     assert services["airflow-apiserver"]["ports"][0]["target"] == 8080
+    # an abandoned transaction (a component killed mid-transaction) is ended by the server, not kept for good
+    assert "idle_in_transaction_session_timeout=5min" in services["postgres"]["command"]
 
 
 def test_queues_and_gpu_reservation(config: dict[str, Any]) -> None:

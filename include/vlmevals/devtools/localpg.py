@@ -18,6 +18,10 @@ from pathlib import Path
 
 SYSTEM_USER = "vlmevals-pg"
 SUPERUSER = "evals"
+IDLE_IN_TRANSACTION_TIMEOUT = "5min"
+"""A session idle inside a transaction this long is ended (and its transaction rolled back). Our and Airflow's
+transactions last milliseconds; one left open is abandoned: a process SIGKILLed mid-transaction whose forked
+children still hold its socket (a scheduler's LocalExecutor workers) would otherwise keep its row locks for good."""
 
 
 def bin_dir() -> Path:
@@ -102,7 +106,10 @@ class LocalPostgres:
         self.log_file.touch()
         if _run_as():
             shutil.chown(self.log_file, user=SYSTEM_USER)
-        opts = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=200"
+        opts = (
+            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=200 "
+            f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}"
+        )
         res = self._cmd(
             "pg_ctl",
             "start",

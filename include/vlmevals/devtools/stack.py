@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -25,6 +26,8 @@ from vlmevals.devtools.localpg import LocalPostgres, port_open
 from vlmevals.devtools.process_groups import GroupLog
 from vlmevals.devtools.stack_settings import DERIVED_VAR, StackSettings, get_stack_settings, user_environ
 from vlmevals.toolkit.runner import kill_groups
+
+log = logging.getLogger(__name__)
 
 __all__ = ["COMPONENTS", "USERS", "Stack", "StackSettings", "get_stack_settings", "wait_for_dag"]
 
@@ -212,6 +215,7 @@ class Stack:
             if self._env_stamp(name).exists() and self._env_stamp(name).read_text() == _digest(env):
                 return pid
             self.stop((name,), database=False)  # started with another environment: yours wins, so restart it
+        self.reap(name)
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self._pidfile(name).parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +233,24 @@ class Stack:
         self._groups(name).add(proc.pid)  # start_new_session: its group id is its pid
         self._env_stamp(name).write_text(_digest(env))
         return proc.pid
+
+    def reap(self, name: str, grace_s: float = 10) -> set[int]:
+        """End what survives of a dead component's earlier process groups before it starts again.
+
+        A component killed alone (SIGKILL, the OOM killer) leaves its forked children running: a scheduler's
+        LocalExecutor workers still hold its database socket, so PostgreSQL keeps the dead scheduler's
+        transaction open with its row locks on `slot_pool`, and the new scheduler skips its critical section
+        on every loop (queues nothing, logs nothing). Ending those children closes the socket; PostgreSQL
+        then rolls the transaction back. Tasks they were running are reset by the new scheduler and retried.
+        """
+        survivors = self._groups(name).live()
+        if survivors:
+            log.warning(
+                "airflow %s: ending what is left of its last start (process groups %s)", name, sorted(survivors)
+            )
+            kill_groups(survivors, grace_s)
+            self._groups(name).clear()
+        return survivors
 
     def _env_stamp(self, name: str) -> Path:
         return self.home / "run" / f"{name}.env-sha256"

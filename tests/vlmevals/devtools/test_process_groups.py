@@ -82,3 +82,30 @@ def test_kill_groups_escalates_to_sigkill(sig_ignored: bool) -> None:
     assert proc.stdout is not None and proc.stdout.readline().strip() == b"up"
     kill_groups({proc.pid}, grace_s=1)
     assert proc.wait(timeout=10) == (-signal.SIGKILL if sig_ignored else -signal.SIGTERM)
+
+
+def test_starting_a_killed_component_first_ends_what_it_left_behind(tmp_path: Path, monkeypatch) -> None:
+    """A scheduler SIGKILLed mid-transaction leaves workers holding its database socket (its transaction stays open
+    with the pool locks): starting it again must end them before the new process starts."""
+    stack = Stack(StackSettings.model_validate({"EVALS_HOME": str(tmp_path / "home")}))
+    monkeypatch.setattr(Stack, "env", lambda self: {"AIRFLOW_HOME": str(tmp_path)})
+    pgid = _orphaned_group()
+    seen: list[bool] = []
+
+    class Started:
+        pid = 2**22 + 11  # no such process: the new component is not really started
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            seen.append(group_alive(pgid))
+
+    monkeypatch.setattr("vlmevals.devtools.stack.subprocess.Popen", Started)
+    try:
+        stack._groups("scheduler").add(pgid)
+        assert stack.pid("scheduler") is None
+        stack.start_component("scheduler")
+        assert _wait_gone(pgid)
+        assert seen == [False], "the orphaned group was ended before the new scheduler started"
+        assert stack._groups("scheduler").live() == set(), "only the new start is remembered"
+    finally:
+        if group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
