@@ -122,3 +122,16 @@ def holders(engine: Engine, host: str) -> list[str]:
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     return [f"GPU {d}: {(h or '').split('|', 1)[-1]}" for d, h in rows]
+
+
+def held_by_run(conn: Connection, run_id: int) -> Sequence[Row[str, int, str | None]]:
+    """(host, device, holder) of the devices an eval run still holds."""
+    query = select(GpuLease.host, GpuLease.device, GpuLease.holder).where(GpuLease.run_id == run_id)
+    return conn.execute(query).all()
+
+
+def free_run(conn: Connection, run_id: int) -> set[str]:
+    """Free every device the run holds; returns the hosts whose waiters must be woken."""
+    hosts = {host for host, _, _ in held_by_run(conn, run_id)}
+    conn.execute(update(GpuLease).where(GpuLease.run_id == run_id).values(FREED))
+    return hosts

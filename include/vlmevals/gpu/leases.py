@@ -147,6 +147,30 @@ def reclaim_stale(engine: Engine, host: str, stale_s: float, devices: tuple[int,
     return freed
 
 
+def release_run(engine: Engine, run_id: int, wait_s: float = 10.0, poll_s: float = 0.2) -> list[str]:
+    """No lease outlives its eval run's DAG run: called when the DAG run ends (the `finalize` teardown).
+
+    An inference task killed by Airflow (Mark failed/success, a timeout) gets SIGTERM and, 5 s later, SIGKILL: its
+    own `finally` may never release the lease, and Airflow may already run the teardown while it cleans up. Give
+    the holder `wait_s` to release (it is ending VLMEvalKit's process group, which still uses the devices), then
+    free what is left. Returns the holders freed here."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with engine.connect() as conn:
+            held = rows.held_by_run(conn, run_id)
+        if not held or time.monotonic() >= deadline:
+            break
+        time.sleep(poll_s)
+    if not held:
+        return []
+    with engine.begin() as conn:
+        for host in rows.free_run(conn, run_id):
+            notify(conn, host)
+    holders = sorted({h for _, _, h in held if h})
+    log.warning("eval run %s ended holding GPUs %s: freed (holders %s)", run_id, [d for _, d, _ in held], holders)
+    return holders
+
+
 def _cpu_lease(host: str, holder: str, settings: GpuSettings) -> Lease:
     return Lease(None, host, (), holder, settings.heartbeat_s)
 

@@ -34,6 +34,17 @@ def _no_metric_file(ctx: RunContext) -> VLMEvalFailure:
     )
 
 
+def _require_predictions(ctx: RunContext) -> None:
+    """Inference may end without predictions yet scoring still runs: its task marked success in Airflow mid-way.
+    VLMEvalKit would only say "No infer result found"; name the file instead."""
+    model, data = ctx.model.vlmeval_model, ctx.task.vlmeval_data
+    if results.prediction_file(ctx.pred_root, model, data) is None:
+        raise VLMEvalFailure(
+            f"no predictions to score: {ctx.pred_root / f'{model}_{data}.xlsx'} does not exist, so inference ended "
+            "before it finished (was its task marked success in Airflow?); trigger the evaluation again"
+        )
+
+
 def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     ctx = load_context(engine, run_id)
@@ -42,6 +53,7 @@ def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1, settin
     if inference_mode(ctx, settings) == "all" and scored is not None:
         log.info("already scored in the inference process: %s", scored.name)
     else:
+        _require_predictions(ctx)
         run_vlmeval(engine, ctx, "eval", settings, try_number, None)
     fail_on_status(ctx, "scoring")
     if results.metric_file(ctx.pred_root, model, data, ctx.metric_suffix) is None:

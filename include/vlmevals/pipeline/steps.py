@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from vlmevals.db.engine import session_scope
+from vlmevals.db.engine import get_engine, session_scope
 from vlmevals.db.models import ACTIVE_STATUSES
+from vlmevals.gpu.leases import release_run
 from vlmevals.pipeline.context import RunContext, load_context
 from vlmevals.pipeline.inference import inference_mode, inference_step, record_fingerprint
 from vlmevals.pipeline.operator_actions import StateChange
@@ -53,6 +54,7 @@ def finalize_step(
     """
     if run_id is None:
         return "failed"
+    release_run(engine or get_engine(), run_id)  # before the run is final: a final run holds no GPU
     if _status(engine, run_id) in ACTIVE_STATUSES:
         ended = f"the eval_run DAG run {dag_run_id} ended before ingest_metrics recorded a result"
         change = who_changed() if who_changed else None
