@@ -266,6 +266,7 @@ def test_hung_endpoint_times_out_each_try_and_fails_at_queue(
     message = str(caught.value)
     assert f"endpoint {url} is unreachable: GET {url}/models failed 3 times (ReadTimeout" in message, message
     assert took >= 3 * timeout_s, f"each try waits out its timeout ({took:.2f} s in all)"
+    assert took < 3 * timeout_s + 3.0, f"the module's per-try timeout is the one used ({took:.2f} s in all)"
     with session_scope(seeded) as s:
         run = runs.get_run(s, 1)
         assert run.status == "failed" and f"GET {url}/models failed 3 times" in (run.error or "")
