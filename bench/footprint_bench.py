@@ -6,7 +6,8 @@ PSS: psutil's memory_full_info().pss summed over every process of the stack (Pos
 dag-processor, triggerer, their children: task runners and VLMEvalKit), idle after `--settle` s, and the maximum
 sampled every 0.5 s while the demo evaluation (demo model x demo-shapes-mcq) runs through eval_run.
 
-Usage: .venv/bin/python bench/footprint_bench.py [--repeats 5] [--settle 20]
+Usage: .venv/bin/python bench/footprint_bench.py [--repeats 5] [--settle 20] [--parse-only]
+(`--parse-only`: the parse times alone, without starting the stack.)
 """
 
 from __future__ import annotations
@@ -84,8 +85,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--settle", type=float, default=20)
+    ap.add_argument("--parse-only", action="store_true", help="DAG parse times only; no stack")
     args = ap.parse_args()
     parse = parse_times(args.repeats)
+    if args.parse_only:
+        emit({"bench": "footprint", "parse": parse, "parse_repeats": args.repeats})
+        return
     with bench_stack(gpu_slots=1) as stack:
         c = client(stack)
         wait_dag(c)

@@ -1,5 +1,6 @@
 """Every DAG file, checked the way Airflow checks its example DAGs: it imports through DagBag without errors,
-parses fast, pulls in no heavy library, and opens no connection while parsing."""
+pulls in no heavy library, and opens no connection while parsing. (How fast it parses is a figure, not a pass/fail
+check on a shared machine: `bench/footprint_bench.py --parse-only` prints it.)"""
 
 from __future__ import annotations
 
@@ -15,27 +16,19 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 
 PROBE = r"""
-import json, os, socket, sys, time
+import json, os, socket, sys
 attempts = []
 real_connect = socket.socket.connect
 def spy(self, address):
     attempts.append(str(address))
     raise OSError("no connections while parsing")
 socket.socket.connect = spy
-import airflow.sdk  # the framework itself is imported before the clock starts
+import airflow.sdk  # the framework itself, before the DAG file, so only the DAG file is judged
 from airflow.dag_processing.dagbag import DagBag
-path = sys.argv[1]
-times = []
-for _ in range(3):
-    for m in [m for m in sys.modules if m == "unusual_prefix" or m.startswith("unusual_prefix")]:
-        del sys.modules[m]
-    t = time.perf_counter()
-    bag = DagBag(dag_folder=path, safe_mode=False)
-    times.append(time.perf_counter() - t)
+bag = DagBag(dag_folder=sys.argv[1], safe_mode=False)
 print(json.dumps({
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "dag_ids": sorted(bag.dag_ids),
-    "seconds": sorted(times)[1],
     "heavy": sorted(m for m in ("vlmeval", "torch", "transformers", "pandas", "vlmevals.pipeline.steps", "vlmevals.db")
                     if m in sys.modules),
     "connects": attempts,
@@ -72,14 +65,13 @@ def test_parse_is_light(parsed: dict[str, dict], path: Path) -> None:
     got = parsed[path.stem]
     assert got["heavy"] == [], f"heavy imports at parse time: {got['heavy']}"
     assert got["connects"] == [], f"connections while parsing: {got['connects']}"
-    assert got["seconds"] < 1.0, f"median parse {got['seconds']:.3f} s"
 
 
 def test_eval_run_shape() -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(ROOT / "dags" / "eval_run.py")).dags["eval_run"]
-    assert dag.schedule is None if hasattr(dag, "schedule") else True
+    assert dag.schedule is None, f"eval_run is triggered only (form, REST, evals API), not scheduled: {dag.schedule!r}"
     ids = set(dag.task_dict)
     assert {
         "queue",
@@ -91,7 +83,7 @@ def test_eval_run_shape() -> None:
         "ingest_metrics",
         "finalize",
     } == ids
-    for tid, slots in [("inference", 1), ("inference_2gpu", 2), ("inference_8gpu", 8)]:
+    for tid, slots in [("inference", 1), ("inference_2gpu", 2), ("inference_4gpu", 4), ("inference_8gpu", 8)]:
         t = dag.task_dict[tid]
         assert (t.pool, t.pool_slots, t.queue, t.retries) == ("gpu", slots, "gpu", 2)
     assert dag.task_dict["finalize"].is_teardown

@@ -295,7 +295,10 @@ def _tiny_filesystem(path: Path, size: str) -> Iterator[Path]:
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
     )
     if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {res.stderr.strip()}")
+        why = f"cannot mount a tmpfs at {path}: {res.stderr.strip() or f'mount exited {res.returncode}'}"
+        if os.geteuid() == 0:  # CI runs as root: there a failed mount is a broken test, not a missing privilege
+            pytest.fail(f"{why} (running as root, so the mount must work: is CAP_SYS_ADMIN dropped?)")
+        pytest.skip(f"{why} (needs root / CAP_SYS_ADMIN; running as uid {os.geteuid()})")
     try:
         yield path
     finally:

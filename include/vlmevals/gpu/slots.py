@@ -17,7 +17,10 @@ def slots_for(gpus: int) -> int:
     for b in GPU_SLOT_BUCKETS:
         if need <= b:
             return b
-    raise ValueError(f"models needing {gpus} GPUs are not supported (at most {GPU_SLOT_BUCKETS[-1]})")
+    raise ValueError(
+        f"it needs {gpus} GPUs, more than eval_run's largest inference task holds ({GPU_SLOT_BUCKETS[-1]} slots of "
+        f"the pool `{GPU_POOL}`); lower the model's gpus to {GPU_SLOT_BUCKETS[-1]} or fewer"
+    )
 
 
 def inference_task_id(slots: int) -> str:

@@ -105,11 +105,15 @@ def weights(engine: Engine | None, run_id: int, settings: Settings) -> HubWeight
 
 
 ENDPOINT_PROBE_TRIES = 3
-ENDPOINT_PROBE_TIMEOUT_S = 5.0
+ENDPOINT_PROBE_TIMEOUT_S = 5.0  # per try: connect and read
+ENDPOINT_PROBE_PAUSE_S = 1.0  # between tries
 
 
 def probe_endpoint(
-    base_url: str, tries: int = ENDPOINT_PROBE_TRIES, timeout_s: float = ENDPOINT_PROBE_TIMEOUT_S
+    base_url: str,
+    tries: int = ENDPOINT_PROBE_TRIES,
+    timeout_s: float = ENDPOINT_PROBE_TIMEOUT_S,
+    pause_s: float = ENDPOINT_PROBE_PAUSE_S,
 ) -> None:
     """Fail naming the URL when a served model's server cannot be reached (any HTTP answer counts as up).
 
@@ -128,7 +132,7 @@ def probe_endpoint(
         except httpx.TransportError as err:  # refused, reset, DNS, timeout: the server is not there
             last = err
             if attempt + 1 < tries:
-                time.sleep(1.0)
+                time.sleep(pause_s)
     raise InvalidRequestError(
         f"the model's endpoint {base_url} is unreachable: GET {url} failed {tries} times ({type(last).__name__}: "
         f"{last}); start the server or fix the model's endpoint_base_url, then trigger the run again"
@@ -138,8 +142,8 @@ def probe_endpoint(
 def endpoint(engine: Engine | None, run_id: int) -> None:
     with session_scope(engine) as s:
         base_url = runs.get_run(s, run_id).model.endpoint_base_url
-    if base_url:
-        probe_endpoint(base_url)
+    if base_url:  # the module's settings, read now (tests shorten them)
+        probe_endpoint(base_url, ENDPOINT_PROBE_TRIES, ENDPOINT_PROBE_TIMEOUT_S, ENDPOINT_PROBE_PAUSE_S)
 
 
 def prepare_inputs(engine: Engine | None, run_id: int, settings: Settings) -> DatasetInfo:

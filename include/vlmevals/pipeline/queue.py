@@ -69,7 +69,7 @@ def _check(settings: Settings, run_id: int, engine: Engine | None) -> tuple[int,
     try:
         slots = slots_for(ctx.model.gpus)
     except ValueError as err:
-        raise InvalidRequestError(str(err)) from err
+        raise InvalidRequestError(f"model {ctx.model_name!r} cannot run: {err}") from err
     python = python_executable(settings)
     version = vlmeval_version(python, str(settings.vlmeval_root) if settings.vlmeval_root else None)
     info = prepare_inputs(engine, run_id, settings)  # judge, dataset, Hub weights: before any GPU

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
@@ -10,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -137,8 +139,32 @@ def test_many_tasks_few_gpus_never_share_a_device(db_url: str, engine) -> None:
     assert all(h is None for h, _ in _rows(engine).values())
 
 
+class _WaitingSeen(logging.Handler):
+    """Sets `event` when a lease waiter logs that it starts waiting (it LISTENs before that line)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("waiting for "):
+            self.event.set()
+
+
+@pytest.fixture()
+def waiting_seen(caplog: pytest.LogCaptureFixture) -> Iterator[threading.Event]:
+    """An event set by the first waiter that starts waiting for GPUs."""
+    seen = _WaitingSeen()
+    caplog.set_level(logging.INFO, logger=gpus.log.name)
+    gpus.log.addHandler(seen)
+    try:
+        yield seen.event
+    finally:
+        gpus.log.removeHandler(seen)
+
+
 @pg
-def test_release_wakes_a_waiter_at_once(engine) -> None:
+def test_release_wakes_a_waiter_at_once(engine, waiting_seen: threading.Event) -> None:
     """A waiter is woken by the release (NOTIFY), not by its poll interval: no GPU sits idle while work waits."""
     slow_poll = _settings("0,1", EVALS_GPU_POLL_S=30)
     a = gpus.acquire(engine, 1, holder="a", settings=slow_poll)
@@ -146,7 +172,7 @@ def test_release_wakes_a_waiter_at_once(engine) -> None:
     got: list[tuple[int, ...]] = []
     t = threading.Thread(target=lambda: got.append(gpus.acquire(engine, 1, holder="c", settings=slow_poll).devices))
     t.start()
-    time.sleep(1.0)
+    assert waiting_seen.wait(timeout=10), "the waiter never said it waits"
     assert not got, "both GPUs are held: the waiter must wait"
     b.release()
     t.join(timeout=10)

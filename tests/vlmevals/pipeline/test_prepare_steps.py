@@ -4,10 +4,15 @@ and a failing download are refused at queue; a new Hub commit makes the nightly 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,7 @@ from vlmevals.devtools.demo.benchmark import render_benchmark, write_benchmark
 from vlmevals.devtools.demo.model import DEMO_MODEL_SPEC
 from vlmevals.devtools.fake_hub import FakeHub, fake_hub
 from vlmevals.nightly import planning
-from vlmevals.pipeline import steps
+from vlmevals.pipeline import prepare, steps
 from vlmevals.runs import lifecycle as runs
 from vlmevals.toolkit import hub
 
@@ -176,3 +181,104 @@ def test_endpoint_down_fails_at_queue_naming_the_url(seeded: Any, servers: Any) 
     with session_scope(seeded) as s:
         run = runs.get_run(s, 1)
         assert run.status == "failed" and url in (run.error or "") and run.started_at is None
+
+
+@contextlib.contextmanager
+def _hung_server() -> Iterator[tuple[str, list[socket.socket]]]:
+    """A server that accepts connections and never answers; yields its base URL and the connections it took."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.05)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                accepted.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1", accepted
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in [*accepted, listener]:
+            conn.close()
+
+
+@contextlib.contextmanager
+def _answering_server(status: int) -> Iterator[tuple[str, list[str]]]:
+    """A server answering every GET with `status`; yields its base URL and the paths asked for."""
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _served_model(engine: Any, name: str, url: str) -> None:
+    write_benchmark("DEMO_SHAPES_MCQ", get_settings().lmu_data)
+    with session_scope(engine) as s:
+        s.add(Model(name=name, display_name=name, vlmeval_model="m", endpoint_base_url=url, gpus=0))
+
+
+def test_endpoint_probe_defaults_are_what_the_readme_promises() -> None:
+    """README (faults table): 3 tries, a 5 s timeout each; the tests below shorten them, so pin the product's."""
+    assert (prepare.ENDPOINT_PROBE_TRIES, prepare.ENDPOINT_PROBE_TIMEOUT_S) == (3, 5.0)
+    defaults = {k: p.default for k, p in inspect.signature(prepare.probe_endpoint).parameters.items()}
+    assert (defaults["tries"], defaults["timeout_s"]) == (3, 5.0)
+
+
+@pytest.mark.integration
+def test_hung_endpoint_times_out_each_try_and_fails_at_queue(
+    seeded: Any, servers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that accepts but never answers: every try ends at the timeout, then the run fails naming the URL."""
+    timeout_s = 0.4
+    monkeypatch.setattr(prepare, "ENDPOINT_PROBE_TIMEOUT_S", timeout_s)
+    monkeypatch.setattr(prepare, "ENDPOINT_PROBE_PAUSE_S", 0.0)
+    with _hung_server() as (url, accepted):
+        _served_model(seeded, "hung", url)
+        t0 = time.monotonic()
+        with pytest.raises(InvalidRequestError) as caught:
+            _queue(seeded, "demo-shapes-mcq", "hung")
+        took = time.monotonic() - t0
+        assert len(accepted) == 3, "three tries, each connected"
+    message = str(caught.value)
+    assert f"endpoint {url} is unreachable: GET {url}/models failed 3 times (ReadTimeout" in message, message
+    assert took >= 3 * timeout_s, f"each try waits out its timeout ({took:.2f} s in all)"
+    assert took < 3 * timeout_s + 3.0, f"the module's per-try timeout is the one used ({took:.2f} s in all)"
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, 1)
+        assert run.status == "failed" and f"GET {url}/models failed 3 times" in (run.error or "")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("status", [404, 500])
+def test_any_http_answer_counts_as_up(seeded: Any, servers: Any, status: int) -> None:
+    """A server that answers, even with an error status, is up: the run is queued after one GET of /models."""
+    with _answering_server(status) as (url, asked):
+        _served_model(seeded, f"answers-{status}", url)
+        run_id = _queue(seeded, "demo-shapes-mcq", f"answers-{status}")
+    assert asked == ["/v1/models"]
+    with session_scope(seeded) as s:
+        assert runs.get_run(s, run_id).status == "queued"

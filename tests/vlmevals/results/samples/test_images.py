@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
 
 import pytest
+from vlmevals.core.errors import NotFoundError
+from vlmevals.devtools.demo.benchmark import write_benchmark
 from vlmevals.results.samples.images import sample_image
 
 
-def test_sample_image_from_real_tsv(real: dict[str, Any], tmp_path: Path) -> None:
-    from vlmevals.core.errors import NotFoundError
-
-    tsv = real["lmu_dir"] / "DEMO_SHAPES_MCQ.tsv"
+def test_sample_image_from_real_tsv(tmp_path: Path) -> None:
+    """The demo benchmark's TSV, the very file VLMEvalKit reads (written here: no VLMEvalKit run needed)."""
+    tsv = write_benchmark("DEMO_SHAPES_MCQ", tmp_path / "LMUData")
     data, mime = sample_image(tsv, "3")
     assert mime == "image/png" and data.startswith(b"\x89PNG")
     with pytest.raises(NotFoundError, match="no image"):

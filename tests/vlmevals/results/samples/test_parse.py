@@ -1,5 +1,7 @@
 """Per-sample files as VLMEvalKit really writes them (tests/vlmeval_outputs.py): which file is read, the records
-parsed from it, failure markers, and the summary (official and valid-only score, interval)."""
+parsed from it, failure markers, and the summary (official and valid-only score, interval).
+
+The tests on `real` files are `integration`: on a fresh machine the fixture runs VLMEvalKit to write them."""
 
 from __future__ import annotations
 
@@ -74,6 +76,7 @@ def _official(md: Path, name: str) -> float:
     return value
 
 
+@pytest.mark.integration  # `real` starts VLMEvalKit when its cached output tree is missing
 def test_result_file_prefers_scored_files(real: dict[str, Any], tmp_path: Path) -> None:
     md = real["cases"]["ok"]["model_dir"]
     assert result_file(md, MODEL_NAME, "DEMO_SHAPES_MCQ").name.endswith("_exact_matching_result.xlsx")
@@ -86,6 +89,7 @@ def test_result_file_prefers_scored_files(real: dict[str, Any], tmp_path: Path) 
     assert result_file(only_pred, MODEL_NAME, "X").name == f"{MODEL_NAME}_X.xlsx"
 
 
+@pytest.mark.integration  # `real` starts VLMEvalKit when its cached output tree is missing
 @pytest.mark.parametrize("name", list(SCALES))
 def test_real_files_reproduce_vlmevalkit_score(real: dict[str, Any], name: str) -> None:
     md = real["cases"]["ok"]["model_dir"]
@@ -143,6 +147,7 @@ def test_judge_failure_marks_sample_failed() -> None:
         parse_frame(df.drop(columns=["index"]))
 
 
+@pytest.mark.integration  # `real` starts VLMEvalKit when its cached output tree is missing
 def test_prediction_only_file_has_no_interval(real: dict[str, Any], tmp_path: Path) -> None:
     md = real["cases"]["ok"]["model_dir"]
     (tmp_path / f"{MODEL_NAME}_X.xlsx").write_bytes((md / f"{MODEL_NAME}_DEMO_SHAPES_MCQ.xlsx").read_bytes())

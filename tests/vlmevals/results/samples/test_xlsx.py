@@ -63,6 +63,7 @@ def test_fast_reader_declines_what_it_cannot_reproduce(tmp_path: Path, name: str
     assert read_records(path) == _pandas(path), "read_records falls back to pandas"
 
 
+@pytest.mark.integration  # `real` starts VLMEvalKit when its cached output tree is missing
 def test_fast_reader_on_vlmevalkit_files(real: dict[str, Any]) -> None:
     md: Path = real["cases"]["ok"]["model_dir"]
     files = sorted(md.glob(f"{MODEL_NAME}_*.xlsx"))
