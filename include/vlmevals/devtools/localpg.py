@@ -18,12 +18,30 @@ from pathlib import Path
 
 SYSTEM_USER = "vlmevals-pg"
 SUPERUSER = "evals"
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
 def bin_dir() -> Path:
     import pgserver
 
     return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+
+class SetupError(RuntimeError):
+    """A prerequisite of the private PostgreSQL is missing; the message is one line naming it and the fix."""
+
+
+def system_tool(name: str, package: str) -> str:
+    """The path of an admin tool, looked up in PATH and then the sbin folders (cron's and some CI runners' PATH
+    lacks them)."""
+    path = os.pathsep.join([os.environ.get("PATH", os.defpath), *SBIN_DIRS])
+    found = shutil.which(name, path=path)
+    if found is None:
+        raise SetupError(
+            f"creating the system user {SYSTEM_USER} needs `{name}` (package {package}); install it or set "
+            "DATABASE_URL to your own PostgreSQL"
+        )
+    return found
 
 
 def _run_as() -> tuple[str, int] | None:
@@ -33,8 +51,9 @@ def _run_as() -> tuple[str, int] | None:
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
+        useradd = system_tool("useradd", "passwd")
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
+            [useradd, "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
             check=True,
             capture_output=True,
         )
