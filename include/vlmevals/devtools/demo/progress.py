@@ -135,6 +135,8 @@ class LiveReport:
                 self.rows[v.id] = self.progress.add_task(f"  run {v.id} {v.label}", total=v.total, state=state)
             completed = (v.total or v.done) if v.status == "completed" else v.done
             self.progress.update(self.rows[v.id], completed=completed, total=v.total, state=state)
+            if v.finished:
+                self.progress.stop_task(self.rows[v.id])  # its clock stops, failed or not
 
 
 def reporter(console: Console) -> PlainReport | LiveReport:

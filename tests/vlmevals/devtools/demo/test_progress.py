@@ -103,3 +103,4 @@ def test_a_terminal_gets_bars_with_runs_done_samples_and_the_current_task() -> N
     assert tasks["run 1 step 0 demo-shapes-mcq"].completed == 20
     assert tasks["run 1 step 0 demo-shapes-mcq"].fields["state"] == "completed, score 45.0"
     assert tasks["run 2 step 0 demo-colors-vqa"].fields["state"] == "failed"
+    assert tasks["run 2 step 0 demo-colors-vqa"].stop_time is not None  # a failed run's clock stops too
