@@ -15,6 +15,7 @@ from vlmevals.cli_datasets import datasets_app
 from vlmevals.cli_enrolments import enrol, enrolments, unenrol
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import get_settings
+from vlmevals.devtools.localpg import SetupError
 from vlmevals.devtools.stack import USERS, Stack, wait_for_dag
 from vlmevals.devtools.stack_settings import CPU_SLOTS
 from vlmevals.gpu.detect import nvidia_smi
@@ -250,7 +251,12 @@ def sync_outputs(
 
 
 def main() -> None:
-    app()
+    """The `vlmevals` entry point: a missing prerequisite of the local set-up is one line, not a traceback."""
+    try:
+        app()
+    except SetupError as err:
+        console.print(f"[red]error:[/] {err}")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -22,12 +22,30 @@ IDLE_IN_TRANSACTION_TIMEOUT = "5min"
 """A session idle inside a transaction this long is ended (and its transaction rolled back). Our and Airflow's
 transactions last milliseconds; one left open is abandoned: a process SIGKILLed mid-transaction whose forked
 children still hold its socket (a scheduler's LocalExecutor workers) would otherwise keep its row locks for good."""
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
 def bin_dir() -> Path:
     import pgserver
 
     return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+
+class SetupError(RuntimeError):
+    """A prerequisite of the private PostgreSQL is missing; the message is one line naming it and the fix."""
+
+
+def system_tool(name: str, package: str) -> str:
+    """The path of an admin tool, looked up in PATH and then the sbin folders (cron's and some CI runners' PATH
+    lacks them)."""
+    path = os.pathsep.join([os.environ.get("PATH", os.defpath), *SBIN_DIRS])
+    found = shutil.which(name, path=path)
+    if found is None:
+        raise SetupError(
+            f"creating the system user {SYSTEM_USER} needs `{name}` (package {package}); install it or set "
+            "DATABASE_URL to your own PostgreSQL"
+        )
+    return found
 
 
 def _run_as() -> tuple[str, int] | None:
@@ -37,8 +55,9 @@ def _run_as() -> tuple[str, int] | None:
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
+        useradd = system_tool("useradd", "passwd")
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
+            [useradd, "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
             check=True,
             capture_output=True,
         )

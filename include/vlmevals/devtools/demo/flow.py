@@ -7,7 +7,9 @@ the suite's overall board are printed as tables.
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,12 @@ from rich.table import Table
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import get_settings
 from vlmevals.devtools.airflow_api import wait_for_dag
+from vlmevals.devtools.demo.progress import TERMINAL, RunView, current_task, reporter, run_view
 from vlmevals.devtools.stack import Stack
 
 TRAINED_MODEL = "demo-tiny-idefics3-trained"
 SUITE = "demo"
-TERMINAL = ("completed", "failed", "cancelled")
+LABEL_WIDTH = 8
 
 
 def register_checkpoints(api: httpx.Client, model: str, dirs: dict[int, Path]) -> list[int]:
@@ -39,19 +42,44 @@ def register_checkpoints(api: httpx.Client, model: str, dirs: dict[int, Path]) -
     return run_ids
 
 
-def wait_runs(api: httpx.Client, run_ids: list[int], console: Console, timeout_s: float = 1800) -> dict[int, str]:
-    """Poll the runs until each has ended; their final statuses."""
+def _airflow_task(airflow: httpx.Client | None, run: dict[str, Any]) -> str | None:
+    """The Airflow task the run's DAG run is at (None when unknown: the display then shows the status only)."""
+    if airflow is None or not run.get("dag_run_id") or run.get("status") in TERMINAL:
+        return None
+    try:
+        r = airflow.get(f"/api/v2/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}/taskInstances")
+        return current_task(r.json().get("task_instances", [])) if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def poll(api: httpx.Client, run_ids: list[int], airflow: httpx.Client | None = None) -> list[RunView]:
+    """Each run as it is now: `GET /runs/{id}`, plus its current Airflow task while it is active."""
+    views = []
+    for i in run_ids:
+        run = api.get(f"/runs/{i}").json()
+        views.append(run_view({"id": i, **run}, _airflow_task(airflow, run)))
+    return views
+
+
+def wait_runs(
+    api: httpx.Client,
+    run_ids: list[int],
+    console: Console,
+    airflow: httpx.Client | None = None,
+    timeout_s: float = 1800,
+) -> dict[int, str]:
+    """Poll the runs until each has ended, showing their progress (progress.py); their final statuses."""
     deadline = time.monotonic() + timeout_s
-    status: dict[int, str] = {}
-    with console.status("evaluating the checkpoints") as shown:
+    views: list[RunView] = []
+    with reporter(console) as report:
         while time.monotonic() < deadline:
-            status = {i: api.get(f"/runs/{i}").json().get("status", "?") for i in run_ids}
-            done = sum(s in TERMINAL for s in status.values())
-            shown.update(f"evaluating the checkpoints: {done}/{len(run_ids)} runs finished")
-            if done == len(run_ids):
+            views = poll(api, run_ids, airflow)
+            report.update(views)
+            if all(v.finished for v in views):
                 break
             time.sleep(2)
-    return status
+    return {v.id: v.status for v in views}
 
 
 def _cell(value: float | None) -> str:
@@ -70,12 +98,51 @@ def checkpoint_table(scores: dict[str, Any]) -> Table:
     return table
 
 
+def _parts(name: str) -> list[str]:
+    return [p for p in re.split(r"[-_]", name) if p]
+
+
+def _shortest_unique(names: list[str], cut: Callable[[list[str], int], list[str]]) -> dict[str, str]:
+    """Each name's fewest parts (taken by `cut`) that no other name shares."""
+    parts = {n: _parts(n) for n in names}
+    out = {}
+    for name in names:
+        k = 1
+        while k < len(parts[name]) and any(cut(parts[o], k) == cut(parts[name], k) for o in names if o != name):
+            k += 1
+        out[name] = "-".join(cut(parts[name], k))
+    return out
+
+
+def column_labels(tasks: list[str], width: int = LABEL_WIDTH) -> dict[str, str]:
+    """Short unique column labels, so narrow terminals never cut names into look-alikes (`demo-shap…` twice):
+    the distinguishing head of each name (MMBench_DEV_EN -> MMBench) when all fit in `width`, else the
+    distinguishing tail (demo-shapes-mcq -> mcq), else heads cut to `width`, else t1, t2, ...; the table's
+    caption maps labels to tasks."""
+    for cut in (lambda p, k: p[:k], lambda p, k: p[-k:]):
+        labels = _shortest_unique(tasks, cut)
+        if all(len(v) <= width for v in labels.values()) and len(set(labels.values())) == len(tasks):
+            return labels
+    labels = {
+        t: v if len(v) <= width else v[: width - 1] + "~"
+        for t, v in _shortest_unique(tasks, lambda p, k: p[:k]).items()
+    }
+    if len(set(labels.values())) == len(tasks):
+        return labels
+    return {name: f"t{i}" for i, name in enumerate(tasks, start=1)}
+
+
 def overall_table(board: dict[str, Any]) -> Table:
-    """The suite's overall board: one row per model (its best run per task), ranked, then the partial ones."""
+    """The suite's overall board: one row per model (its best run per task), ranked, then the partial ones.
+    Task columns carry short unique labels, explained by the caption, so the board reads at 80 columns."""
     tasks = [t["task"] for t in board["suite"]["tasks"]]
-    table = Table(title=f"overall board: suite {board['suite']['name']} (best per cell, 0-100)")
-    for col in ("rank", "model", *tasks, "average", "coverage"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+    labels = column_labels(tasks)
+    legend = ", ".join(f"{labels[t]} = {t}" for t in tasks if labels[t] != t)
+    table = Table(title=f"overall board: suite {board['suite']['name']} (best per cell, 0-100)", caption=legend or None)
+    table.add_column("rank", justify="right", no_wrap=True)
+    table.add_column("model", overflow="fold")
+    for col in (*(labels[t] for t in tasks), "average", "tasks"):
+        table.add_column(col, justify="right", no_wrap=True)
     for row in board["data"] + board["partial"]:
         cells = [_cell((row["cells"].get(t) or {}).get("value")) for t in tasks]
         rank = "-" if row["rank"] is None else str(row["rank"])
@@ -83,11 +150,13 @@ def overall_table(board: dict[str, Any]) -> Table:
     return table
 
 
-def run_learning_demo(api: httpx.Client, dirs: dict[int, Path], console: Console) -> bool:
+def run_learning_demo(
+    api: httpx.Client, dirs: dict[int, Path], console: Console, airflow: httpx.Client | None = None
+) -> bool:
     """Register, wait, print; False when a run did not complete."""
     run_ids = register_checkpoints(api, TRAINED_MODEL, dirs)
     console.print(f"registered checkpoints {sorted(dirs)} of {TRAINED_MODEL}: {len(run_ids)} eval runs started")
-    status = wait_runs(api, run_ids, console)
+    status = wait_runs(api, run_ids, console, airflow)
     scores = api.get(f"/models/{TRAINED_MODEL}/checkpoints/scores", params={"suite": SUITE})
     scores.raise_for_status()
     console.print(checkpoint_table(scores.json()))
@@ -110,6 +179,9 @@ def train_and_evaluate(stack: Stack, console: Console) -> bool:
     took, cpu = time.monotonic() - t0, time.process_time() - cpu0
     console.print(f"[green]✓[/] checkpoints {sorted(dirs)} in {took:.0f} s ({cpu:.0f} CPU s)")
     headers = {"Authorization": f"Bearer {stack.token()}"}
-    wait_for_dag(httpx.Client(base_url=stack.api_url, headers=headers, timeout=30), EVAL_RUN_DAG_ID)
-    with httpx.Client(base_url=f"{stack.api_url}/api/evals", headers=headers, timeout=60) as api:
-        return run_learning_demo(api, dirs, console)
+    with (
+        httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as airflow,
+        httpx.Client(base_url=f"{stack.api_url}/api/evals", headers=headers, timeout=60) as api,
+    ):
+        wait_for_dag(airflow, EVAL_RUN_DAG_ID)
+        return run_learning_demo(api, dirs, console, airflow)

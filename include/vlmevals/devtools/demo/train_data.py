@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmevals.devtools.demo.benchmark import COLOURS, DEMO_BENCHMARKS, IMAGE_SIZE, draw_shape
+from vlmevals.toolkit.quiet_import import import_quietly
 
 BENCH_BOX = (6, 6, IMAGE_SIZE - 7, IMAGE_SIZE - 7)
 TRAIN_SEED = 7001  # any seed: the images are disjoint from the benchmarks' by construction (tested)
@@ -73,8 +74,8 @@ def build_examples(processor: Any, work: Path, per_task: int) -> list[Example]:
 
 
 def _task_examples(processor: Any, lmu: Path, name: str, rows: list[dict[str, str]]) -> list[Example]:
-    import vlmeval.dataset as vd
-    from vlmeval.vlm.granite_docling import DOCLING
+    vd = import_quietly("vlmeval.dataset")
+    DOCLING = import_quietly("vlmeval.vlm.granite_docling").DOCLING
 
     spec = DEMO_BENCHMARKS[name]
     train_name = f"{name}_TRAIN"

@@ -45,21 +45,27 @@ def test_answers_are_what_the_scorers_accept() -> None:
     assert answer_text("DEMO_SHAPES_YORN", "Yes") == " yes"
 
 
+CHANCE = {"DEMO_SHAPES_MCQ": 25.0, "DEMO_COLORS_VQA": 25.0, "DEMO_SHAPES_YORN": 50.0}  # 4 options, 4 colours, yes/no
+
+
+def _average(scores: dict[str, float]) -> float:
+    return sum(scores.values()) / len(scores)
+
+
 @pytest.mark.e2e
-def test_training_is_cached_and_the_last_checkpoint_beats_chance_and_step_0(tmp_path: Path) -> None:
-    from vlmevals.devtools.demo.evaluate import score_checkpoint
+def test_training_is_cached_and_the_scores_climb_with_the_steps(tmp_path: Path) -> None:
+    """What the README's demo table claims, on any machine: exact figures differ between CPUs, the climb does not."""
+    from vlmevals.devtools.demo.evaluate import score_checkpoints
 
     dirs = demo_train.train_checkpoints(tmp_path / "ckpt")
-    assert sorted(dirs) == list(demo_train.STEPS)
+    assert sorted(dirs) == list(demo_train.STEPS) == [0, 100, 400]
     assert demo_train.is_current(tmp_path / "ckpt")
     weights = dirs[max(dirs)] / "model.safetensors"
     mtime = weights.stat().st_mtime_ns
     demo_train.train_checkpoints(tmp_path / "ckpt")
     assert weights.stat().st_mtime_ns == mtime  # cached: the content hash matched, nothing retrained
 
-    name = "DEMO_COLORS_VQA"
-    first = score_checkpoint(dirs[0], tmp_path / "eval0", (name,))[name]
-    last = score_checkpoint(dirs[max(dirs)], tmp_path / "evalN", (name,))[name]
-    chance = 25.0  # four colours or four shapes
-    assert last >= 2 * chance, (first, last)
-    assert last > first + 20, (first, last)
+    scores = score_checkpoints({f"step{s}": d for s, d in dirs.items()}, tmp_path / "eval", tuple(CHANCE))
+    avg = {s: _average(scores[f"step{s}"]) for s in dirs}
+    assert avg[0] < avg[100] < avg[400], scores
+    assert avg[400] > _average(CHANCE) + 10, scores  # chance averages 33.3
