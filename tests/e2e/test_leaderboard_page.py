@@ -136,3 +136,34 @@ def test_one_colour_per_model_across_charts(live_stack, seeded) -> None:
         colours = {c for cs in by_chart.values() for c in cs}
         assert len(colours) == 1, f"{model} is drawn in {by_chart}"
     assert len({next(iter(by["size"])) for by in seen.values()}) == 3, f"two models share a colour: {seen}"
+
+
+def test_limited_runs_shown_on_request_with_a_badge(live_stack, seeded) -> None:
+    """A smoke test (`limit: 5`, 20.00) after a full run (10.00): the page ranks the full run and draws one point
+    over time; with `include_limited=true` (the checkbox ticked) the limited run shows, badged, as a second point."""
+    from playwright.sync_api import expect, sync_playwright
+
+    task, model = "demo-shapes-yorn", "demo-tiny-idefics3"
+    add_run(seeded, task, model, score=10.0, finished_days_ago=2)
+    add_run(seeded, task, model, score=20.0, finished_days_ago=1, options={"limit": 5})
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            sign_in(page, live_stack.api_url)
+            page.goto(f"{live_stack.api_url}/api/evals/ui/leaderboard?task={task}")
+            row = page.locator(f'#board tr[data-model="{model}"]')
+            expect(row.locator(".score")).to_have_text("10.00", timeout=30_000)
+            expect(row.locator(".badge.limited")).to_have_count(0)
+            expect(page.locator("#time-chart svg circle")).to_have_count(1)
+            expect(page.locator("#include-limited")).not_to_be_checked()
+            page.locator("#include-limited").check()
+            expect(row.locator(".score")).to_have_text("20.00", timeout=30_000)
+            expect(row.locator(".badge.limited")).to_have_text("limited: 5 samples")
+            expect(page.locator("#time-chart svg circle")).to_have_count(2)
+            assert "include_limited=true" in page.url
+            page.goto(f"{live_stack.api_url}/api/evals/ui/leaderboard?task={task}&include_limited=true")
+            expect(page.locator("#include-limited")).to_be_checked(timeout=30_000)
+            expect(row.locator(".badge.limited")).to_have_text("limited: 5 samples", timeout=30_000)
+        finally:
+            browser.close()

@@ -85,6 +85,8 @@ def row_data(api: str, suite_tasks: list[str], row: overall.Row) -> dict[str, An
                 "task_rank": c.task_rank,
                 "run_id": c.run_id,
                 "link": f"{api}/runs/{c.run_id}",
+                "limited": c.sample_limit is not None,
+                "sample_limit": c.sample_limit,
             }
             if (c := row.cells.get(t))
             else None
@@ -126,6 +128,7 @@ def _header(
             ],
         ),
         pick=board.pick,
+        include_limited=board.include_limited,
         sort=sort,
         order=order or overall.default_order(sort),
         count=count,

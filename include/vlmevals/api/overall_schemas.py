@@ -61,6 +61,8 @@ class OverallCell(BaseModel):
     task_rank: int | None = Field(description="competition rank on this task among the ranked models")
     run_id: int
     link: str
+    limited: bool = Field(description="a run on a subset (only on a board asked with include_limited=true)")
+    sample_limit: int | None = Field(description="the run's option `limit`; null: the full dataset")
 
 
 class OverallRow(BaseModel):
@@ -86,6 +88,7 @@ class OverallBoardResponse(BaseModel):
 
     suite: OverallSuite
     pick: str
+    include_limited: bool = Field(description="runs on a subset (option `limit`) were considered too")
     sort: str
     order: str
     count: int = Field(description="ranked models in all")

@@ -73,6 +73,8 @@ def run_summary(request: Request, run: EvalRun) -> s.RunSummary:
         triggered_by=run.triggered_by,
         triggered_by_user=run.triggered_by_user,
         options=run.options or {},
+        limited=run.sample_limit is not None,
+        sample_limit=run.sample_limit,
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
@@ -139,6 +141,8 @@ def leaderboard(request: Request, lb: Leaderboard) -> s.LeaderboardResponse:
             finished_at=e.run.finished_at,
             categories=e.categories,
             links=links(request, e.run),
+            limited=e.run.sample_limit is not None,
+            sample_limit=e.run.sample_limit,
             drift=drift[e.run.id],
         )
         for e in lb.entries  # already the page asked for
@@ -153,4 +157,11 @@ def leaderboard(request: Request, lb: Leaderboard) -> s.LeaderboardResponse:
         )
         for u in lb.unranked
     ]
-    return s.LeaderboardResponse(task=task_header(lb.task), pick=lb.pick, data=rows, count=lb.count, unranked=unranked)
+    return s.LeaderboardResponse(
+        task=task_header(lb.task),
+        pick=lb.pick,
+        include_limited=lb.include_limited,
+        data=rows,
+        count=lb.count,
+        unranked=unranked,
+    )

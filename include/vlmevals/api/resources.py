@@ -39,6 +39,10 @@ class RunSummary(BaseModel):
     triggered_by: str
     triggered_by_user: str | None
     options: dict[str, Any]
+    limited: bool = Field(description="evaluated a subset (option `limit`): left out of boards and baselines")
+    sample_limit: int | None = Field(
+        description="the run option `limit`: only the first N samples were evaluated; null: the full dataset"
+    )
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
@@ -117,6 +121,10 @@ class LeaderboardRow(BaseModel):
     finished_at: dt.datetime | None
     categories: dict[str, float]
     links: RunLinks
+    limited: bool = Field(description="a run on a subset (only on a board asked with include_limited=true)")
+    sample_limit: int | None = Field(
+        description="the run option `limit`: only the first N samples were evaluated; null: the full dataset"
+    )
     drift: list[str] = Field(
         default_factory=list,
         description="why this row is not comparable with the table's "
@@ -143,6 +151,7 @@ class LeaderboardTask(BaseModel):
 class LeaderboardResponse(BaseModel):
     task: LeaderboardTask
     pick: Literal["best", "latest"]
+    include_limited: bool = Field(description="runs on a subset (option `limit`) were considered too")
     data: list[LeaderboardRow]
     count: int
     unranked: list[UnrankedRow] = Field(description="models with runs on this task but no completed score")
@@ -152,6 +161,8 @@ class HistoryPointOut(BaseModel):
     run_id: int
     finished_at: dt.datetime
     score: float
+    limited: bool = Field(description="a run on a subset (only in a history asked with include_limited=true)")
+    sample_limit: int | None
 
 
 class HistorySeriesOut(BaseModel):
@@ -163,6 +174,7 @@ class HistorySeriesOut(BaseModel):
 
 class HistoryResponse(BaseModel):
     task: LeaderboardTask
+    include_limited: bool
     data: list[HistorySeriesOut]
     count: int
 

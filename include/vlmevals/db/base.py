@@ -16,6 +16,12 @@ MODEL_TYPES = ("vlm", "llm")
 LAUNCH_MODES = ("single", "torchrun")
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 CHECKPOINT_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+# eval_runs.sample_limit, generated from the run option `limit` (validated as an int >= 1 when stored); capped at
+# the integer range, so an absurd limit cannot fail an insert (such a limit covers any dataset anyway)
+SAMPLE_LIMIT_SQL = (
+    "CASE WHEN jsonb_typeof(options -> 'limit') = 'number' "
+    "THEN least((options ->> 'limit')::numeric, 2147483647)::integer END"
+)
 
 
 def in_list(col: str, values: tuple[str, ...]) -> str:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -22,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from vlmevals.db.base import ONE_ACTIVE_INDEX, RUN_STATUSES, TRIGGER_SOURCES, Base, in_list
+from vlmevals.db.base import ONE_ACTIVE_INDEX, RUN_STATUSES, SAMPLE_LIMIT_SQL, TRIGGER_SOURCES, Base, in_list
 
 if TYPE_CHECKING:
     from vlmevals.db.catalogue_tables import Checkpoint, Model, Task
@@ -72,6 +73,9 @@ class EvalRun(Base):
     triggered_by: Mapped[str] = mapped_column(String(16), server_default="rest")
     triggered_by_user: Mapped[str | None] = mapped_column(String(256))
     options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # options.limit as a column (generated, so no write path can forget it): NULL = a full-dataset run, the
+    # only kind boards and regression baselines count (results/counted.py)
+    sample_limit: Mapped[int | None] = mapped_column(Integer, Computed(SAMPLE_LIMIT_SQL, persisted=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -23,6 +23,7 @@ from vlmevals.core.settings import Settings, get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Enrolment, EvalRun, Model, SuiteTask, Task
 from vlmevals.results import fingerprint
+from vlmevals.results.counted import full_dataset
 from vlmevals.runs import lifecycle as runs
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,12 @@ def current_fingerprint(task: Task, model: Model, settings: Settings) -> tuple[d
 
 
 def last_completed(session: Session, task_id: int, model_id: int) -> EvalRun | None:
+    """The pair's last completed full-dataset run: a smoke test on a few samples is not what a nightly re-run
+    would reproduce, so it neither skips nor triggers one."""
     return session.scalar(
         select(EvalRun)
         .where(EvalRun.task_id == task_id, EvalRun.model_id == model_id, EvalRun.status == "completed")
+        .where(full_dataset(EvalRun))
         .order_by(EvalRun.finished_at.desc().nulls_last(), EvalRun.id.desc())
         .limit(1)
     )

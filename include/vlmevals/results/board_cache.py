@@ -2,7 +2,8 @@
 x 100 tasks computing one takes ~1 s (a 100,000-row query and 100,000 cells), far above the board's 50 ms budget,
 while results change rarely.
 
-An entry is keyed by the suite (id, and each member's task, weight, scale and direction) and the pick, and is
+An entry is keyed by the suite (id, and each member's task, weight, scale and direction), the pick and whether
+limited runs are included, and is
 valid while the "results changed" stamp is the same. The stamp needs no table scan, only index probes:
 - `max(eval_runs.id)`: every new run (triggered, backfilled);
 - the newest `eval_run_events` row (id and inserting transaction): every status transition, and backfill's
@@ -59,26 +60,26 @@ def results_stamp(session: Session) -> tuple[Any, ...]:
     return tuple(session.execute(_STAMP).one())
 
 
-def _key(suite: Suite, pick: Pick) -> tuple[Any, ...]:
+def _key(suite: Suite, pick: Pick, include_limited: bool) -> tuple[Any, ...]:
     members = tuple(
         (m.task_id, m.task.name, m.weight, m.task.metric_scale, m.task.higher_is_better) for m in suite.members
     )
-    return (suite.id, members, pick)
+    return (suite.id, members, pick, include_limited)
 
 
-def cached_board(session: Session, suite: Suite, pick: Pick = "best") -> OverallBoard:
+def cached_board(session: Session, suite: Suite, pick: Pick = "best", *, include_limited: bool = False) -> OverallBoard:
     """`overall_board`, computed again only when the stamp moved (read first: a change meanwhile shows next time).
 
     The cached rows are shared between requests and threads: callers sort and page them, never change them;
     `rendered` is shared too (what a caller rendered from this board, valid exactly as long as it).
     """
-    key, stamp = _key(suite, pick), results_stamp(session)
+    key, stamp = _key(suite, pick, include_limited), results_stamp(session)
     with _lock:
         hit = _entries.get(key)
         if hit is not None and hit[0] == stamp:
             _entries.move_to_end(key)
-            return OverallBoard(suite, pick, hit[1].ranked, hit[1].partial, hit[1].rendered)
-    board = overall_board(session, suite, pick)
+            return OverallBoard(suite, pick, hit[1].ranked, hit[1].partial, include_limited, hit[1].rendered)
+    board = overall_board(session, suite, pick, include_limited=include_limited)
     _detach(session, board)
     with _lock:
         _entries[key] = (stamp, board)

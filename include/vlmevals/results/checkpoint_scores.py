@@ -2,7 +2,8 @@
 
 Rules (the README states them too):
 - checkpoints are in training order: by step; those with only a label follow, by created_at;
-- a cell is the latest completed, scored run of (task, model, checkpoint), normalised to 0-100 with
+- a cell is the latest completed, scored, full-dataset run (results/counted.py: a smoke test with the option
+  `limit` is not a point of the curve) of (task, model, checkpoint), normalised to 0-100 with
   `overall.normalise` (the task's scale and direction); `drop` is the run's own flag, set when it was scored
   against the previous checkpoint's run (`regression` with `regression_detail.kind == "checkpoint_drop"`);
 - the average is the overall board's: the weighted mean of the covered cells, `coverage` counts them;
@@ -33,6 +34,7 @@ from vlmevals.results.checkpoint_schemas import (
     CheckpointScoresRow,
     CheckpointTask,
 )
+from vlmevals.results.counted import counted
 from vlmevals.results.overall import normalise
 
 DROP_KIND = "checkpoint_drop"  # regression_detail.kind of a run flagged against the previous checkpoint's run
@@ -72,7 +74,7 @@ def _is_drop(regression: bool, detail: dict[str, Any] | None) -> bool:
 
 
 def _latest_runs(session: Session, model: Model, suite: Suite, checkpoint_ids: list[int]) -> list[_Run]:
-    """The latest completed, scored run per (checkpoint, task): one DISTINCT ON query."""
+    """The latest counted run per (checkpoint, task): one DISTINCT ON query."""
     r = EvalRun
     stmt = (
         select(r.checkpoint_id, r.task_id, r.id, r.primary_metric, r.regression, r.regression_detail)
@@ -80,8 +82,7 @@ def _latest_runs(session: Session, model: Model, suite: Suite, checkpoint_ids: l
             r.model_id == model.id,
             r.checkpoint_id.in_(checkpoint_ids),
             r.task_id.in_([m.task_id for m in suite.members]),
-            r.status == "completed",
-            r.primary_metric.is_not(None),
+            *counted(r),
         )
         .ext(distinct_on(r.checkpoint_id, r.task_id))
         .order_by(r.checkpoint_id, r.task_id, r.finished_at.desc(), r.id.desc())

@@ -13,11 +13,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, UnaryExpression, func, select, true
+from sqlalchemy import Select, UnaryExpression, func, select, true
 from sqlalchemy.orm import Session, aliased, defer
 
 from vlmevals.core.errors import NotFoundError
 from vlmevals.db.models import EvalRun, Model, Task
+from vlmevals.results.counted import counted
 from vlmevals.results.fingerprint import COMPARABILITY_FIELDS, comparability_part
 
 Pick = Literal["best", "latest"]
@@ -56,6 +57,7 @@ class Leaderboard:
     unranked: list[UnrankedEntry]
     count: int = 0
     compared: list[tuple[int, dict[str, Any] | None]] = field(default_factory=list)
+    include_limited: bool = False  # runs on a subset (option `limit`) considered too (see results/counted.py)
 
 
 @dataclass
@@ -63,6 +65,7 @@ class HistoryPoint:
     run_id: int
     finished_at: dt.datetime
     score: float
+    sample_limit: int | None = None  # set: a limited run, only in a history that asked for them
 
 
 @dataclass
@@ -71,15 +74,11 @@ class HistorySeries:
     points: list[HistoryPoint]
 
 
-def _counted(r: type[EvalRun]) -> list[ColumnElement[bool]]:
-    """A run that counts on a board: completed with a primary metric."""
-    return [r.status == "completed", r.primary_metric.is_not(None)]
-
-
-def _chosen_run(task: Task, pick: Pick) -> Select[Any]:
+def _chosen_run(task: Task, pick: Pick, include_limited: bool) -> Select[Any]:
     """The correlated subquery picking each model's run (LATERAL, one index probe per model)."""
     r = aliased(EvalRun)
-    base = select(r.id).where(r.task_id == task.id, r.model_id == Model.id, *_counted(r)).correlate(Model)
+    cond = counted(r, include_limited=include_limited)
+    base = select(r.id).where(r.task_id == task.id, r.model_id == Model.id, *cond).correlate(Model)
     order: list[UnaryExpression[Any]]
     if pick == "latest":
         order = [r.finished_at.desc(), r.id.desc()]
@@ -103,23 +102,33 @@ def category_scores(metrics: dict[str, Any] | None) -> dict[str, float]:
 
 
 def leaderboard(
-    session: Session, task: Task, pick: Pick = "best", limit: int | None = None, offset: int = 0
+    session: Session,
+    task: Task,
+    pick: Pick = "best",
+    limit: int | None = None,
+    offset: int = 0,
+    *,
+    include_limited: bool = False,
 ) -> Leaderboard:
-    """One row per model from its best (or latest) completed run, ranked by the task's metric direction.
+    """One row per model from its best (or latest) counted run (full-dataset only unless `include_limited`),
+    ranked by the task's metric direction.
 
     Ties share a rank (competition ranking: 1, 2, 2, 4) and are listed by display name. Ranks, the count and
     the drift marks' majority are over all models, read as plain columns ranked in SQL; ORM objects (and the
     metric tables) are built for the page `offset`..`offset + limit` only.
     """
-    ranked = _ranked(session, task, pick)
+    ranked = _ranked(session, task, pick, include_limited)
     page = ranked[offset : None if limit is None else offset + limit]
     compared = [(run_id, comparability) for _, run_id, comparability in ranked]
-    return Leaderboard(task, pick, _page(session, page), _unranked(session, task), len(ranked), compared)
+    unranked = _unranked(session, task, include_limited)
+    return Leaderboard(task, pick, _page(session, page), unranked, len(ranked), compared, include_limited)
 
 
-def _ranked(session: Session, task: Task, pick: Pick) -> list[tuple[int, int, dict[str, Any] | None]]:
+def _ranked(
+    session: Session, task: Task, pick: Pick, include_limited: bool
+) -> list[tuple[int, int, dict[str, Any] | None]]:
     """(rank, run id, the fingerprint's compared parts) of every ranked model, in board order."""
-    chosen = _chosen_run(task, pick).lateral("chosen")
+    chosen = _chosen_run(task, pick, include_limited).lateral("chosen")
     fp = EvalRun.fingerprint
     compared = [fp[part][key].astext for part, key, _ in COMPARABILITY_FIELDS]
     metric = EvalRun.primary_metric.desc() if task.higher_is_better else EvalRun.primary_metric.asc()
@@ -152,8 +161,9 @@ def _page(session: Session, page: list[tuple[int, int, dict[str, Any] | None]]) 
     return entries
 
 
-def _unranked(session: Session, task: Task) -> list[UnrankedEntry]:
-    """Models with runs on the task but no counted one (NOT EXISTS, not a list of the ranked), with their latest run."""
+def _unranked(session: Session, task: Task, include_limited: bool) -> list[UnrankedEntry]:
+    """Models with runs on the task but no counted one (NOT EXISTS, not a list of the ranked), with their latest
+    run: a model with only limited runs is listed here by default."""
     last = (
         select(EvalRun.id, EvalRun.status)
         .where(EvalRun.task_id == task.id, EvalRun.model_id == Model.id)
@@ -162,29 +172,34 @@ def _unranked(session: Session, task: Task) -> list[UnrankedEntry]:
         .lateral("last")
     )
     r = aliased(EvalRun)
-    counted = select(r.id).where(r.task_id == task.id, r.model_id == Model.id, *_counted(r)).correlate(Model).exists()
-    stmt = select(Model, last.c.id, last.c.status).select_from(Model).join(last, true()).where(~counted)
+    cond = counted(r, include_limited=include_limited)
+    has_counted = select(r.id).where(r.task_id == task.id, r.model_id == Model.id, *cond).correlate(Model).exists()
+    stmt = select(Model, last.c.id, last.c.status).select_from(Model).join(last, true()).where(~has_counted)
     return [UnrankedEntry(m, rid, status) for m, rid, status in session.execute(stmt.order_by(Model.name))]
 
 
 def score_history(
-    session: Session, task: Task, *, model: Model | None = None, per_model: int = 50
+    session: Session, task: Task, *, model: Model | None = None, per_model: int = 50, include_limited: bool = False
 ) -> list[HistorySeries]:
-    """Each model's completed scores on the task over time (oldest first), the last `per_model` runs."""
+    """Each model's counted scores on the task over time (oldest first), the last `per_model` runs; a limited run
+    is a point only with `include_limited` (5 samples are not a step of the same line)."""
     per_model = max(1, min(per_model, MAX_HISTORY_POINTS))
+    cond = counted(EvalRun, include_limited=include_limited)
     pts = (
-        select(EvalRun.id, EvalRun.finished_at, EvalRun.primary_metric)
-        .where(EvalRun.task_id == task.id, EvalRun.model_id == Model.id, *_counted(EvalRun))
+        select(EvalRun.id, EvalRun.finished_at, EvalRun.primary_metric, EvalRun.sample_limit)
+        .where(EvalRun.task_id == task.id, EvalRun.model_id == Model.id, *cond)
         .order_by(EvalRun.finished_at.desc(), EvalRun.id.desc())
         .limit(per_model)
         .lateral("pts")
     )
-    stmt = select(Model, pts.c.id, pts.c.finished_at, pts.c.primary_metric).select_from(Model).join(pts, true())
+    cols = (pts.c.id, pts.c.finished_at, pts.c.primary_metric, pts.c.sample_limit)
+    stmt = select(Model, *cols).select_from(Model).join(pts, true())
     if model is not None:
         stmt = stmt.where(Model.id == model.id)
     series: dict[int, HistorySeries] = {}
-    for m, run_id, finished_at, score in session.execute(stmt):
-        series.setdefault(m.id, HistorySeries(m, [])).points.append(HistoryPoint(run_id, finished_at, score))
+    for m, run_id, finished_at, score, sample_limit in session.execute(stmt):
+        point = HistoryPoint(run_id, finished_at, score, sample_limit)
+        series.setdefault(m.id, HistorySeries(m, [])).points.append(point)
     out = sorted(series.values(), key=lambda s: s.model.name)
     for s in out:
         s.points.sort(key=lambda p: (p.finished_at, p.run_id))
@@ -217,9 +232,9 @@ def latest_with_samples(session: Session, task: Task, model_name: str) -> EvalRu
 
 def previous_completed(session: Session, run: EvalRun) -> EvalRun | None:
     """The pair's last counted run (of the same checkpoint, or none) finished before this one (a regression
-    check's baseline)."""
+    check's baseline): never a limited run."""
     same = (EvalRun.task_id == run.task_id, EvalRun.model_id == run.model_id, EvalRun.id != run.id)
-    cond = [*same, EvalRun.checkpoint_id.is_not_distinct_from(run.checkpoint_id), *_counted(EvalRun)]
+    cond = [*same, EvalRun.checkpoint_id.is_not_distinct_from(run.checkpoint_id), *counted(EvalRun)]
     if run.finished_at is not None:
         cond.append(
             (EvalRun.finished_at < run.finished_at) | ((EvalRun.finished_at == run.finished_at) & (EvalRun.id < run.id))

@@ -2,7 +2,8 @@
 rank and the coverage of every model.
 
 Rules (the README states them too):
-- a cell is the model's best (or latest) completed, scored run on the task, as on the per-task board;
+- a cell is the model's best (or latest) completed, scored run on the task, as on the per-task board: a
+  full-dataset run (results/counted.py), or any with `include_limited`, where a limited cell is marked;
 - its value is normalised to 0-100: `100 * score / metric_scale`, and `100 - that` for a lower-is-better task;
 - the average is over the suite's tasks, weighted by the suite's weights;
 - coverage is k of n: ranked rows need every task (k = n); models with a cell on some but not all tasks are
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.db.models import EvalRun, Model, Suite, Task
+from vlmevals.results.counted import counted
 
 Pick = Literal["best", "latest"]
 Order = Literal["asc", "desc"]
@@ -41,6 +43,7 @@ class Cell:
     score: float  # on the task's own scale and direction
     value: float  # normalised, 0-100, higher is better
     task_rank: int | None = None  # among the ranked models only
+    sample_limit: int | None = None  # set: a limited run (a board that includes them)
 
 
 @dataclass
@@ -59,6 +62,7 @@ class OverallBoard:
     pick: Pick
     ranked: list[Row]
     partial: list[Row] = field(default_factory=list)
+    include_limited: bool = False
     # what the API rendered from this very board (its rows' JSON, pages), kept with it by board_cache
     rendered: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
@@ -74,8 +78,10 @@ def _normalised(score: float, scale: float, higher_is_better: bool) -> float:
     return value if higher_is_better else 100.0 - value
 
 
-def _cells(session: Session, suite: Suite, pick: Pick) -> list[tuple[int, int, int, float]]:
-    """(model id, task id, run id, score) per pair with a completed, scored run: the one query of the cells.
+def _cells(
+    session: Session, suite: Suite, pick: Pick, include_limited: bool
+) -> list[tuple[int, int, int, float, int | None]]:
+    """(model id, task id, run id, score, sample limit) per pair with a counted run: the one query of the cells.
 
     Plain columns, not ORM entities: 100,000 cells load in a fraction of the time; the models are read apart.
     """
@@ -85,13 +91,13 @@ def _cells(session: Session, suite: Suite, pick: Pick) -> list[tuple[int, int, i
     if pick == "best":  # the best score in the task's direction first, the latest among equals
         order.insert(0, case((Task.higher_is_better, -r.primary_metric), else_=r.primary_metric).asc())
     stmt = (
-        select(r.model_id, r.task_id, r.id, r.primary_metric)
+        select(r.model_id, r.task_id, r.id, r.primary_metric, r.sample_limit)
         .join(Task, Task.id == r.task_id)
-        .where(r.task_id.in_(task_ids), r.status == "completed", r.primary_metric.is_not(None))
+        .where(r.task_id.in_(task_ids), *counted(r, include_limited=include_limited))
         .ext(distinct_on(r.task_id, r.model_id))
         .order_by(r.task_id, r.model_id, *order)
     )
-    return [(mid, tid, rid, float(score or 0.0)) for mid, tid, rid, score in session.execute(stmt)]
+    return [(mid, tid, rid, float(score or 0.0), lim) for mid, tid, rid, score, lim in session.execute(stmt)]
 
 
 def competition_ranks(values: list[float]) -> list[int]:
@@ -115,14 +121,17 @@ def _rank_tasks(names: list[str], ranked: list[Row]) -> None:
         row.rank = rank
 
 
-def overall_board(session: Session, suite: Suite, pick: Pick = "best") -> OverallBoard:
+def overall_board(
+    session: Session, suite: Suite, pick: Pick = "best", *, include_limited: bool = False
+) -> OverallBoard:
     """Every model with at least one cell: ranked (all tasks covered) or partial; see the module's rules."""
     # the suite's tasks as plain values, read once (not per cell)
     spec = {m.task_id: (m.task.name, m.task.metric_scale, m.task.higher_is_better) for m in suite.members}
     cells: dict[int, dict[str, Cell]] = {}
-    for model_id, task_id, run_id, score in _cells(session, suite, pick):
+    for model_id, task_id, run_id, score, sample_limit in _cells(session, suite, pick, include_limited):
         name, scale, higher = spec[task_id]
-        cells.setdefault(model_id, {})[name] = Cell(run_id, score, _normalised(score, scale, higher))
+        value = _normalised(score, scale, higher)
+        cells.setdefault(model_id, {})[name] = Cell(run_id, score, value, sample_limit=sample_limit)
     models: list[Model] = list(session.scalars(select(Model).where(Model.id.in_(list(cells))))) if cells else []
     weights = {m.task.name: m.weight for m in suite.members}
     rows = [_row(m, cells[m.id], weights) for m in models]
@@ -132,7 +141,7 @@ def overall_board(session: Session, suite: Suite, pick: Pick = "best") -> Overal
     _rank_tasks(names, ranked)
     ranked.sort(key=lambda row: (row.rank or 0, row.mean_rank or 0.0, row.model.display_name.lower()))
     partial.sort(key=lambda row: (-row.covered, -row.average, row.model.display_name.lower()))
-    return OverallBoard(suite, pick, ranked, partial)
+    return OverallBoard(suite, pick, ranked, partial, include_limited)
 
 
 def _row(model: Model, cells: dict[str, Cell], weights: dict[str, float]) -> Row:

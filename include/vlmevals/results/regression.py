@@ -1,5 +1,7 @@
 """Regression flags: a completed nightly run against the previous completed run of the same (task, model), and a
 checkpoint's run against the completed run at the previous checkpoint (`kind: checkpoint_drop`), by one rule.
+Baselines are full-dataset runs only (results/counted.py), and a limited run (option `limit`, a smoke test) is
+not checked: its few samples are a different evaluation from the baseline's.
 
 A method is a function `(run, baseline, task, session) -> Verdict | None`; `METHODS` is tried in order and the
 first verdict wins: the paired test on per-sample results (eval_samples, see `regression_verdict`) comes first
@@ -28,6 +30,7 @@ from vlmevals.core.errors import InvalidRequestError
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Checkpoint, EvalRun, Task
 from vlmevals.results.compare import compare_runs
+from vlmevals.results.counted import counted
 from vlmevals.results.leaderboard import previous_completed
 from vlmevals.results.samples.store import scores_of
 from vlmevals.runs.lifecycle import note_late_verdict, record_regression
@@ -140,6 +143,9 @@ def check_in_session(session: Session, run_id: int, *, force: bool = False) -> V
     run = session.get(EvalRun, run_id)
     if run is None or run.status != "completed":
         return None
+    if run.sample_limit is not None:
+        log.info("regression check of eval run %s: skipped, it evaluated only %s samples", run.id, run.sample_limit)
+        return None
     if run.checkpoint_id is not None:
         return _check_checkpoint(session, run)
     if run.triggered_by not in CHECKED_SOURCES and not force:
@@ -173,8 +179,8 @@ def _ref(cp: Checkpoint) -> dict[str, Any]:
 
 
 def previous_checkpoint_run(session: Session, run: EvalRun) -> tuple[EvalRun, Checkpoint] | None:
-    """The completed run of the same (task, model) at the nearest earlier checkpoint that has one (checkpoints
-    in their order: by step, label-only ones after, then by registration time)."""
+    """The counted (full-dataset) run of the same (task, model) at the nearest earlier checkpoint that has one
+    (checkpoints in their order: by step, label-only ones after, then by registration time)."""
     order = list(
         session.scalars(select(Checkpoint.id).where(Checkpoint.model_id == run.model_id).order_by(*CHECKPOINT_ORDER))
     )
@@ -184,7 +190,7 @@ def previous_checkpoint_run(session: Session, run: EvalRun) -> tuple[EvalRun, Ch
     candidates = session.scalars(
         select(EvalRun)
         .where(EvalRun.task_id == run.task_id, EvalRun.model_id == run.model_id, EvalRun.checkpoint_id.in_(earlier))
-        .where(EvalRun.status == "completed", EvalRun.primary_metric.is_not(None))
+        .where(*counted(EvalRun))
         .order_by(EvalRun.finished_at.desc().nulls_last(), EvalRun.id.desc())
     ).all()
     best = max(candidates, key=lambda r: earlier.index(r.checkpoint_id or 0), default=None)

@@ -205,3 +205,33 @@ def test_cached_page_follows_runs_and_model_edits(models, seeded) -> None:
     with session_scope(seeded) as s:  # an edit of the model row (its row version moves the stamp)
         s.execute(update(Model).where(Model.name == "alpha").values(display_name="Alpha renamed"))
     assert _board(models, task)["data"][-1]["model_display_name"] == "Alpha renamed"
+
+
+def test_limited_runs_count_only_on_request_and_are_marked(clients, seeded) -> None:
+    """The issue's case: a full run (10.00) and a later smoke test with `limit: 5` (20.00) of one pair. Each
+    query is asked first without, then with limited runs, then without again: the page cache keeps them apart."""
+    task, model = "demo-shapes-yorn", "demo-tiny-idefics3"
+    full = add_run(seeded, task, model, score=10.0, finished_days_ago=2)
+    limited = add_run(seeded, task, model, score=20.0, finished_days_ago=1, options={"limit": 5})
+    for pick in ("best", "latest"):
+        for _ in range(2):
+            board = _board(clients, task, pick=pick)
+            assert [(r["run_id"], r["score"], r["limited"], r["sample_limit"]) for r in board["data"]] == [
+                (full, 10.0, False, None)
+            ]
+            assert board["include_limited"] is False and board["count"] == 1
+            asked = _board(clients, task, pick=pick, include_limited="true")
+            assert [(r["run_id"], r["score"], r["limited"], r["sample_limit"]) for r in asked["data"]] == [
+                (limited, 20.0, True, 5)
+            ]
+            assert asked["include_limited"] is True
+    hist = clients.viewer.get(f"/api/evals/tasks/{task}/leaderboard/history").json()
+    assert [p["run_id"] for p in hist["data"][0]["points"]] == [full] and hist["include_limited"] is False
+    asked = clients.viewer.get(f"/api/evals/tasks/{task}/leaderboard/history?include_limited=true").json()
+    points = [(p["run_id"], p["limited"], p["sample_limit"]) for p in asked["data"][0]["points"]]
+    assert points == [(full, False, None), (limited, True, 5)]
+    # run listings keep every run, the limited one marked
+    runs = clients.viewer.get(f"/api/evals/tasks/{task}/runs").json()["data"]
+    assert [(r["id"], r["limited"], r["sample_limit"]) for r in runs] == [(limited, True, 5), (full, False, None)]
+    one = clients.viewer.get(f"/api/evals/runs/{limited}").json()
+    assert one["limited"] is True and one["sample_limit"] == 5 and one["options"] == {"limit": 5}

@@ -183,3 +183,22 @@ def test_gzip_answered_when_accepted_plain_otherwise(board) -> None:
     assert zipped.headers["vary"] == plain.headers["vary"] == "Accept-Encoding"  # once, not twice
     assert zipped.json() == plain.json() == refused.json()
     assert [r["model_name"] for r in plain.json()["data"]] == ["alpha", "gamma", "beta"]
+
+
+def test_limited_runs_make_cells_only_on_request(clients, seeded) -> None:
+    """A smoke test (`limit: 5`) scoring 20 after a full run scoring 10 is no cell of the board by default; asked
+    for, it is one, marked; the cached board is kept apart per include_limited."""
+    task, model = "demo-shapes-yorn", "demo-tiny-idefics3"
+    full = add_run(seeded, task, model, score=10.0, finished_days_ago=2)
+    limited = add_run(seeded, task, model, score=20.0, finished_days_ago=1, options={"limit": 5})
+    url = "/api/evals/suites/demo/leaderboard"
+    for pick in ("best", "latest"):
+        for _ in range(2):
+            got = clients.viewer.get(f"{url}?pick={pick}").json()
+            cell = got["partial"][0]["cells"][task]
+            assert (cell["run_id"], cell["score"], cell["limited"], cell["sample_limit"]) == (full, 10.0, False, None)
+            assert got["include_limited"] is False
+            asked = clients.viewer.get(f"{url}?pick={pick}&include_limited=true").json()
+            cell = asked["partial"][0]["cells"][task]
+            assert (cell["run_id"], cell["score"], cell["limited"], cell["sample_limit"]) == (limited, 20.0, True, 5)
+            assert asked["include_limited"] is True

@@ -70,3 +70,27 @@ def test_one_active_index_migration_keeps_existing_overlaps_as_forced(fresh_db: 
             text("INSERT INTO eval_runs (task_id, model_id, status, triggered_by) VALUES (1, 1, 'queued', 'cli')")
         )
     eng.dispose()
+
+
+def test_sample_limit_migration_fills_existing_runs_from_their_options(fresh_db: str) -> None:
+    """Runs stored before 0007 get `sample_limit` from `options.limit` (NULL without one), and new rows too."""
+    eng = create_engine(fresh_db, poolclass=pool.NullPool)
+    downgrade(fresh_db, "base")
+    upgrade(fresh_db, "0006")
+    with eng.begin() as conn:
+        conn.execute(text("INSERT INTO tasks (name, display_name, vlmeval_data) VALUES ('t', 't', 'T')"))
+        conn.execute(text("INSERT INTO models (name, display_name, vlmeval_model) VALUES ('m', 'm', 'M')"))
+        for options in ('{"limit": 5}', '{"judge": "exact_matching"}', "{}"):
+            conn.execute(
+                text(
+                    "INSERT INTO eval_runs (task_id, model_id, status, triggered_by, finished_at, options) "
+                    "VALUES (1, 1, 'completed', 'cli', now(), CAST(:o AS jsonb))"
+                ),
+                {"o": options},
+            )
+    upgrade(fresh_db)
+    with eng.begin() as conn:
+        conn.execute(text("""UPDATE eval_runs SET options = '{"limit": 7}' WHERE id = 3"""))
+        got = conn.execute(text("SELECT sample_limit FROM eval_runs ORDER BY id")).scalars().all()
+    assert got == [5, None, 7]
+    eng.dispose()

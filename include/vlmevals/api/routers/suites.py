@@ -137,12 +137,16 @@ def leaderboard(
     limit: Annotated[int, Query(ge=1, le=1000, description="rows per page (ranks are over all models)")] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="rows to skip")] = 0,
     fmt: Annotated[Literal["json", "csv"], Query(alias="format", description="csv: the same rows as CSV")] = "json",
+    include_limited: Annotated[
+        bool, Query(description="also consider runs on a subset (option `limit`), marked `limited`; default: no")
+    ] = False,
 ) -> OverallBoardResponse | Response:
     """The suite's model x task matrix of values normalised to 0-100 (higher is better), the weighted average,
     the mean rank and the coverage. Ranked rows need every task of the suite; models missing tasks are listed
-    under `partial` (by coverage, then average) without ranks. `limit`/`offset` page both lists."""
+    under `partial` (by coverage, then average) without ranks. `limit`/`offset` page both lists. Cells come
+    from full-dataset runs; with `include_limited=true` runs on a subset count too, their cells marked `limited`."""
     s = get_suite(session, suite)
-    board = board_cache.cached_board(session, s, pick)
+    board = board_cache.cached_board(session, s, pick, include_limited=include_limited)
     api = api_root(request)
     if fmt == "csv":
         return PlainTextResponse(

@@ -54,11 +54,13 @@ async function setupTask(params) {
   if (!state.tasks.length) { showAlert("No tasks registered yet (POST /api/evals/tasks or `vlmevals seed`).", "error"); return false; }
   sel.value = await initialTask(params.get("task"));
   if (params.get("pick") === "latest") $("pick").value = "latest";
+  $("include-limited").checked = params.get("include_limited") === "true";
   const ms = $("trigger-model");
   for (const m of state.models) ms.append(el("option", { value: m.name, text: `${m.display_name} (${m.name})` }));
   $("trigger-open").hidden = !state.me.can_trigger;
   sel.addEventListener("change", () => { state.lastActive = ""; state.runId = null; load(); });
   $("pick").addEventListener("change", load);
+  $("include-limited").addEventListener("change", load);
   $("trigger-open").addEventListener("click", () => { $("trigger-form").hidden = false; });
   $("trigger-cancel").addEventListener("click", () => { $("trigger-form").hidden = true; });
   $("trigger-form").addEventListener("submit", onTrigger);
@@ -84,12 +86,15 @@ async function load() {
   try { localStorage.setItem("evals.leaderboard.task", task); } catch (e) { /* private mode */ }
   state.task = state.tasks.find((t) => t.name === task);
   const q = new URLSearchParams({ view: "task", task, pick: $("pick").value });
+  // limited runs (option `limit`) count only when asked for: on the board and in the score-over-time lines
+  const limited = $("include-limited").checked ? "&include_limited=true" : "";
+  if (limited) q.set("include_limited", "true");
   if (state.runId) q.set("run", String(state.runId));
   window.history.replaceState(null, "", `${window.location.pathname}?${q}`);
   try {
     const [board, history] = await Promise.all([
-      api(`/tasks/${encodeURIComponent(task)}/leaderboard?pick=${$("pick").value}&limit=1000`),
-      api(`/tasks/${encodeURIComponent(task)}/leaderboard/history?per_model=100`),
+      api(`/tasks/${encodeURIComponent(task)}/leaderboard?pick=${$("pick").value}&limit=1000${limited}`),
+      api(`/tasks/${encodeURIComponent(task)}/leaderboard/history?per_model=100${limited}`),
     ]);
     state.board = board; state.history = history;
   } catch (e) {
@@ -119,6 +124,7 @@ function renderBoard() {
     if (r.ci_low !== null && r.ci_high !== null) {
       score.append(el("span", { class: "ci", text: `[${fmtScore(r.ci_low, task.metric_scale)}, ${fmtScore(r.ci_high, task.metric_scale)}]` }));
     }
+    if (r.limited) score.append(" ", el("span", { class: "badge limited", title: "a run on the first samples only (option limit): not a full evaluation", text: `limited: ${r.sample_limit} samples` }));
     if (r.regression) score.append(" ", el("span", { class: "badge regression", title: "dropped against its previous run", text: "regression" }));
     if (r.drift && r.drift.length) score.append(" ", el("span", { class: "badge drift", title: `not comparable with the rest of the table: ${r.drift.join("; ")}`, text: "drift" }));
     const failed = r.samples_failed === null ? "–" : `${r.samples_failed}${r.samples_total ? ` / ${r.samples_total}` : ""}`;

@@ -41,6 +41,7 @@ export async function showOverall(params) {
     const known = (n) => n && st.suites.some((s) => s.name === n);
     sel.value = [params.get("suite"), stored].find(known) || st.suites[0]?.name || "";
     if (params.get("pick") === "latest") $("ov-pick").value = "latest";
+    $("ov-include-limited").checked = params.get("include_limited") === "true";
     if (["25", "50", "100"].includes(params.get("limit"))) $("ov-limit").value = params.get("limit");
     st.sort = params.get("sort") || "rank";
     st.order = ["asc", "desc"].includes(params.get("order")) ? params.get("order") : null;
@@ -48,6 +49,7 @@ export async function showOverall(params) {
     const reset = () => { st.offset = 0; loadOverall(); };
     sel.addEventListener("change", () => { st.sort = "rank"; st.order = null; reset(); });
     $("ov-pick").addEventListener("change", reset);
+    $("ov-include-limited").addEventListener("change", reset);
     $("ov-limit").addEventListener("change", reset);
     $("ov-prev").addEventListener("click", () => { st.offset = Math.max(0, st.offset - limit()); loadOverall(); });
     $("ov-next").addEventListener("click", () => { st.offset += limit(); loadOverall(); });
@@ -62,6 +64,7 @@ const limit = () => Number($("ov-limit").value);
 function query() {
   const q = new URLSearchParams({ pick: $("ov-pick").value, sort: st.sort, limit: String(limit()), offset: String(st.offset) });
   if (st.order) q.set("order", st.order);
+  if ($("ov-include-limited").checked) q.set("include_limited", "true");
   return q;
 }
 
@@ -115,8 +118,9 @@ function row(r) {
     const c = r.cells[t.task];
     if (!c) return el("td", { class: "num missing muted", "data-task": t.task, text: "–", title: "no completed run" });
     const { bg, fg } = heat(c.value);
-    return el("td", { class: "num heat-cell", "data-task": t.task, "data-value": c.value.toFixed(2), style: `background: ${bg}; color: ${fg}` },
-      el("a", { href: taskLink(t.task, pick, c.run_id), style: `color: ${fg}`, title: `run #${c.run_id}: ${c.score} on the task's own scale${c.task_rank ? ` · rank ${c.task_rank} on this task` : ""}`, text: fmt(c.value) }));
+    const limited = c.limited ? ` · limited: ${c.sample_limit} samples` : "";
+    return el("td", { class: "num heat-cell", "data-task": t.task, "data-value": c.value.toFixed(2), "data-limited": c.limited ? "true" : null, style: `background: ${bg}; color: ${fg}` },
+      el("a", { href: taskLink(t.task, pick, c.run_id), style: `color: ${fg}`, title: `run #${c.run_id}: ${c.score} on the task's own scale${c.task_rank ? ` · rank ${c.task_rank} on this task` : ""}${limited}`, text: `${fmt(c.value)}${c.limited ? "*" : ""}` }));
   });
   return el("tr", { "data-model": r.model_name },
     el("td", { class: "num rank", text: r.rank === null ? "–" : String(r.rank) }),
