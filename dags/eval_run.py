@@ -36,7 +36,7 @@ RUN_INFO_KEY = "run"  # queue's XCom with the run (its return value is the branc
 
 
 def _engine():
-    from vlmevals.db.engine import engine_for_tasks
+    from vlmevals.airflow.hooks import engine_for_tasks
 
     return engine_for_tasks()
 

@@ -22,7 +22,7 @@ SLUG = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 
 
 def _engine():
-    from vlmevals.db.engine import engine_for_tasks
+    from vlmevals.airflow.hooks import engine_for_tasks
 
     return engine_for_tasks()
 

@@ -24,7 +24,7 @@ from vlmevals.pipeline.callbacks import trigger_failed
 
 
 def _engine():
-    from vlmevals.db.engine import engine_for_tasks
+    from vlmevals.airflow.hooks import engine_for_tasks
 
     return engine_for_tasks()
 

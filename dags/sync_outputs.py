@@ -47,10 +47,10 @@ def sync_outputs() -> None:
     @task(retries=1, retry_delay=dt.timedelta(seconds=10))
     def sync(params=None) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
+        from vlmevals.airflow.hooks import engine_for_tasks
         from vlmevals.backfill import sync_outputs as do_sync
         from vlmevals.core.errors import EvalsError
         from vlmevals.core.settings import get_settings
-        from vlmevals.db.engine import engine_for_tasks
 
         folder = (params or {}).get("folder") or str(get_settings().outputs_dir)
         try:

@@ -1,7 +1,8 @@
 """The package's folders are its layers: imports only go down, nothing imports in a circle, modules stay small.
 
 A static scan (ast) of every module under include/vlmevals, function-level imports included; imports under
-`if TYPE_CHECKING:` are left out because they never run.
+`if TYPE_CHECKING:` are left out of the layer graph because they never run, but not out of the Airflow rule:
+only the Airflow adapter (`vlmevals.airflow`) and the dev tooling import `airflow` (besides dags/ and plugins/).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ MAX_MODULE_LINES = 300
 LAYERS = {
     "core": 0,
     "db": 1,
+    "airflow": 2,  # the Airflow adapter: Connections, REST client, DAG runs, notifier, API auth (uses core, db)
     "toolkit": 2,
     "gpu": 3,
     "catalogue": 4,
@@ -51,11 +53,12 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _import_nodes(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+def _import_nodes(tree: ast.AST, type_checking: bool = False) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement; those under `if TYPE_CHECKING:` only when `type_checking`."""
     stack: list[ast.AST] = [tree]
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if isinstance(node, ast.If) and _is_type_checking(node) and not type_checking:
             stack.extend(node.orelse)
             continue
         if isinstance(node, ast.Import | ast.ImportFrom):
@@ -138,6 +141,45 @@ def test_the_scan_sees_circles_and_function_level_imports() -> None:
     tree = ast.parse("def f():\n    from vlmevals.db import engine\nif TYPE_CHECKING:\n    import vlmevals.api\n")
     names = [n.module if isinstance(n, ast.ImportFrom) else n.names[0].name for n in _import_nodes(tree)]
     assert names == ["vlmevals.db"]
+
+
+AIRFLOW_ADAPTER = "airflow"
+MAY_IMPORT_AIRFLOW = {AIRFLOW_ADAPTER, "devtools"}
+
+
+def imports_airflow(tree: ast.AST) -> list[int]:
+    """Lines that import the top-level `airflow` package (function-level and TYPE_CHECKING imports included)."""
+    lines = []
+    for node in _import_nodes(tree, type_checking=True):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            names = [node.module or ""] if node.level == 0 else []  # relative imports stay in the package
+        if any(n == "airflow" or n.startswith("airflow.") for n in names):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_only_the_airflow_adapter_imports_airflow() -> None:
+    bad = [
+        f"{name}:{line}"
+        for name, path in MODULES.items()
+        if layer_of(name) not in MAY_IMPORT_AIRFLOW
+        for line in imports_airflow(ast.parse(path.read_text(), filename=str(path)))
+    ]
+    assert not bad, f"import Airflow only in vlmevals.{AIRFLOW_ADAPTER} (or dags/, plugins/, devtools/): {bad}"
+    users = {layer_of(m) for m, p in MODULES.items() if imports_airflow(ast.parse(p.read_text()))}
+    assert AIRFLOW_ADAPTER in users, "the scan found no Airflow import at all: is it still looking?"
+
+
+def test_the_airflow_scan_sees_every_form() -> None:
+    """The checker itself: plain, from-, function-level and TYPE_CHECKING imports count; our own package does not."""
+    src = (
+        "import airflow\nfrom airflow.sdk import dag\nimport vlmevals.airflow\nfrom vlmevals.airflow import hooks\n"
+        "from . import airflow\nimport airflowish\ndef f():\n    import airflow.models\n"
+        "if TYPE_CHECKING:\n    from airflow.models import DagRun\n"
+    )
+    assert imports_airflow(ast.parse(src)) == [1, 2, 8, 10]
 
 
 def test_workers_do_not_import_the_dev_tooling() -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from airflow.api_fastapi.core_api.security import requires_authenticated
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from vlmevals.airflow.auth import requires_authenticated
 from vlmevals.api import errors
 from vlmevals.api.represent import api_root
 from vlmevals.api.routers import artifacts, checkpoints, leaderboard, models, runs, tasks, ui

@@ -9,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
-from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from vlmevals.airflow.auth import BaseUser, DagAccessEntity, GetUserDep, may_trigger, requires_access_dag
 from vlmevals.catalogue.store import get_model
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.errors import InvalidRequestError, NotFoundError
@@ -45,13 +43,7 @@ def user_name(user: BaseUser) -> str:
 
 def can_trigger(user: BaseUser) -> bool:
     """Whether `user` may trigger eval_run (what the page uses to show or hide its trigger button)."""
-    from airflow.api_fastapi.app import get_auth_manager
-
-    return bool(
-        get_auth_manager().is_authorized_dag(
-            method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=EVAL_RUN_DAG_ID), user=user
-        )
-    )
+    return may_trigger(user, EVAL_RUN_DAG_ID)
 
 
 class Page(BaseModel):

@@ -18,8 +18,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from vlmevals.airflow.dag_runs import AirflowTriggerError
 from vlmevals.core.errors import ConflictError, EvalsError, InvalidRequestError, NotFoundError
-from vlmevals.runs.triggering import AirflowTriggerError
 
 log = logging.getLogger(__name__)
 

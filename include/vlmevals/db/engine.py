@@ -1,12 +1,11 @@
 """Engines and sessions for our database, and the Alembic entry points.
 
-DAG tasks reach the database through an Airflow Connection (so deployments configure it the Airflow way);
-the plugin and the CLI use DATABASE_URL. Both end up here.
+DAG tasks reach the database through an Airflow Connection (so deployments configure it the Airflow way:
+`vlmevals.airflow.hooks.engine_for_tasks`); the plugin and the CLI use DATABASE_URL. Both end up here.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -33,16 +32,6 @@ def normalise_url(url: str) -> str:
 def get_engine(url: str | None = None) -> Engine:
     url = normalise_url(url or get_settings().database_url)
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-
-
-def engine_for_tasks() -> Engine:
-    """The engine a DAG task uses: the Airflow Connection `EVALS_CONN_ID` if defined, else DATABASE_URL."""
-    conn_id = get_settings().airflow_conn_id
-    if os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}"):
-        from airflow.sdk import BaseHook
-
-        return get_engine(BaseHook.get_connection(conn_id).get_uri())
-    return get_engine()
 
 
 @contextmanager

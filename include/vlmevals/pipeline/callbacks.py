@@ -11,7 +11,7 @@ def trigger_failed(dag_label: str) -> Callable[[dict[str, Any]], None]:
     could not be started is marked failed instead of staying queued forever."""
 
     def callback(context: dict[str, Any]) -> None:
-        from vlmevals.db.engine import engine_for_tasks  # at run time only: keeps DAG parsing light
+        from vlmevals.airflow.hooks import engine_for_tasks  # at run time only: keeps DAG parsing light
         from vlmevals.runs.lifecycle import mark_failed
 
         conf = getattr(context.get("task"), "conf", None) or {}

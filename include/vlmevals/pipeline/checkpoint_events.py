@@ -26,7 +26,7 @@ def event_extras(triggering_asset_events: Any) -> list[Any]:
 
 
 def register_asset_events(triggering_asset_events: Any, dag_run: Any) -> list[dict[str, Any]]:
-    from vlmevals.db.engine import engine_for_tasks
+    from vlmevals.airflow.hooks import engine_for_tasks
     from vlmevals.runs.checkpoint_runs import register_events
 
     extras = event_extras(triggering_asset_events)

@@ -2,23 +2,23 @@
 
 Airflow 3 tasks must not touch its metadata DB, and the task SDK's execution API sets a note only when it
 triggers a run; the supported way to annotate a running DAG run is the public REST API,
-`PATCH /api/v2/dags/{dag_id}/dagRuns/{run_id}?update_mask=note`. The task signs in as the user of the
-Airflow connection `evals_airflow_api` (`AIRFLOW_CONN_EVALS_AIRFLOW_API=http://user:password@host:port`,
-set by `vlmevals up`; the user needs the right to edit DAG runs). Without it the note is skipped with a
-warning naming the connection: a note is a convenience and never fails a run.
+`PATCH /api/v2/dags/{dag_id}/dagRuns/{run_id}?update_mask=note`, through the Airflow adapter's REST client
+(`vlmevals.airflow.rest`), signed in as the user of the Airflow connection `evals_airflow_api` (the user needs
+the right to edit DAG runs). Without it the note is skipped with a warning naming the connection: a note is a
+convenience and never fails a run.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import Engine, select
 
+from vlmevals.airflow.rest import AirflowRest, ApiLogin, api_login, site_url
 from vlmevals.core.constants import API_PREFIX
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun
@@ -26,17 +26,9 @@ from vlmevals.runs.lifecycle import get_run
 
 log = logging.getLogger(__name__)
 
-NOTES_CONN_ID = "evals_airflow_api"
 TIMES = "\N{MULTIPLICATION SIGN}"
 NOTE_MAX_CHARS = 1000
 """Airflow stores a note in a String(1000) column."""
-
-
-@dataclass(frozen=True)
-class ApiLogin:
-    base_url: str
-    username: str
-    password: str
 
 
 def leaderboard_link(site_url: str, task: str, run_id: int) -> str:
@@ -68,47 +60,10 @@ def _fit(text: str, suffix: str = "") -> str:
     return (text if len(text) <= room else text[: room - 1] + "…") + suffix
 
 
-def api_login(conn_id: str = NOTES_CONN_ID) -> ApiLogin | None:
-    """The REST API address and login from the Airflow connection, or None when it is not configured."""
-    from airflow.sdk import Connection
-
-    try:
-        conn = Connection.get(conn_id)
-    except Exception as err:  # AirflowNotFoundException, or no task context
-        log.warning("no DAG run note: set the Airflow connection %s (%s)", conn_id, err)
-        return None
-    if not conn.host or not conn.login:
-        log.warning("no DAG run note: connection %s needs a host and a login", conn_id)
-        return None
-    port = f":{conn.port}" if conn.port else ""
-    path = f"/{conn.schema.strip('/')}" if conn.schema else ""
-    scheme = "https" if conn.conn_type == "https" else "http"
-    return ApiLogin(f"{scheme}://{conn.host}{port}{path}", conn.login, conn.password or "")
-
-
 def write_note(login: ApiLogin, dag_id: str, dag_run_id: str, text: str, client: httpx.Client | None = None) -> None:
     """Set the DAG run's note through Airflow's public REST API (raises httpx errors)."""
-    http = client or httpx.Client(base_url=login.base_url, timeout=30)
-    try:
-        r = http.post("/auth/token", json={"username": login.username, "password": login.password})
-        r.raise_for_status()
-        r = http.patch(
-            f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(dag_run_id, safe='')}",
-            params={"update_mask": "note"},
-            json={"note": text},
-            headers={"Authorization": f"Bearer {r.json()['access_token']}"},
-        )
-        r.raise_for_status()
-    finally:
-        if client is None:
-            http.close()
-
-
-def site_url(login: ApiLogin) -> str:
-    """Where users reach Airflow (`[api] base_url`), else the address the task reached it at."""
-    from airflow.sdk.configuration import conf
-
-    return str(conf.get("api", "base_url", fallback="") or login.base_url)
+    with AirflowRest(login, timeout=30, client=client) as api:
+        api.set_dag_run_note(dag_id, dag_run_id, text)
 
 
 def run_of_dag_run(engine: Engine | None, dag_run_id: str) -> int | None:

@@ -4,8 +4,9 @@ Airflow 3 keeps no acting user on the DAG run or task instance for a state chang
 who *started* the run); the REST endpoints behind the UI buttons (`PATCH …/dagRuns/{id}` with `state`,
 `PATCH …/taskInstances/{task}` with `new_state`) write an audit-log row (`action_logging`: event
 `patch_dag_run` / `patch_task_instance`, owner = the user, extra = the request body). Tasks must not read the
-metadata DB, so `finalize` reads that row through the public `GET /api/v2/eventLogs`, signed in as the
-notes login (`evals_airflow_api`). Without it the message says "in Airflow" and the time `finalize` saw it.
+metadata DB, so `finalize` reads that row through the public `GET /api/v2/eventLogs` (`vlmevals.airflow.rest`),
+signed in as the notes login (`evals_airflow_api`). Without it the message says "in Airflow" and the time
+`finalize` saw it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from vlmevals.pipeline.notes import ApiLogin, api_login
+from vlmevals.airflow.rest import AirflowRest, ApiLogin, api_login
 
 log = logging.getLogger(__name__)
 STATE_EVENTS = ("patch_dag_run", "patch_task_instance")
@@ -67,13 +68,5 @@ def last_state_change(dag_id: str, dag_run_id: str, login: ApiLogin | None = Non
 
 
 def _event_rows(login: ApiLogin, dag_id: str, dag_run_id: str) -> list[dict[str, Any]]:
-    with httpx.Client(base_url=login.base_url, timeout=60) as http:
-        tok = http.post("/auth/token", json={"username": login.username, "password": login.password})
-        tok.raise_for_status()
-        r = http.get(
-            "/api/v2/eventLogs",
-            params={"dag_id": dag_id, "run_id": dag_run_id, "order_by": "-when", "limit": 50},
-            headers={"Authorization": f"Bearer {tok.json()['access_token']}"},
-        )
-        r.raise_for_status()
-        return list(r.json().get("event_logs", []))
+    with AirflowRest(login, timeout=60) as api:
+        return api.event_logs(dag_id, dag_run_id)

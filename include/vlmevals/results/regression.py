@@ -14,8 +14,6 @@ The absolute method compares primary metrics on the metric's own scale: a drop l
 
 from __future__ import annotations
 
-import importlib
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -25,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from vlmevals.airflow.notifiers import NOTIFIER_ENV, load_notifier
 from vlmevals.catalogue.checkpoints import CHECKPOINT_ORDER
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.db.engine import session_scope
@@ -37,8 +36,6 @@ from vlmevals.runs.lifecycle import note_late_verdict, record_regression
 
 log = logging.getLogger(__name__)
 CHECKED_SOURCES = ("schedule",)  # nightly runs; manual runs are compared on request (check_run(force=True))
-NOTIFIER_ENV = "EVALS_REGRESSION_NOTIFIER"
-NOTIFIER_KWARGS_ENV = "EVALS_REGRESSION_NOTIFIER_KWARGS"
 
 
 @dataclass
@@ -243,21 +240,6 @@ def _log_verdict(run: EvalRun, baseline: EvalRun, verdict: Verdict) -> None:
             verdict.tolerance,
             verdict.method,
         )
-
-
-def load_notifier() -> Any | None:
-    """The notifier named by EVALS_REGRESSION_NOTIFIER (`pkg.module.Class` or `pkg.module:attr`): a class is
-    instantiated with the JSON kwargs in EVALS_REGRESSION_NOTIFIER_KWARGS (e.g. an Airflow BaseNotifier such as
-    SlackNotifier), anything else is used as is. Called like any Airflow callback: `notifier(context)`."""
-    path = os.environ.get(NOTIFIER_ENV, "").strip()
-    if not path:
-        return None
-    mod_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
-    obj = getattr(importlib.import_module(mod_name), attr)
-    if isinstance(obj, type):
-        kwargs = json.loads(os.environ.get(NOTIFIER_KWARGS_ENV, "") or "{}")
-        obj = obj(**kwargs)
-    return obj
 
 
 def notify(engine: Engine | None, run_id: int | None, context: dict[str, Any]) -> bool:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
+from vlmevals.airflow import dag_runs
 from vlmevals.catalogue.checkpoint_schemas import CheckpointCreate, CheckpointEvent, CheckpointPublic
 from vlmevals.catalogue.checkpoints import register, to_public
 from vlmevals.core.errors import EvalsError, InvalidRequestError
@@ -80,7 +81,7 @@ def register_and_trigger(
     for e in out.runs.started:
         conf = {"eval_run_id": e["run_id"], "task": e["task"], "model": model_name, "triggered_by": "plugin"}
         try:
-            e["dag_run_id"] = triggering.create_dag_run(e["dag_run_id"], conf, user)
+            e["dag_run_id"] = dag_runs.create_dag_run(e["dag_run_id"], conf, user)
         except Exception as err:  # the row must not stay queued forever
             runs.mark_failed(engine, e["run_id"], f"could not start the Airflow DAG run: {err}")
             out.runs.failed.append({"task": e["task"], "error": str(err)})
@@ -89,7 +90,7 @@ def register_and_trigger(
     out.runs.started = started
     if out.runs.failed and not started:
         discard(engine, out.checkpoint.id)
-        raise triggering.AirflowTriggerError(
+        raise dag_runs.AirflowTriggerError(
             f"Airflow started none of the checkpoint's runs ({out.runs.failed[0]['error']}); nothing was "
             "registered, register the checkpoint again once the eval_run DAG is parsed"
         )

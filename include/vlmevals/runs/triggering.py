@@ -8,7 +8,7 @@ left queued forever). The DAG run id is unique by construction, so creating it n
 
 Cancel: the row goes to `cancelled` first (so no late callback can overwrite it), then the DAG run is set to
 failed the way Airflow's own `PATCH .../dagRuns/{id}` does, which makes the scheduler kill the running task;
-the task's SIGTERM handler kills VLMEvalKit's process group.
+the task's SIGTERM handler kills VLMEvalKit's process group. Both Airflow calls live in `vlmevals.airflow.dag_runs`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
+from vlmevals.airflow import dag_runs
+from vlmevals.airflow.dag_runs import AirflowTriggerError
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.errors import ConflictError, EvalsError
 from vlmevals.db.engine import session_scope
@@ -28,10 +30,6 @@ from vlmevals.db.models import ACTIVE_STATUSES
 from vlmevals.runs import lifecycle as runs
 
 log = logging.getLogger(__name__)
-
-
-class AirflowTriggerError(EvalsError):
-    """Airflow refused to create the DAG run (DAG not parsed yet, disallowed run type, ...)."""
 
 
 @dataclass
@@ -44,31 +42,6 @@ def dag_run_id_for(run_id: int, at: dt.datetime | None = None) -> str:
     """Readable and unique even if our ids restart (a reset database) while Airflow's history stays."""
     at = at or dt.datetime.now(dt.UTC)
     return f"evals_api__{run_id}__{at.strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(3)}"
-
-
-def create_dag_run(dag_run_id: str, conf: dict[str, Any], user: str | None) -> str:
-    """Create an `eval_run` DAG run through Airflow's own trigger function (api-server process only)."""
-    from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.exceptions import DagNotFound, DagRunAlreadyExists
-    from airflow.utils.types import DagRunTriggeredByType
-
-    try:
-        dr = trigger_dag(
-            EVAL_RUN_DAG_ID,
-            triggered_by=DagRunTriggeredByType.REST_API,
-            triggering_user_name=user,
-            run_id=dag_run_id,
-            conf=conf,
-            logical_date=None,
-        )
-    except DagNotFound as err:
-        raise AirflowTriggerError(
-            f"the {EVAL_RUN_DAG_ID!r} DAG is not known to Airflow yet ({err}); wait for the dag-processor to parse "
-            "dags/ and retry"
-        ) from err
-    except (DagRunAlreadyExists, ValueError) as err:
-        raise AirflowTriggerError(f"Airflow refused the DAG run: {err}") from err
-    return dr.run_id if dr is not None else dag_run_id
 
 
 def trigger(
@@ -97,46 +70,13 @@ def trigger(
         run_id, dag_run_id = run.id, str(run.dag_run_id)
         conf = {"eval_run_id": run_id, "task": run.task.name, "model": run.model.name, "triggered_by": "plugin"}
     try:
-        got = create_dag_run(dag_run_id, conf, user)
+        got = dag_runs.create_dag_run(dag_run_id, conf, user)
     except Exception as err:
         runs.mark_failed(engine, run_id, f"could not start the Airflow DAG run: {err}")
         if isinstance(err, EvalsError):
             raise
         raise AirflowTriggerError(f"could not start the Airflow DAG run: {err}") from err
     return Triggered(run_id, got)
-
-
-def fail_dag_run(dag_id: str, dag_run_id: str) -> bool:
-    """Fail an Airflow DAG run (its running tasks are killed); False if it is gone or already over.
-
-    Airflow's own "mark failed" leaves a DAG run with a pending teardown running so the teardown can clean up;
-    our teardown (`finalize`) only guarantees a terminal row, and the row is already `cancelled`, so the DAG run
-    is ended at once and the teardown skipped (otherwise a cancelled run would end as "success").
-    """
-    from airflow.api.common.mark_tasks import set_dag_run_state_to_failed
-    from airflow.models import DagRun, TaskInstance
-    from airflow.models.dagbag import DBDagBag
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, State, TaskInstanceState
-
-    with create_session() as session:
-        dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == dag_run_id))
-        if dr is None or dr.state in (DagRunState.SUCCESS, DagRunState.FAILED):
-            return False
-        dag = DBDagBag().get_dag_for_run(dr, session=session)
-        if dag is None:
-            return False
-        set_dag_run_state_to_failed(dag=dag, run_id=dag_run_id, commit=True, session=session)
-        session.refresh(dr)
-        if dr.state != DagRunState.FAILED:
-            for ti in session.scalars(
-                select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == dag_run_id)
-            ):
-                if ti.state is None or ti.state not in State.finished:
-                    ti.set_state(TaskInstanceState.SKIPPED, session=session)
-            dr.set_state(DagRunState.FAILED)
-            session.merge(dr)
-        return True
 
 
 def cancel(engine: Engine | None, run_id: int, *, user: str | None) -> bool:
@@ -153,7 +93,7 @@ def cancel(engine: Engine | None, run_id: int, *, user: str | None) -> bool:
     if not dag_run_id:
         return False
     try:
-        return fail_dag_run(dag_id or EVAL_RUN_DAG_ID, dag_run_id)
+        return dag_runs.fail_dag_run(dag_id or EVAL_RUN_DAG_ID, dag_run_id)
     except Exception:  # the row is cancelled either way; the DAG's own tasks then stop at their next check
         log.exception("could not fail DAG run %s of eval run %s", dag_run_id, run_id)
         return False

@@ -134,12 +134,12 @@ def test_registry_model_cannot_take_weights(clients, seeded, weights) -> None:
 
 
 def test_airflow_refusing_every_run_leaves_nothing(clients, seeded, weights, monkeypatch) -> None:
-    from vlmevals.runs import triggering
+    from vlmevals.airflow import dag_runs
 
     def refuse(*args, **kwargs):
-        raise triggering.AirflowTriggerError("the 'eval_run' DAG is not known to Airflow yet")
+        raise dag_runs.AirflowTriggerError("the 'eval_run' DAG is not known to Airflow yet")
 
-    monkeypatch.setattr(triggering, "create_dag_run", refuse)
+    monkeypatch.setattr(dag_runs, "create_dag_run", refuse)
     r = clients.op.post(CKPTS, json={"step": 3, "weights_path": weights, "suite": "demo"})
     assert r.status_code == 503 and "nothing was registered" in r.json()["detail"], r.text
     assert _counts(seeded) == (0, 0)

@@ -11,6 +11,7 @@ import pytest
 from airflow.sdk import BaseNotifier
 from sqlalchemy import select
 from typer.testing import CliRunner
+from vlmevals.airflow import notifiers
 from vlmevals.catalogue.enrolments import enrol, list_enrolments, unenrol
 from vlmevals.core.errors import NotFoundError
 from vlmevals.db.engine import session_scope
@@ -235,8 +236,8 @@ class RecordingNotifier(BaseNotifier):
 
 def test_notifier_fires_only_on_regression(cat, monkeypatch) -> None:
     RecordingNotifier.seen.clear()
-    monkeypatch.setenv(regression.NOTIFIER_ENV, f"{__name__}.RecordingNotifier")
-    monkeypatch.setenv(regression.NOTIFIER_KWARGS_ENV, '{"channel": "#evals"}')
+    monkeypatch.setenv(notifiers.NOTIFIER_ENV, f"{__name__}.RecordingNotifier")
+    monkeypatch.setenv(notifiers.NOTIFIER_KWARGS_ENV, '{"channel": "#evals"}')
     _completed(cat, MCQ, DEMO, 0.8, days_ago=1)
     ok = _completed(cat, MCQ, DEMO, 0.8)
     regression.check_run(cat, ok)
@@ -247,7 +248,7 @@ def test_notifier_fires_only_on_regression(cat, monkeypatch) -> None:
     (seen,) = RecordingNotifier.seen
     assert seen["channel"] == "#evals" and seen["eval_run_id"] == bad and seen["task"] == MCQ
     assert seen["baseline_run_id"] == ok and seen["regression"] is True
-    monkeypatch.setenv(regression.NOTIFIER_ENV, "no.such.module.Notifier")
+    monkeypatch.setenv(notifiers.NOTIFIER_ENV, "no.such.module.Notifier")
     assert regression.notify(cat, bad, {}) is False, "a broken notifier is logged, never raised"
 
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from vlmevals.db import engine as engine_module
+from vlmevals.airflow import hooks
 from vlmevals.pipeline.callbacks import trigger_failed
 from vlmevals.runs import lifecycle
 
@@ -14,7 +14,7 @@ from vlmevals.runs import lifecycle
 @pytest.fixture
 def failed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, int, str]]:
     calls: list[tuple[Any, int, str]] = []
-    monkeypatch.setattr(engine_module, "engine_for_tasks", lambda: "engine")
+    monkeypatch.setattr(hooks, "engine_for_tasks", lambda: "engine")
     monkeypatch.setattr(lifecycle, "mark_failed", lambda e, run_id, error: calls.append((e, run_id, error)) or True)
     return calls
 

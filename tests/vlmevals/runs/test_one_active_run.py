@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
+from vlmevals.airflow import dag_runs
 from vlmevals.core.errors import ConflictError
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import ONE_ACTIVE_INDEX, EvalRun
@@ -129,7 +130,7 @@ def test_nightly_retry_triggers_what_its_earlier_attempt_recorded(seeded) -> Non
 
 def test_every_path_at_once_one_active_run(seeded, monkeypatch) -> None:
     """Plugin (Airflow's DAG-run creation stubbed), Airflow REST through `queue`, and nightly, for one pair."""
-    monkeypatch.setattr(triggering, "create_dag_run", lambda dag_run_id, conf, user: dag_run_id)
+    monkeypatch.setattr(dag_runs, "create_dag_run", lambda dag_run_id, conf, user: dag_run_id)
     monkeypatch.setattr(queue_module, "_check", lambda settings, run_id, engine: (1, "test", 10))  # no VLMEvalKit
 
     def plugin() -> int:
