@@ -21,6 +21,7 @@ LAYERS = {
     "db": 1,
     "toolkit": 2,
     "gpu": 3,
+    "serving": 3.5,  # inference engines as managed servers; the catalogue validates serve specs against them
     "catalogue": 4,
     "runs": 5,
     "results": 6,
