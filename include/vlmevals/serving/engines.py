@@ -8,9 +8,10 @@ interpreter of `.venv-engines/<engine>` (scripts/setup_engines.sh) or else the c
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -45,8 +46,11 @@ class EngineLaunch:
     argv: list[str]
     host: str
     port: int
-    served_model_name: str  # what requests send as "model"
+    served_model_name: str  # what requests send as "model" (VLMEvalKit's --model name)
     health_path: str = "/health"
+    # links the engine's working folder must hold (name -> weights folder): `transformers serve` answers to the
+    # model as it was named at start, so it loads the weights through a link named as the served model
+    links: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -107,11 +111,12 @@ def lmdeploy_argv(python: str | None, weights: str, name: str, gpus: int, host: 
 
 def transformers_argv(python: str | None, weights: str, name: str, gpus: int, host: str, port: int) -> list[str]:
     # `transformers serve [FORCE_MODEL] --host --port`: https://huggingface.co/docs/transformers/v5.13.1/serve-cli/
-    # serving and `transformers serve --help` (5.23.0: FORCE_MODEL is "Model to preload and use for all requests").
-    # No served-name flag (requests name the model by its path) and no tensor parallelism: it uses the visible
-    # devices (`--device auto`).
-    del name, gpus
-    return [_script(python, "transformers"), "serve", weights, "--host", host, "--port", str(port)]
+    # serving and `transformers serve --help` (5.23.0: FORCE_MODEL is "Model to preload and use for all requests";
+    # a request naming another model is refused with 400 "Server is pinned to ..."). No served-name flag: FORCE_MODEL
+    # is the served name, a link to the weights in the engine's working folder (EngineLaunch.links). No tensor
+    # parallelism: it uses the visible devices (`--device auto`).
+    del weights, gpus
+    return [_script(python, "transformers"), "serve", name, "--host", host, "--port", str(port)]
 
 
 ARGV: dict[str, Callable[[str | None, str, str, int, str, int], list[str]]] = {
@@ -159,9 +164,13 @@ def launch(
         raise EngineError(
             f"serve.args of engine {engine} set {', '.join(clash)}, which the service sets itself; leave them out"
         )
+    links = {}
+    if engine == "transformers":
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+\-]*", served_model_name):
+            raise EngineError(f"engine transformers serves a model under a file name; {served_model_name!r} is not one")
+        links = {served_model_name: weights}
     argv = ARGV[engine](engine_python(engine, settings), weights, served_model_name, gpus, host, port)
-    served = weights if engine == "transformers" else served_model_name
-    return EngineLaunch(engine, [*argv, *args], host, port, served, HEALTH_PATH[engine])
+    return EngineLaunch(engine, [*argv, *args], host, port, served_model_name, HEALTH_PATH[engine], links)
 
 
 PROBE = "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))"

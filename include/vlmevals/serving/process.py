@@ -120,6 +120,20 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _link_weights(launch: EngineLaunch, workdir: Path, log_path: Path) -> None:
+    """The links an engine loads its weights through (EngineLaunch.links), made afresh in its working folder."""
+    for name, target in launch.links.items():
+        if not Path(target).is_dir():
+            raise EngineStartError(
+                _failure(launch, log_path, f"needs the weights as a local folder; {target} is none (a Hub repo: "
+                         "prefetch it and give the snapshot folder)")
+            )  # fmt: skip
+        link = workdir / name
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(target, target_is_directory=True)
+
+
 def start(
     launch: EngineLaunch,
     log_path: Path,
@@ -128,12 +142,15 @@ def start(
     env: Mapping[str, str] | None = None,
     poll_s: float = 0.5,
 ) -> ManagedServer:
-    """Start the engine and wait until its health route answers; on failure stop it and raise EngineStartError."""
+    """Start the engine in the folder of its log and wait until its health route answers; on failure stop it and
+    raise EngineStartError."""
     if not port_free(launch.host, launch.port):
         raise EngineStartError(
             _failure(launch, log_path, f"cannot start: port {launch.port} on {launch.host} is taken")
         )
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    workdir = log_path.parent
+    workdir.mkdir(parents=True, exist_ok=True)
+    _link_weights(launch, workdir, log_path)
     with log_path.open("ab") as log:
         log.write(f"$ {launch.command_line()}\n".encode())
         log.flush()
@@ -143,6 +160,7 @@ def start(
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                cwd=workdir,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,  # its own process group: stop() ends its workers too
                 preexec_fn=_die_with_parent,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -57,7 +58,9 @@ def parse(engine: str, argv: list[str]) -> tuple[argparse.Namespace, str]:
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, required=True)
     a = p.parse_args(argv[1:])
-    return a, a.model  # transformers serve answers to the model's path
+    if not os.path.isdir(a.model):  # it loads FORCE_MODEL from the working folder, then answers to that name only
+        sys.exit(f"OSError: {a.model} is not a local folder")
+    return a, a.model
 
 
 def handler(served: str) -> type[BaseHTTPRequestHandler]:

@@ -52,13 +52,16 @@ def test_lmdeploy_api_server_command() -> None:
     ]  # fmt: skip
 
 
-def test_transformers_serve_command_serves_the_path() -> None:
-    # transformers docs (serve CLI): `transformers serve MODEL --host --port`; requests name the model by its path
+def test_transformers_serve_command_serves_a_link_named_as_the_model() -> None:
+    # transformers docs (serve CLI): `transformers serve FORCE_MODEL --host --port`; it answers to FORCE_MODEL only
     s = settings(EVALS_ENGINE_PYTHON_TRANSFORMERS="/envs/t/bin/python")
-    got = launch("transformers", weights=WEIGHTS, served_model_name="x", gpus=1, host="h", port=1, settings=s)
-    assert got.argv == ["/envs/t/bin/transformers", "serve", WEIGHTS, "--host", "h", "--port", "1"]
-    assert got.served_model_name == WEIGHTS
+    got = launch("transformers", weights=WEIGHTS, served_model_name="Qwen2-VL", gpus=1, host="h", port=1, settings=s)
+    assert got.argv == ["/envs/t/bin/transformers", "serve", "Qwen2-VL", "--host", "h", "--port", "1"]
+    assert got.served_model_name == "Qwen2-VL" and got.links == {"Qwen2-VL": WEIGHTS}
     assert got.base_url == "http://h:1/v1" and got.health_url == "http://h:1/health"
+    with pytest.raises(EngineError, match="engine transformers serves a model under a file name; '../x' is not one"):
+        launch("transformers", weights=WEIGHTS, served_model_name="../x", gpus=1, host="h", port=1, settings=s)
+    assert launch("vllm", weights=WEIGHTS, served_model_name="v", gpus=1, host="h", port=1, settings=s).links == {}
 
 
 def test_without_an_interpreter_the_command_comes_from_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

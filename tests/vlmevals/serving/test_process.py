@@ -19,10 +19,15 @@ from vlmevals.serving.process import EngineDiedError, EngineStartError, free_por
 HOST = "127.0.0.1"
 
 
-def standin_launch(engine: str, bin_dir: Path, *args: str, port: int | None = None) -> EngineLaunch:
+def standin_launch(
+    engine: str, bin_dir: Path, *args: str, port: int | None = None, weights: Path | None = None
+) -> EngineLaunch:
     env = {f"EVALS_ENGINE_PYTHON_{engine.upper()}": str(bin_dir / "python")}
+    if weights is None:
+        weights = bin_dir.parent / "weights"
+        weights.mkdir(exist_ok=True)
     return launch(
-        engine, weights="/models/tiny", served_model_name="tiny", gpus=1, host=HOST, port=port or free_port(),
+        engine, weights=str(weights), served_model_name="tiny", gpus=1, host=HOST, port=port or free_port(),
         args=args, settings=Settings.model_validate(env),
     )  # fmt: skip
 
@@ -115,3 +120,10 @@ def test_a_sigkilled_engine_is_seen_dead_and_its_workers_still_end(standin_bin: 
     assert not gone(worker), "its worker outlives it, as a real engine's would"
     server.stop(grace_s=5)
     assert gone(worker)
+
+
+def test_transformers_without_local_weights_is_refused_before_starting(standin_bin: Path, tmp_path: Path) -> None:
+    spec = standin_launch("transformers", standin_bin, weights=tmp_path / "missing")
+    with pytest.raises(EngineStartError, match="engine transformers needs the weights as a local folder"):
+        start(spec, tmp_path / "run" / "engine.log", startup_timeout_s=10)
+    assert not (tmp_path / "run" / "engine.log").exists(), "nothing was started"
