@@ -59,7 +59,7 @@ def test_transformers_serve_command_serves_a_link_named_as_the_model() -> None:
     assert got.argv == ["/envs/t/bin/transformers", "serve", "Qwen2-VL", "--host", "h", "--port", "1"]
     assert got.served_model_name == "Qwen2-VL" and got.links == {"Qwen2-VL": WEIGHTS}
     assert got.base_url == "http://h:1/v1" and got.health_url == "http://h:1/health"
-    with pytest.raises(EngineError, match="engine transformers serves a model under a file name; '../x' is not one"):
+    with pytest.raises(EngineError, match=r"a file name; '\.\./x' is not one"):
         launch("transformers", weights=WEIGHTS, served_model_name="../x", gpus=1, host="h", port=1, settings=s)
     assert launch("vllm", weights=WEIGHTS, served_model_name="v", gpus=1, host="h", port=1, settings=s).links == {}
 
