@@ -23,6 +23,7 @@ LAYERS = {
     "airflow": 2,  # the Airflow adapter: Connections, REST client, DAG runs, notifier, API auth (uses core, db)
     "toolkit": 2,
     "gpu": 3,
+    "serving": 3.5,  # inference engines as managed servers; the catalogue validates serve specs against them
     "catalogue": 4,
     "runs": 5,
     "results": 6,

@@ -26,6 +26,7 @@ from vlmevals.catalogue.fields import (
     Slug,
     VlmevalName,
 )
+from vlmevals.catalogue.serve_schemas import ServeSpec, check_served_model
 from vlmevals.core.constants import API_NPROC_MAX
 
 
@@ -129,6 +130,9 @@ class ModelCreate(BaseModel):
         description="Hub weights: the branch, tag or commit to pin (default: the repo's main branch)",
     )
     suite: Slug | None = Field(default=None, description="the suite a new checkpoint of this model is evaluated on")
+    serve: ServeSpec | None = Field(
+        default=None, description="the service runs the weights (model_spec.model_path) in this inference engine"
+    )
 
     @field_validator("endpoint_base_url", mode="before")
     @classmethod
@@ -143,6 +147,8 @@ class ModelCreate(BaseModel):
     def _spec_xor_endpoint(self) -> ModelCreate:
         if self.model_spec is not None and self.endpoint_base_url is not None:
             raise ValueError("give either model_spec (local weights) or endpoint_base_url (served model), not both")
+        spec = self.model_spec.model_dump() if self.model_spec is not None else None
+        self.serve = check_served_model(self.serve, spec, self.endpoint_base_url, self.gpus)
         return self
 
 

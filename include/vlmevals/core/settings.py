@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     )
     endpoint_wait_s: float = Field(default=6 * 3600.0, ge=0, alias="EVALS_ENDPOINT_WAIT_S")
     endpoint_poll_s: float = Field(default=5.0, gt=0, alias="EVALS_ENDPOINT_POLL_S")
+    # each inference engine runs in its own environment (vlmevals.serving.engines): its interpreter; unset:
+    # .venv-engines/<engine>/bin/python when scripts/setup_engines.sh built it, else the engine's command on PATH
+    engine_python_vllm: str | None = Field(default=None, alias="EVALS_ENGINE_PYTHON_VLLM")
+    engine_python_sglang: str | None = Field(default=None, alias="EVALS_ENGINE_PYTHON_SGLANG")
+    engine_python_lmdeploy: str | None = Field(default=None, alias="EVALS_ENGINE_PYTHON_LMDEPLOY")
+    engine_python_transformers: str | None = Field(default=None, alias="EVALS_ENGINE_PYTHON_TRANSFORMERS")
     _gpu: GpuSettings = PrivateAttr(default_factory=GpuSettings)
 
     @field_validator("database_url")

@@ -73,6 +73,9 @@ class Model(Base):
             "NOT (model_spec IS NOT NULL AND endpoint_base_url IS NOT NULL)",
             name="ck_models_spec_xor_endpoint",
         ),
+        CheckConstraint(
+            "NOT (serve IS NOT NULL AND endpoint_base_url IS NOT NULL)", name="ck_models_serve_no_endpoint"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -89,6 +92,8 @@ class Model(Base):
     revision: Mapped[str | None] = mapped_column(String(256))  # Hub weights: branch, tag or commit to pin
     # served models: concurrent requests VLMEvalKit sends (--api-nproc); NULL means the service default
     api_nproc: Mapped[int | None] = mapped_column(Integer)
+    # managed serving: {engine, args, gpus, startup_timeout_s, idle_timeout_s} (vlmevals.catalogue.serve_schemas)
+    serve: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     # the suite a new checkpoint of this model is evaluated on
     suite_id: Mapped[int | None] = mapped_column(ForeignKey("suites.id", ondelete="SET NULL", name="fk_models_suite"))
     description: Mapped[str] = mapped_column(Text, server_default="")
