@@ -1,5 +1,6 @@
-# The image of every service in docker-compose.yaml: Airflow 3 + VLMEvalKit + this project, from the pinned
-# requirements (requirements.txt with constraints.txt). PyPI's Linux torch wheel carries CUDA, so the same image
+# The image of every service in docker-compose.yaml: Airflow 3 + VLMEvalKit + this project, with the runtime
+# dependencies only (pyproject.toml's [project.dependencies], exact versions from constraints.txt; the `dev` group of
+# tests and lints stays out). PyPI's Linux torch wheel carries CUDA, so the same image
 # serves CPU and GPU workers (GPUs come from the NVIDIA container runtime: deploy.resources.reservations).
 FROM python:3.11-slim-bookworm
 
@@ -18,12 +19,15 @@ RUN apt-get update \
     && useradd --uid 50000 --gid 0 --home-dir /opt/airflow --create-home --shell /bin/bash airflow
 
 WORKDIR /opt/airflow/project
-COPY requirements.txt constraints.txt ./
-# torch first, exactly pinned (as scripts/setup.sh does), then the rest
+COPY pyproject.toml constraints.txt ./
+# The dependencies before the code, so that a code change does not reinstall them: torch first, exactly pinned (as
+# scripts/setup.sh does), then [project.dependencies] read from pyproject.toml
 RUN pip install -c constraints.txt torch torchvision \
-    && pip install -r requirements.txt -c constraints.txt
+    && python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' \
+        > /tmp/runtime.txt \
+    && pip install -r /tmp/runtime.txt -c constraints.txt \
+    && rm /tmp/runtime.txt
 
-COPY pyproject.toml ./
 COPY include ./include
 COPY dags ./dags
 COPY plugins ./plugins

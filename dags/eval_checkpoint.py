@@ -18,7 +18,7 @@ import datetime as dt
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, dag, get_current_context, task
 from vlmevals.core.constants import CHECKPOINT_ASSET_NAME, CHECKPOINT_ASSET_URI, CHECKPOINT_DAG_ID, EVAL_RUN_DAG_ID
 from vlmevals.pipeline.callbacks import trigger_failed
 
@@ -35,10 +35,11 @@ CHECKPOINTS = Asset(name=CHECKPOINT_ASSET_NAME, uri=CHECKPOINT_ASSET_URI)
 )
 def eval_checkpoint() -> None:
     @task(retries=0)
-    def register(triggering_asset_events=None, dag_run=None) -> list[dict[str, Any]]:
+    def register() -> list[dict[str, Any]]:
         from vlmevals.pipeline.checkpoint_events import register_asset_events
 
-        return register_asset_events(triggering_asset_events, dag_run)
+        context = get_current_context()
+        return register_asset_events(context.get("triggering_asset_events"), context["dag_run"])
 
     TriggerDagRunOperator.partial(
         task_id="trigger_eval_run",

@@ -24,18 +24,23 @@ or from `POST /api/evals/tasks/{task}/runs`.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, get_current_context, task
 from vlmevals.catalogue.choices import read_choices
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.gpu.slots import GPU_POOL, GPU_QUEUE, GPU_SLOT_BUCKETS, inference_task_id
+
+if TYPE_CHECKING:
+    from airflow.sdk.bases.decorator import Task
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
+    from sqlalchemy import Engine
 
 _CHOICES = read_choices()  # a small JSON file the catalogue writes: no database query at parse time
 RUN_INFO_KEY = "run"  # queue's XCom with the run (its return value is the branch it picked)
 
 
-def _engine():
+def _engine() -> Engine:
     from vlmevals.airflow.hooks import engine_for_tasks
 
     return engine_for_tasks()
@@ -82,7 +87,7 @@ def _as_airflow_error(err: Exception) -> Exception:
     return err
 
 
-def _inference_task(slots: int):
+def _inference_task(slots: int) -> Task[[dict[str, Any]], dict[str, Any]]:
     @task(
         task_id=inference_task_id(slots),
         pool=GPU_POOL,
@@ -93,11 +98,11 @@ def _inference_task(slots: int):
         execution_timeout=dt.timedelta(hours=24),
         on_failure_callback=_on_failure,
     )
-    def _inference(info: dict[str, Any], ti=None) -> dict[str, Any]:
+    def _inference(info: dict[str, Any]) -> dict[str, Any]:
         from vlmevals.pipeline.steps import inference_step
 
         try:
-            return inference_step(_engine(), info["eval_run_id"], ti.try_number)
+            return inference_step(_engine(), info["eval_run_id"], get_current_context()["ti"].try_number)
         except Exception as err:
             raise _as_airflow_error(err) from err
 
@@ -161,11 +166,13 @@ def _inference_task(slots: int):
 )
 def eval_run() -> None:
     @task.branch(retries=1, retry_delay=dt.timedelta(seconds=5), on_failure_callback=_on_failure)
-    def queue(params=None, dag_run=None, ti=None) -> str:
+    def queue() -> str:
         """Also the branch (no separate routing task: each task start costs a scheduler loop and a fork)."""
         from vlmevals.pipeline.steps import queue_step
 
-        conf = {**dict(params or {}), **(dag_run.conf or {})}
+        context = get_current_context()
+        dag_run, ti = context["dag_run"], context["ti"]
+        conf = {**dict(context.get("params") or {}), **(dag_run.conf or {})}
         try:
             info = queue_step(
                 _engine(),
@@ -186,11 +193,11 @@ def eval_run() -> None:
         retry_delay=dt.timedelta(seconds=5),
         on_failure_callback=_on_failure,
     )
-    def scoring(info: dict[str, Any], ti=None) -> None:
+    def scoring(info: dict[str, Any]) -> None:
         from vlmevals.pipeline.steps import scoring_step
 
         try:
-            scoring_step(_engine(), info["eval_run_id"], ti.try_number)
+            scoring_step(_engine(), info["eval_run_id"], get_current_context()["ti"].try_number)
         except Exception as err:
             raise _as_airflow_error(err) from err
 
@@ -210,12 +217,13 @@ def eval_run() -> None:
             raise _as_airflow_error(err) from err
 
     @task(retries=3, retry_delay=dt.timedelta(seconds=3))
-    def finalize(info: dict[str, Any] | None, dag_run=None) -> str:
+    def finalize(info: dict[str, Any] | None) -> str:
         from airflow.sdk.exceptions import AirflowFailException
         from vlmevals.pipeline.notes import note_finished_run
         from vlmevals.pipeline.operator_actions import last_state_change
         from vlmevals.pipeline.steps import finalize_step
 
+        dag_run = get_current_context()["dag_run"]
         run_id = info.get("eval_run_id") if isinstance(info, dict) else None
         status = finalize_step(
             _engine(), run_id, dag_run.run_id, lambda: last_state_change(dag_run.dag_id, dag_run.run_id)
@@ -225,7 +233,8 @@ def eval_run() -> None:
             raise AirflowFailException(f"eval run {run_id} failed")
         return status
 
-    info = queue()[RUN_INFO_KEY]
+    # a task receives the XCom's value; Airflow's types know only the XComArg that the wiring holds
+    info: Any = cast("PlainXComArg", queue())[RUN_INFO_KEY]
     branches = [_inference_task(s)(info) for s in GPU_SLOT_BUCKETS]
     scored = scoring(info)
     branches >> scored

@@ -11,17 +11,20 @@ duplicate rule), then `trigger_eval_run` starts one `eval_run` DAG run per recor
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, get_current_context, task
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.pipeline.callbacks import trigger_failed
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 
 
-def _engine():
+def _engine() -> Engine:
     from vlmevals.airflow.hooks import engine_for_tasks
 
     return engine_for_tasks()
@@ -43,11 +46,13 @@ def _engine():
 )
 def eval_suite() -> None:
     @task
-    def plan(params=None, dag_run=None) -> list[dict[str, Any]]:
+    def plan() -> list[dict[str, Any]]:
         import logging
 
         from vlmevals.runs.suite_runs import create_suite_runs
 
+        context = get_current_context()
+        params, dag_run = context["params"], context["dag_run"]
         kwargs, done = create_suite_runs(
             _engine(),
             str(params["suite"]),

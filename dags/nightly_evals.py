@@ -14,16 +14,19 @@ more than the task's tolerance is flagged as a regression (see the run's `regres
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, get_current_context, task
 from vlmevals.core.constants import EVAL_RUN_DAG_ID, NIGHTLY_DAG_ID
 from vlmevals.nightly.schedule import schedule
 from vlmevals.pipeline.callbacks import trigger_failed
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
-def _engine():
+
+def _engine() -> Engine:
     from vlmevals.airflow.hooks import engine_for_tasks
 
     return engine_for_tasks()
@@ -48,23 +51,25 @@ def _engine():
 )
 def nightly_evals() -> None:
     @task(retries=1, retry_delay=dt.timedelta(seconds=30))
-    def plan(params=None, dag_run=None, ti=None) -> list[dict[str, Any]]:
+    def plan() -> list[dict[str, Any]]:
         from vlmevals.nightly.planning import plan_and_create
 
+        context = get_current_context()
+        dag_run = context["dag_run"]
         triggers, summary = plan_and_create(
             _engine(),
-            force=bool((params or {}).get("force")),
+            force=bool(context.get("params", {}).get("force")),
             nightly_run_id=dag_run.run_id,
             user=dag_run.triggering_user_name,
         )
-        ti.xcom_push(key="summary", value=summary)
+        context["ti"].xcom_push(key="summary", value=summary)
         return triggers
 
     @task(trigger_rule="all_done")
-    def summary(ti=None) -> dict[str, Any]:
+    def summary() -> dict[str, Any]:
         import logging
 
-        got = ti.xcom_pull(task_ids="plan", key="summary") or {}
+        got = get_current_context()["ti"].xcom_pull(task_ids="plan", key="summary") or {}
         logging.getLogger("vlmevals.nightly.planning").info("nightly summary: %s", got.get("text", "plan did not run"))
         return got
 

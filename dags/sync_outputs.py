@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, get_current_context, task
 from vlmevals.core.constants import SYNC_OUTPUTS_DAG_ID
 
 
@@ -45,18 +45,17 @@ from vlmevals.core.constants import SYNC_OUTPUTS_DAG_ID
 )
 def sync_outputs() -> None:
     @task(retries=1, retry_delay=dt.timedelta(seconds=10))
-    def sync(params=None) -> dict[str, Any]:
+    def sync() -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
         from vlmevals.airflow.hooks import engine_for_tasks
         from vlmevals.backfill import sync_outputs as do_sync
         from vlmevals.core.errors import EvalsError
         from vlmevals.core.settings import get_settings
 
-        folder = (params or {}).get("folder") or str(get_settings().outputs_dir)
+        params = get_current_context().get("params", {})
+        folder = params.get("folder") or str(get_settings().outputs_dir)
         try:
-            report = do_sync(
-                folder, engine=engine_for_tasks(), create_unknown=bool((params or {}).get("create_unknown"))
-            )
+            report = do_sync(folder, engine=engine_for_tasks(), create_unknown=bool(params.get("create_unknown")))
         except EvalsError as err:
             raise AirflowFailException(str(err)) from err
         return report.as_dict()

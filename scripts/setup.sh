@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up shared by demo.sh and test.sh: a Python 3.11 virtualenv in .venv with the pinned
-# dependencies (requirements.txt + constraints.txt) and this project installed in editable mode.
+# dependencies (pyproject.toml's runtime set and `dev` group, exact versions from constraints.txt) and this project
+# installed in editable mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,14 +19,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "creating .venv with $PY"
   "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat requirements.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$(cat constraints.txt pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "installing pinned dependencies (first run: a few minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip
+  # pip 25.1 is the first to install PEP 735 dependency groups (--group)
+  .venv/bin/python -m pip install -q --upgrade 'pip>=25.1'
   # torch and torchvision first, exactly pinned: an unpinned torch would pull another multi-GB build
   .venv/bin/python -m pip install -q -c constraints.txt torch torchvision
-  .venv/bin/python -m pip install -q -r requirements.txt -c constraints.txt
-  .venv/bin/python -m pip install -q --no-deps -e .
+  .venv/bin/python -m pip install -q -c constraints.txt -e . --group dev
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -106,7 +106,9 @@ def test_init_migrates_seeds_and_creates_the_pool(config: dict[str, Any]) -> Non
     assert init["environment"]["EVALS_ADMIN_PASSWORD"] == "adm-secret"
     assert "CREATE DATABASE evals" in (ROOT / "docker" / "postgres-init" / "10-evals-db.sql").read_text()
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "-r requirements.txt -c constraints.txt" in dockerfile
+    # the runtime set only: [project.dependencies] read from pyproject.toml, pinned by constraints.txt; no dev group
+    assert '["project"]["dependencies"]' in dockerfile and "-r /tmp/runtime.txt -c constraints.txt" in dockerfile
+    assert "--group" not in dockerfile
     for part in ("include", "dags", "plugins", "sql"):
         assert f"COPY {part} ./{part}" in dockerfile
 
