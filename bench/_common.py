@@ -79,11 +79,12 @@ def bench_stack(gpu_slots: int = 1, parallelism: int = 4, keep: bool = False) ->
     )
     (home / "LMUData").mkdir(parents=True)
     from rich.console import Console
-    from vlmevals import cli
+    from vlmevals.cli import output
+    from vlmevals.cli import stack as cli
     from vlmevals.core.settings import get_settings
     from vlmevals.devtools.stack import Stack, StackSettings
 
-    cli.console = Console(stderr=True)  # keep stdout for the JSON line
+    output.console = Console(stderr=True)  # keep stdout for the JSON line
     get_settings.cache_clear()
     stack = Stack(StackSettings())
     started = time.monotonic()

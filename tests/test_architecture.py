@@ -33,8 +33,6 @@ LAYERS = {
     "api": 8,
     "devtools": 9,
     "cli": 10,
-    "cli_datasets": 9,  # the `vlmevals datasets` sub-commands, hooked into cli
-    "cli_enrolments": 9,  # `vlmevals enrol / unenrol / enrolments`, hooked into cli
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from typer.testing import CliRunner
-from vlmevals.cli_datasets import datasets_app
+from vlmevals.cli.datasets import datasets_app
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Task
 from vlmevals.devtools.dataset_host import dataset_host
