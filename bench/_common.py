@@ -25,6 +25,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".local" / "bench-cache"
+if str(ROOT) not in sys.path:  # the benches stand up the test servers of tests/doubles (dev-only)
+    sys.path.append(str(ROOT))
 
 
 def free_port() -> int:
