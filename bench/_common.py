@@ -25,6 +25,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".local" / "bench-cache"
+if str(ROOT) not in sys.path:  # the benches stand up the test servers of tests/doubles (dev-only)
+    sys.path.append(str(ROOT))
 
 
 def free_port() -> int:
@@ -79,11 +81,12 @@ def bench_stack(gpu_slots: int = 1, parallelism: int = 4, keep: bool = False) ->
     )
     (home / "LMUData").mkdir(parents=True)
     from rich.console import Console
-    from vlmevals import cli
+    from vlmevals.cli import output
+    from vlmevals.cli import stack as cli
     from vlmevals.core.settings import get_settings
     from vlmevals.devtools.stack import Stack, StackSettings
 
-    cli.console = Console(stderr=True)  # keep stdout for the JSON line
+    output.console = Console(stderr=True)  # keep stdout for the JSON line
     get_settings.cache_clear()
     stack = Stack(StackSettings())
     started = time.monotonic()

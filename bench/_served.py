@@ -15,7 +15,8 @@ def setup_served(stack: Any, models: int, n: int = 20, delay_s: float = 0.0) -> 
     from vlmevals.db.engine import get_engine, session_scope
     from vlmevals.db.models import Model, Task
     from vlmevals.devtools.demo.benchmark import render_benchmark
-    from vlmevals.devtools.openai_server import serve
+
+    from tests.doubles.openai_server import serve
 
     tsv = get_settings().lmu_data / f"{DATA}.tsv"
     tsv.write_bytes(render_benchmark("DEMO_SHAPES_MCQ", n=n))

@@ -69,8 +69,9 @@ def timed_leases(holds: list[float]) -> Iterator[None]:
 
 
 def dataset_throughput(mb: int, lmu: Path) -> dict[str, Any]:
-    from vlmevals.devtools.dataset_host import dataset_host
     from vlmevals.toolkit.download import Source, fetch
+
+    from tests.doubles.dataset_host import dataset_host
 
     line = b"0\t" + b"x" * 1000 + b"\tA\n"
     body = b"index\tquestion\tanswer\n" + line * (mb * 1024 * 1024 // len(line))
@@ -138,8 +139,9 @@ def main() -> None:
     from vlmevals.db.models import Model, Task
     from vlmevals.devtools.demo.benchmark import write_benchmark
     from vlmevals.devtools.demo.model import DEMO_MODEL_SPEC, build_demo_model
-    from vlmevals.devtools.fake_hub import fake_hub
     from vlmevals.devtools.localpg import LocalPostgres
+
+    from tests.doubles.fake_hub import fake_hub
 
     pg = LocalPostgres(tmp / "pgdata", port=port)
     pg.start()

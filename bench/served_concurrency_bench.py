@@ -93,7 +93,8 @@ def main() -> None:
 
     from vlmevals.core.settings import Settings
     from vlmevals.devtools.demo.benchmark import render_benchmark
-    from vlmevals.devtools.openai_server import serve
+
+    from tests.doubles.openai_server import serve
 
     root = Path(tempfile.mkdtemp(prefix="served-bench-"))
     lmu = root / "LMUData"

@@ -33,8 +33,6 @@ LAYERS = {
     "api": 8,
     "devtools": 9,
     "cli": 10,
-    "cli_datasets": 9,  # the `vlmevals datasets` sub-commands, hooked into cli
-    "cli_enrolments": 9,  # `vlmevals enrol / unenrol / enrolments`, hooked into cli
 }
 
 
@@ -198,3 +196,119 @@ def test_long_modules_are_reported() -> None:
         warnings.warn(
             f"modules over {MODULE_LINES_WARNING} lines (split where the meaning divides): {listed}", stacklevel=1
         )
+
+
+# What production runs never reaches dev-only code: the local stack (vlmevals.devtools) and the tests' package
+# (tests/, whose doubles stand in for served models, the Hub and the dataset host). Production enters through the
+# DAG files (workers, dag-processor), the plugin (api-server) and the CLI's production commands.
+ROOT = PKG.parents[1]
+DEV_ONLY = ("vlmevals.devtools", "tests")
+DEV_CLI = {"vlmevals.cli", "vlmevals.cli.__main__", "vlmevals.cli.stack"}
+"""The app's assembly and `vlmevals up/down/trigger/demo/demo-assets`; every other vlmevals.cli module is production."""
+
+
+def _is_dev_only(module: str) -> bool:
+    return any(module == p or module.startswith(f"{p}.") for p in DEV_ONLY)
+
+
+def _absolute_imports(tree: ast.AST) -> set[str]:
+    """The absolute module names a file imports (function-level included, TYPE_CHECKING left out: it never runs)."""
+    names: set[str] = set()
+    for node in _import_nodes(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif node.level == 0 and node.module:
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def _package_module(name: str) -> str | None:
+    """The vlmevals module an imported name resolves to (`vlmevals.db.engine.upgrade` -> vlmevals.db.engine)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def closure(roots: set[str]) -> set[str]:
+    """Every package module reachable from `roots` through imports, function-level ones included."""
+    seen: set[str] = set()
+    todo = [r for r in roots if r in MODULES]
+    while todo:
+        mod = todo.pop()
+        if mod not in seen:
+            seen.add(mod)
+            todo.extend(GRAPH[mod] - seen)
+    return seen
+
+
+def dev_imports(files: dict[str, Path]) -> list[str]:
+    """`file imports name` for every dev-only import made by `files` (name -> path)."""
+    return sorted(
+        f"{name} imports {imp}"
+        for name, path in files.items()
+        for imp in _absolute_imports(ast.parse(path.read_text(), filename=str(path)))
+        if _is_dev_only(imp)
+    )
+
+
+def _reach_from(entry_files: list[Path]) -> tuple[set[str], list[str]]:
+    """(package modules reachable from the entry files, the dev-only imports found along the way)."""
+    entries = {str(p.relative_to(ROOT)): p for p in entry_files}
+    roots = {
+        m
+        for p in entries.values()
+        for imp in _absolute_imports(ast.parse(p.read_text()))
+        if (m := _package_module(imp)) is not None
+    }
+    reached = closure(roots)
+    return reached, dev_imports(entries) + dev_imports({m: MODULES[m] for m in reached})
+
+
+def test_workers_and_the_api_server_reach_no_dev_only_code() -> None:
+    entry_files = sorted((ROOT / "dags").glob("*.py")) + sorted((ROOT / "plugins").glob("*.py"))
+    reached, bad = _reach_from(entry_files)
+    assert {"vlmevals.pipeline.steps", "vlmevals.api.app"} <= reached, "the scan missed the DAGs' steps or the API"
+    assert not [m for m in reached if _is_dev_only(m)] and not bad, bad or sorted(filter(_is_dev_only, reached))
+
+
+def _load_time(names: list[str]) -> set[str]:
+    """Package modules imported when `names` are (their top level, outside any function)."""
+    found: set[str] = set()
+    for name in names:
+        tree = ast.parse(MODULES[name].read_text())
+        top = ast.Module([n for n in tree.body if not isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)], [])
+        found |= {m for imp in _absolute_imports(top) if (m := _package_module(imp)) is not None}
+    return found
+
+
+def test_the_production_commands_reach_no_dev_only_code() -> None:
+    """A command loads the app (every group module, at load time) and runs its own function-level imports."""
+    production = {m for m in MODULES if layer_of(m) == "cli"} - DEV_CLI
+    assert {"vlmevals.cli.db", "vlmevals.cli.datasets", "vlmevals.cli.enrolments"} <= production
+    at_load = _load_time(sorted(DEV_CLI))
+    assert "vlmevals.cli.stack" in at_load and not [m for m in at_load if _is_dev_only(m)], at_load
+    reached = closure(production | (at_load - DEV_CLI))
+    bad = dev_imports({m: MODULES[m] for m in reached})
+    assert not [m for m in reached if _is_dev_only(m)] and not bad, bad or sorted(filter(_is_dev_only, reached))
+
+
+def test_the_package_never_imports_the_tests() -> None:
+    bad = [
+        f"{name} imports {imp}"
+        for name, path in MODULES.items()
+        for node in _import_nodes(ast.parse(path.read_text()), type_checking=True)  # not even for type hints
+        for imp in _absolute_imports(ast.Module([node], []))
+        if imp == "tests" or imp.startswith("tests.")
+    ]
+    assert not bad, f"test code (tests/, tests/doubles) is dev-only: {bad}"
+
+
+def test_the_reach_scan_follows_function_level_imports() -> None:
+    """The checker itself: the local-stack commands import vlmevals.devtools only inside functions, and are seen."""
+    reached = closure({"vlmevals.cli.stack"})
+    assert "vlmevals.devtools.stack" in reached and "vlmevals.devtools.stack" not in _load_time(["vlmevals.cli.stack"])
+    tree = ast.parse("def f():\n    from tests.doubles.fake_hub import fake_hub\n    import vlmevals.devtools.stack\n")
+    assert sorted(filter(_is_dev_only, _absolute_imports(tree))) == [
+        "tests.doubles.fake_hub.fake_hub",
+        "vlmevals.devtools.stack",
+    ]

@@ -24,9 +24,9 @@ def two_runs(airflow_db: str, demo_assets: dict[str, Path]) -> Any:
     from sqlalchemy import text
     from vlmevals.catalogue.seed import seed
     from vlmevals.db.engine import get_engine
-    from vlmevals.devtools.openai_server import serve
 
     from tests.airflow_state import set_eval_run_paused
+    from tests.doubles.openai_server import serve
 
     engine = get_engine()
     with session_scope(engine) as s:

@@ -34,9 +34,10 @@ from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalSample, Model, Task
 from vlmevals.devtools.demo.benchmark import render_benchmark
-from vlmevals.devtools.openai_server import ServerHandle, serve
 from vlmevals.pipeline import steps as pipeline
 from vlmevals.runs import lifecycle as runs
+
+from tests.doubles.openai_server import ServerHandle, serve
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

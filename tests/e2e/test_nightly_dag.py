@@ -18,7 +18,8 @@ from sqlalchemy import select
 from vlmevals.catalogue.enrolments import enrol
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, Model
-from vlmevals.devtools.openai_server import serve
+
+from tests.doubles.openai_server import serve
 
 pytestmark = pytest.mark.e2e
 MCQ, DEMO, SERVED = "demo-shapes-mcq", "demo-tiny-idefics3", "served-e2e"

@@ -25,9 +25,9 @@ from vlmevals.core.constants import SYNC_OUTPUTS_DAG_ID
 from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, GpuLease, Model
-from vlmevals.devtools.openai_server import ServerHandle, serve
 from vlmevals.devtools.stack import COMPONENTS, wait_for_dag
 
+from tests.doubles.openai_server import ServerHandle, serve
 from tests.e2e.critical_section import scheduler_gate
 from tests.e2e.plugin_helpers import client, wait_dag, wait_dag_run_over
 

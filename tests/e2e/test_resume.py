@@ -15,9 +15,10 @@ from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Model, Task
 from vlmevals.devtools.demo.benchmark import render_benchmark
-from vlmevals.devtools.openai_server import serve
 from vlmevals.pipeline import steps as pipeline
 from vlmevals.runs import lifecycle as runs
+
+from tests.doubles.openai_server import serve
 
 pytestmark = pytest.mark.e2e
 N = 40

@@ -19,9 +19,9 @@ from vlmevals.catalogue.enrolments import enrol
 from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, Model, Task
-from vlmevals.devtools.openai_server import serve
 from vlmevals.devtools.stack import wait_for_dag
 
+from tests.doubles.openai_server import serve
 from tests.e2e.plugin_helpers import client
 
 pytestmark = pytest.mark.e2e

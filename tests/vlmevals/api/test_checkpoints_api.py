@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import func, select
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Checkpoint, EvalRun, Model
-from vlmevals.devtools.fake_hub import FakeHub, fake_hub
 from vlmevals.toolkit import hub
+
+from tests.doubles.fake_hub import FakeHub, fake_hub
 
 pytestmark = pytest.mark.integration
 DEMO = "demo-tiny-idefics3"

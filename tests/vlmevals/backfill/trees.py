@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from vlmevals.devtools.demo.benchmark import DEMO_BENCHMARKS, write_benchmark
-from vlmevals.devtools.openai_server import serve
 
+from tests.doubles.openai_server import serve
 from tests.vlmeval_outputs import CACHE_ROOT, _vlmeval_env, cache_key, make_real_outputs
 
 API_MODEL = "served"

@@ -21,14 +21,15 @@ from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Enrolment, Model, Task
-from vlmevals.devtools.dataset_host import DatasetHost, dataset_host
 from vlmevals.devtools.demo.benchmark import render_benchmark, write_benchmark
 from vlmevals.devtools.demo.model import DEMO_MODEL_SPEC
-from vlmevals.devtools.fake_hub import FakeHub, fake_hub
 from vlmevals.nightly import planning
 from vlmevals.pipeline import prepare, steps
 from vlmevals.runs import lifecycle as runs
 from vlmevals.toolkit import hub
+
+from tests.doubles.dataset_host import DatasetHost, dataset_host
+from tests.doubles.fake_hub import FakeHub, fake_hub
 
 REPO = "demo-org/tiny-idefics3"
 BODY = render_benchmark("DEMO_SHAPES_MCQ")

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
-from vlmevals.devtools.dataset_host import DatasetHost, dataset_host
 from vlmevals.toolkit import download, registry
 from vlmevals.toolkit.download import DatasetDownloadError, prepare_dataset
+
+from tests.doubles.dataset_host import DatasetHost, dataset_host
 
 BODY = ("index\tquestion\tanswer\timage_path\n" + "".join(f"{i}\tq{i}\tA\t{i}.png\n" for i in range(20000))).encode()
 MD5 = hashlib.md5(BODY).hexdigest()

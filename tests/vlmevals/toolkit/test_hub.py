@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
-from vlmevals.devtools.fake_hub import FakeHub, fake_hub
 from vlmevals.results import fingerprint
 from vlmevals.toolkit import hub, registry
 from vlmevals.toolkit.command import ModelSpec, TaskSpec
+
+from tests.doubles.fake_hub import FakeHub, fake_hub
 
 REPO = "demo-org/tiny-model"
 FILES = {"config.json": b'{"model_type": "idefics3"}', "model.safetensors": b"\0" * 300_000}

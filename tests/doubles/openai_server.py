@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from vlmevals.devtools.openai_answers import (
+from tests.doubles.openai_answers import (
     FAIL_MODES,
     LOOPBACK_HOSTS,
     MODES,
@@ -233,7 +233,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, verbose: bool = False, **polic
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m vlmevals.devtools.openai_server", description="OpenAI-compatible test server."
+        prog="python -m tests.doubles.openai_server", description="OpenAI-compatible test server."
     )
     p.add_argument("--host", default="127.0.0.1", choices=sorted(LOOPBACK_HOSTS))
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on the READY line)")

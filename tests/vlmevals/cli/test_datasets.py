@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from typer.testing import CliRunner
-from vlmevals.cli_datasets import datasets_app
+from vlmevals.cli.datasets import datasets_app
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Task
-from vlmevals.devtools.dataset_host import dataset_host
+
+from tests.doubles.dataset_host import dataset_host
 
 pytestmark = pytest.mark.integration
 BODY = b"index\tquestion\tanswer\timage_path\n" + b"".join(b"%d\tq\tA\ti.jpg\n" % i for i in range(100))

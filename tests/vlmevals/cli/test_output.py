@@ -11,11 +11,9 @@ import struct
 import subprocess
 import sys
 import termios
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 HOME = "/tmp/a-rather-long-folder-name/for-the-stack/.local"
 AIRFLOW_RUN = "http://127.0.0.1:8080/dags/eval_run/runs/manual__2026-12-02T06:52:34.123456+00:00"
 ARTIFACTS = "/tmp/a-rather-long-folder-name/outputs/runs/12345/artifacts-of-this-run"
@@ -23,7 +21,7 @@ ERROR = f"missing metric file {ARTIFACTS}/demo-tiny-idefics3/demo_acc.csv: rerun
 
 PRINT = f"""
 from types import SimpleNamespace
-from vlmevals import cli
+from vlmevals.cli import stack as cli
 from vlmevals.devtools.stack import Stack, StackSettings
 stack = Stack(StackSettings.model_validate({{"EVALS_HOME": {HOME!r}}}))
 cli._print_access(stack)
@@ -75,7 +73,7 @@ def test_urls_and_paths_stay_on_one_line(how: str) -> None:
 
 def test_the_terminal_really_was_narrow() -> None:
     """Guard for the test above: rich saw 40 columns, so a wrapping console would have broken the URL."""
-    code = "from vlmevals.cli import console; import json; print(json.dumps(console.width))"
+    code = "from vlmevals.cli.output import console; import json; print(json.dumps(console.width))"
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=child, stderr=child, env=_env(), close_fds=True)

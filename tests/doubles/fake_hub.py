@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
-from vlmevals.devtools.dataset_host import _send_body
+from tests.doubles.dataset_host import _send_body
 
 
 @dataclass

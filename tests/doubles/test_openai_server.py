@@ -19,8 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from vlmevals.devtools.openai_server import ServerHandle, serve
 
+from tests.doubles.openai_server import ServerHandle, serve
+
+ROOT = Path(__file__).resolve().parents[2]  # `python -m tests.doubles.openai_server` runs from the repo root
 MCQ_PROMPT = (
     "Question: {q}\nOptions:\nA. red\nB. green\nC. blue\nD. yellow\n"
     "Please select the correct answer from the options above. \n"
@@ -198,8 +200,8 @@ def test_loopback_only() -> None:
 
 def test_cli_process(tmp_path: Path) -> None:
     tsv = write_mcq_tsv(tmp_path)
-    cmd = [sys.executable, "-m", "vlmevals.devtools.openai_server", "--port", "0", "--policy", "oracle"]
-    proc = subprocess.Popen([*cmd, "--tsv", str(tsv)], stdout=subprocess.PIPE, text=True)
+    cmd = [sys.executable, "-m", "tests.doubles.openai_server", "--port", "0", "--policy", "oracle"]
+    proc = subprocess.Popen([*cmd, "--tsv", str(tsv)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from rich.console import Console
-from vlmevals import cli
+from vlmevals.cli import output
+from vlmevals.cli import stack as cli
 from vlmevals.db.engine import session_scope
 from vlmevals.runs import lifecycle as runs
 
@@ -25,7 +26,7 @@ def test_wait_and_report_prints_the_finished_run(seeded, db_url: str, monkeypatc
         transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"state": "success"})),
     )
     out = io.StringIO()
-    monkeypatch.setattr(cli, "console", Console(file=out, width=40, soft_wrap=True))
+    monkeypatch.setattr(output, "console", Console(file=out, width=40, soft_wrap=True))
     stack = SimpleNamespace(database_url=db_url, api_url="http://airflow.test")
     cli._wait_and_report(stack, api, "d1", timeout_s=30)
     text = out.getvalue()

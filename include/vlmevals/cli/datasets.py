@@ -1,6 +1,7 @@
 """`vlmevals datasets …`: fetch a task's dataset ahead of time and list what LMUData holds for the catalogue.
 
-A typer sub-app of its own, hooked into `vlmevals.cli` with `app.add_typer(datasets_app, name="datasets")`.
+A typer sub-app of its own, added to the app as `datasets` in `vlmevals.cli`. Its console wraps like rich's default
+(unlike `output.console`), as it always has: the table fits the terminal.
 """
 
 from __future__ import annotations
