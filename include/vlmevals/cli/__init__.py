@@ -8,6 +8,7 @@ the local stack (`vlmevals.devtools`) or VLMEvalKit: only the local-stack comman
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
@@ -33,6 +34,8 @@ for _name, _command in (
 
 def main() -> None:
     """The `vlmevals` entry point: a missing prerequisite of the local set-up is one line, not a traceback."""
+    # platformdirs warns at Airflow's import on machines without a login session (containers, CI, cron): noise
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:
         app()
     except Exception as err:
