@@ -219,6 +219,7 @@ def eval_run() -> None:
     @task(retries=3, retry_delay=dt.timedelta(seconds=3))
     def finalize(info: dict[str, Any] | None) -> str:
         from airflow.sdk.exceptions import AirflowFailException
+        from vlmevals.core.vocabulary import RunStatus
         from vlmevals.pipeline.notes import note_finished_run
         from vlmevals.pipeline.operator_actions import last_state_change
         from vlmevals.pipeline.steps import finalize_step
@@ -229,7 +230,7 @@ def eval_run() -> None:
             _engine(), run_id, dag_run.run_id, lambda: last_state_change(dag_run.dag_id, dag_run.run_id)
         )
         note_finished_run(_engine(), run_id, dag_run.dag_id, dag_run.run_id)  # "eval run N: task x model → score"
-        if status == "failed":  # a teardown's success would let the DAG run end as success (see the docstring)
+        if status == RunStatus.FAILED:  # a teardown's success would let the DAG run end as success (see the docstring)
             raise AirflowFailException(f"eval run {run_id} failed")
         return status
 

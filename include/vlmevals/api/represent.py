@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import cast
 from urllib.parse import quote
 
 from fastapi import Request, Response
@@ -12,11 +11,11 @@ from pydantic import BaseModel
 from vlmevals.api import resources as s
 from vlmevals.catalogue.checkpoint_schemas import checkpoint_ref
 from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID, WORKER_STDERR_LOG
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.models import EvalRun, Task
 from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.results.leaderboard import Leaderboard, category_scores
 from vlmevals.runs import lifecycle as run_rows
-from vlmevals.runs.schemas import RunStatus
 
 
 def api_root(request: Request) -> str:
@@ -67,7 +66,7 @@ def run_summary(request: Request, run: EvalRun) -> s.RunSummary:
         model_name=run.model.name,
         model_display_name=run.model.display_name,
         checkpoint=checkpoint_ref(run.checkpoint),
-        status=cast("RunStatus", run.status),
+        status=RunStatus(run.status),
         dag_id=run.dag_id,
         dag_run_id=run.dag_run_id,
         triggered_by=run.triggered_by,
@@ -153,7 +152,7 @@ def leaderboard(request: Request, lb: Leaderboard) -> s.LeaderboardResponse:
             model_display_name=u.model.display_name,
             params_b=u.model.params_b,
             latest_run_id=u.latest_run_id,
-            latest_status=cast("RunStatus", u.latest_status),
+            latest_status=RunStatus(u.latest_status),
         )
         for u in lb.unranked
     ]

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from vlmevals.catalogue.checkpoint_schemas import CheckpointRef
 from vlmevals.catalogue.fields import Slug
-from vlmevals.runs.schemas import RunOptions, RunStatus
+from vlmevals.core.vocabulary import RunStatus
+from vlmevals.runs.schemas import RunOptions
 
 
 class RunLinks(BaseModel):

@@ -30,6 +30,7 @@ from vlmevals.backfill.report import Problem, SyncReport
 from vlmevals.backfill.scanner import FolderListing, ResultRef, datasets_in, list_folders, results_of
 from vlmevals.backfill.writes import insert_new, row_for, update_known
 from vlmevals.core.errors import InvalidRequestError
+from vlmevals.core.vocabulary import RunStatus
 
 log = logging.getLogger(__name__)
 Matched = list[tuple[ResultRef, int, TaskInfo]]
@@ -101,7 +102,7 @@ def _write(
             update_known(engine, known[r.source_path], row, o, report)
         else:
             new.append((row, o))
-            report.failed += o.status == "failed"
+            report.failed += o.status == RunStatus.FAILED
     insert_new(engine, new, report)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from vlmevals.backfill.reading import Job, Read
 from vlmevals.backfill.scanner import STATUS_FILE, ResultRef
 from vlmevals.core.errors import VLMEvalFailure
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.results.samples.parse import pick_result_file
 from vlmevals.toolkit import outputs as results
 
@@ -32,7 +33,7 @@ class TaskInfo:
 class Outcome:
     """What a result's files say: completed (metrics), failed (error) or malformed (reason)."""
 
-    status: str  # completed | failed | malformed | incomplete | not_scored
+    status: str  # a final RunStatus (completed | failed: stored as the run's) | malformed | incomplete | not_scored
     primary_metric: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -147,7 +148,7 @@ def judge_outcome(ref: ResultRef, task: TaskInfo, status: dict[str, Any] | str) 
     if err:
         commit, finished = _provenance(ref, status, entry)
         return Outcome(
-            "failed",
+            RunStatus.FAILED,
             error=f"VLMEvalKit reported a failure for {ref.model} x {ref.data}: {err}",
             finished_at=finished,
             judge=entry.get("judge_model"),
@@ -186,7 +187,7 @@ def completed_outcome(ref: ResultRef, status: dict[str, Any] | str, mf: str, rea
     entry = results.dataset_entry(status, ref.data)
     commit, finished = _provenance(ref, status, entry)
     o = Outcome(
-        "completed",
+        RunStatus.COMPLETED,
         primary_metric=read.primary,
         metrics=results.metrics_record(read.table, os.path.basename(mf), entry),
         file=mf,

@@ -13,6 +13,7 @@ from vlmevals.backfill.matching import Known
 from vlmevals.backfill.outcomes import Outcome, TaskInfo, eval_id_time
 from vlmevals.backfill.report import SyncReport
 from vlmevals.backfill.scanner import ResultRef
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.results.samples.store import replace_samples
 from vlmevals.runs import backfilled as runs
@@ -95,5 +96,5 @@ def update_known(engine: Engine | None, known: Known, row: dict[str, Any], o: Ou
         report.unchanged += 1
     else:
         report.updated += 1
-        report.failed += row["status"] == "failed"
+        report.failed += row["status"] == RunStatus.FAILED
         report.samples_ingested += o.sample_rows is not None

@@ -7,8 +7,6 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 
-RUN_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
-ACTIVE_STATUSES = ("queued", "running")
 # the partial unique index that keeps one active, unforced run per (task, model); its name identifies the violation
 ONE_ACTIVE_INDEX = "uq_eval_runs_one_active"
 TRIGGER_SOURCES = ("ui", "rest", "plugin", "schedule", "backfill", "cli")
@@ -25,7 +23,7 @@ SAMPLE_LIMIT_SQL = (
 
 
 def in_list(col: str, values: tuple[str, ...]) -> str:
-    return f"{col} IN ({', '.join(repr(v) for v in values)})"
+    return f"{col} IN ({', '.join(repr(str(v)) for v in values)})"  # str(): an enum member's repr is not SQL
 
 
 class Base(DeclarativeBase):

@@ -7,12 +7,10 @@ test checks that they agree. Importing this module registers every table on `Bas
 from __future__ import annotations
 
 from vlmevals.db.base import (
-    ACTIVE_STATUSES,
     CHECKPOINT_LABEL_PATTERN,
     LAUNCH_MODES,
     MODEL_TYPES,
     ONE_ACTIVE_INDEX,
-    RUN_STATUSES,
     SLUG_PATTERN,
     TRIGGER_SOURCES,
     Base,
@@ -21,12 +19,10 @@ from vlmevals.db.catalogue_tables import Checkpoint, Enrolment, Model, Suite, Su
 from vlmevals.db.run_tables import EvalRun, EvalRunEvent, EvalSample, GpuLease
 
 __all__ = [
-    "ACTIVE_STATUSES",
     "CHECKPOINT_LABEL_PATTERN",
     "LAUNCH_MODES",
     "MODEL_TYPES",
     "ONE_ACTIVE_INDEX",
-    "RUN_STATUSES",
     "SLUG_PATTERN",
     "TRIGGER_SOURCES",
     "Base",

@@ -23,7 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from vlmevals.db.base import ONE_ACTIVE_INDEX, RUN_STATUSES, SAMPLE_LIMIT_SQL, TRIGGER_SOURCES, Base, in_list
+from vlmevals.core.vocabulary import ACTIVE_STATUSES, RUN_STATUSES, RunStatus
+from vlmevals.db.base import ONE_ACTIVE_INDEX, SAMPLE_LIMIT_SQL, TRIGGER_SOURCES, Base, in_list
 
 if TYPE_CHECKING:
     from vlmevals.db.catalogue_tables import Checkpoint, Model, Task
@@ -40,7 +41,9 @@ class EvalRun(Base):
             "progress_done >= 0 AND (progress_total IS NULL OR progress_done <= progress_total)",
             name="ck_eval_runs_progress",
         ),
-        CheckConstraint("status <> 'completed' OR finished_at IS NOT NULL", name="ck_eval_runs_completed_has_finish"),
+        CheckConstraint(
+            f"status <> '{RunStatus.COMPLETED}' OR finished_at IS NOT NULL", name="ck_eval_runs_completed_has_finish"
+        ),
         Index("ix_eval_runs_task_created", "task_id", "created_at"),
         Index("ix_eval_runs_task_model_status", "task_id", "model_id", "status"),
         Index(
@@ -48,9 +51,9 @@ class EvalRun(Base):
             "task_id",
             "model_id",
             "primary_metric",
-            postgresql_where=text("status = 'completed'"),
+            postgresql_where=text(f"status = '{RunStatus.COMPLETED}'"),
         ),
-        Index("ix_eval_runs_active", "status", postgresql_where=text("status IN ('queued', 'running')")),
+        Index("ix_eval_runs_active", "status", postgresql_where=text(in_list("status", ACTIVE_STATUSES))),
         Index("uq_eval_runs_source_path", "source_path", unique=True, postgresql_where=text("source_path IS NOT NULL")),
         Index("ix_eval_runs_pair_finished", "task_id", "model_id", "finished_at"),
         Index("ix_eval_runs_checkpoint", "checkpoint_id"),
@@ -60,14 +63,14 @@ class EvalRun(Base):
             "model_id",
             text("coalesce(checkpoint_id, 0)"),
             unique=True,
-            postgresql_where=text("status IN ('queued', 'running') AND NOT forced"),
+            postgresql_where=text(f"{in_list('status', ACTIVE_STATUSES)} AND NOT forced"),
         ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="RESTRICT"))
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"))
-    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    status: Mapped[str] = mapped_column(String(16), server_default=RunStatus.QUEUED.value)
     dag_id: Mapped[str | None] = mapped_column(String(250))
     dag_run_id: Mapped[str | None] = mapped_column(String(250), unique=True)
     triggered_by: Mapped[str] = mapped_column(String(16), server_default="rest")

@@ -20,6 +20,7 @@ from vlmevals.catalogue.specs import model_spec, task_spec
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.errors import ConflictError
 from vlmevals.core.settings import Settings, get_settings
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Enrolment, EvalRun, Model, SuiteTask, Task
 from vlmevals.results import fingerprint
@@ -62,7 +63,7 @@ def _row_pairs(r: Enrolment, task_ids: list[int], model_ids: list[int], suites: 
 def _models_on(session: Session, tasks: list[int], pairs: set[Pair]) -> set[int]:
     """A suite alone: every model enrolled on one of its tasks or with a completed run on one."""
     ran = session.scalars(
-        select(EvalRun.model_id).where(EvalRun.task_id.in_(tasks), EvalRun.status == "completed").distinct()
+        select(EvalRun.model_id).where(EvalRun.task_id.in_(tasks), EvalRun.status == RunStatus.COMPLETED).distinct()
     )
     return {m for t, m in pairs if t in tasks} | set(ran)
 
@@ -108,7 +109,7 @@ def last_completed(session: Session, task_id: int, model_id: int) -> EvalRun | N
     would reproduce, so it neither skips nor triggers one."""
     return session.scalar(
         select(EvalRun)
-        .where(EvalRun.task_id == task_id, EvalRun.model_id == model_id, EvalRun.status == "completed")
+        .where(EvalRun.task_id == task_id, EvalRun.model_id == model_id, EvalRun.status == RunStatus.COMPLETED)
         .where(full_dataset(EvalRun))
         .order_by(EvalRun.finished_at.desc().nulls_last(), EvalRun.id.desc())
         .limit(1)
@@ -224,7 +225,7 @@ def pending_from_earlier_attempt(engine: Engine | None, nightly_run_id: str) -> 
     with session_scope(engine) as s:
         rows = s.execute(
             select(EvalRun.id, EvalRun.dag_run_id).where(
-                EvalRun.status == "queued", EvalRun.dag_run_id.startswith(prefix, autoescape=True)
+                EvalRun.status == RunStatus.QUEUED, EvalRun.dag_run_id.startswith(prefix, autoescape=True)
             )
         ).all()
     return [_trigger(rid, str(drid)) for rid, drid in rows]

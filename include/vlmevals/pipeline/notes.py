@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select
 
 from vlmevals.airflow.rest import AirflowRest, ApiLogin, api_login, site_url
 from vlmevals.core.constants import API_PREFIX
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun
 from vlmevals.runs.lifecycle import get_run
@@ -41,7 +42,7 @@ def run_note(engine: Engine | None, run_id: int, site_url: str) -> str:
     with session_scope(engine) as s:
         run = get_run(s, run_id)
         head = f"eval run {run.id}: {run.task.name} {TIMES} {run.model.name} → "
-        if run.status == "completed" and run.primary_metric is not None:
+        if run.status == RunStatus.COMPLETED and run.primary_metric is not None:
             outcome = f"{run.primary_metric:.4f} ({run.task.primary_metric_key})"
         else:
             outcome = f"{run.status}" + (f": {run.error}" if run.error else "")

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from vlmevals.catalogue.specs import model_spec
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRunEvent
 from vlmevals.runs import lifecycle as runs
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 def _event(engine: Engine | None, run_id: int, message: str) -> None:
     log.info("eval run %s: %s", run_id, message)
     with session_scope(engine) as s:
-        s.add(EvalRunEvent(run_id=run_id, status="queued", message=message))
+        s.add(EvalRunEvent(run_id=run_id, status=RunStatus.QUEUED, message=message))
 
 
 def judge_configured(judge: str | None, settings: Settings) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.settings import Settings, get_settings
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, run_vlmeval
 from vlmevals.pipeline.inference import inference_mode
@@ -64,7 +65,7 @@ def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
     """Stores the result unless `inference` did (then it reports the stored one; its regression check again
     only if that one gave no verdict, e.g. it failed)."""
     ctx = load_context(engine, run_id)
-    if ctx.status != "completed":
+    if ctx.status != RunStatus.COMPLETED:
         done, stored = store_result(engine, ctx)
         if not stored:
             log.warning("eval run %s was no longer active (cancelled?); metrics not recorded", run_id)

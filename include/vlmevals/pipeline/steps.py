@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
+from vlmevals.core.vocabulary import ACTIVE_STATUSES, RunStatus
 from vlmevals.db.engine import get_engine, session_scope
-from vlmevals.db.models import ACTIVE_STATUSES
 from vlmevals.gpu.leases import release_run
 from vlmevals.pipeline.context import RunContext, load_context
 from vlmevals.pipeline.inference import inference_mode, inference_step, record_fingerprint
@@ -53,7 +53,7 @@ def finalize_step(
     else, `failed`, naming who did it and when.
     """
     if run_id is None:
-        return "failed"
+        return RunStatus.FAILED
     release_run(engine or get_engine(), run_id)  # before the run is final: a final run holds no GPU
     if _status(engine, run_id) in ACTIVE_STATUSES:
         ended = f"the eval_run DAG run {dag_run_id} ended before ingest_metrics recorded a result"

@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from vlmevals.core.vocabulary import ACTIVE_STATUSES
+from vlmevals.db.base import in_list
 from vlmevals.db.models import Suite
 from vlmevals.results.overall import OverallBoard, Pick, overall_board
 
@@ -37,7 +39,7 @@ _PARTS = (
     "SELECT (SELECT max(id) FROM eval_runs),"
     " (SELECT e.id::text || ':' || e.xmin::text FROM eval_run_events e ORDER BY e.id DESC LIMIT 1),"
     " (SELECT string_agg(r.id::text || ':' || r.status, ',' ORDER BY r.id) FROM eval_runs r"
-    "   WHERE r.status IN ('queued', 'running')),"
+    f"   WHERE {in_list('r.status', ACTIVE_STATUSES)}),"
     " (SELECT count(*)::text || ':' || coalesce(max(m.id), 0)::text || ':'"
     "   || md5(coalesce(string_agg(m.id::text || ':' || m.xmin::text, ',' ORDER BY m.id), '')) FROM models m)"
 )
@@ -46,7 +48,7 @@ _STAMP = text(_PARTS)
 # the tasks' columns: every row version of the queued/running runs, a digest of the tasks (a few hundred rows)
 _LIVE_STAMP = text(
     _PARTS + ", (SELECT string_agg(r.id::text || ':' || r.xmin::text, ',' ORDER BY r.id) FROM eval_runs r"
-    "   WHERE r.status IN ('queued', 'running')),"
+    f"   WHERE {in_list('r.status', ACTIVE_STATUSES)}),"
     " (SELECT md5(coalesce(string_agg(t.id::text || ':' || t.xmin::text, ',' ORDER BY t.id), '')) FROM tasks t)"
 )
 

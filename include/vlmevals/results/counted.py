@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement
 
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.models import EvalRun
 
 
@@ -21,5 +22,5 @@ def full_dataset(r: type[EvalRun]) -> ColumnElement[bool]:
 
 def counted(r: type[EvalRun], *, include_limited: bool = False) -> list[ColumnElement[bool]]:
     """The conditions of a run that counts: completed, scored, and (unless asked otherwise) full-dataset."""
-    conds = [r.status == "completed", r.primary_metric.is_not(None)]
+    conds = [r.status == RunStatus.COMPLETED, r.primary_metric.is_not(None)]
     return conds if include_limited else [*conds, full_dataset(r)]

@@ -17,6 +17,7 @@ from sqlalchemy import Select, UnaryExpression, func, select, true
 from sqlalchemy.orm import Session, aliased, defer
 
 from vlmevals.core.errors import NotFoundError
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.models import EvalRun, Model, Task
 from vlmevals.results.counted import counted
 from vlmevals.results.fingerprint import COMPARABILITY_FIELDS, comparability_part
@@ -216,7 +217,7 @@ def latest_with_samples(session: Session, task: Task, model_name: str) -> EvalRu
         .where(
             EvalRun.task_id == task.id,
             EvalRun.model_id == model.id,
-            EvalRun.status == "completed",
+            EvalRun.status == RunStatus.COMPLETED,
             EvalRun.samples_total > 0,
         )
         .order_by(EvalRun.finished_at.desc(), EvalRun.id.desc())

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from vlmevals.airflow.notifiers import NOTIFIER_ENV, load_notifier
 from vlmevals.catalogue.checkpoints import CHECKPOINT_ORDER
 from vlmevals.core.errors import InvalidRequestError
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Checkpoint, EvalRun, Task
 from vlmevals.results.compare import compare_runs
@@ -138,7 +139,7 @@ def check_run(engine: Engine | None, run_id: int, *, force: bool = False) -> Ver
 def check_in_session(session: Session, run_id: int, *, force: bool = False) -> Verdict | None:
     """`check_run` inside the caller's transaction: a run completed and its verdict stored in one commit."""
     run = session.get(EvalRun, run_id)
-    if run is None or run.status != "completed":
+    if run is None or run.status != RunStatus.COMPLETED:
         return None
     if run.sample_limit is not None:
         log.info("regression check of eval run %s: skipped, it evaluated only %s samples", run.id, run.sample_limit)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.settings import Settings
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, Model
 
@@ -32,7 +33,7 @@ def held_elsewhere(session: Session, base_url: str, run_id: int) -> int:
     total = session.scalar(
         select(func.coalesce(func.sum(claimed), 0))
         .join(Model, Model.id == EvalRun.model_id)
-        .where(EvalRun.status == "running", EvalRun.id != run_id, Model.endpoint_base_url == base_url)
+        .where(EvalRun.status == RunStatus.RUNNING, EvalRun.id != run_id, Model.endpoint_base_url == base_url)
     )
     return int(total or 0)
 

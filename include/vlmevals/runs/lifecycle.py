@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, InvalidRequestError, NotFoundError
 from vlmevals.core.settings import get_settings
+from vlmevals.core.vocabulary import ACTIVE_STATUSES, RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import (
-    ACTIVE_STATUSES,
     ONE_ACTIVE_INDEX,
     TRIGGER_SOURCES,
     EvalRun,
@@ -100,7 +100,7 @@ def create_run(
     run = EvalRun(
         task=task,
         model=model,
-        status="queued",
+        status=RunStatus.QUEUED,
         triggered_by=triggered_by,
         triggered_by_user=user,
         options=opts,
@@ -118,7 +118,7 @@ def create_run(
             raise
         raise _conflict(session, task, model, checkpoint_id) from err
     run.artifacts_dir = fresh_artifacts_dir(run.id)
-    _event(session, run.id, "queued", f"triggered by {triggered_by}" + (f" ({user})" if user else ""))
+    _event(session, run.id, RunStatus.QUEUED, f"triggered by {triggered_by}" + (f" ({user})" if user else ""))
     session.flush()
     return run
 
@@ -139,7 +139,7 @@ def record_refused(
     run = EvalRun(
         task=get_task(session, task_name),
         model=get_model(session, model_name),
-        status="failed",
+        status=RunStatus.FAILED,
         triggered_by=triggered_by,
         triggered_by_user=user,
         dag_id=dag_id,
@@ -149,7 +149,7 @@ def record_refused(
     )
     session.add(run)
     session.flush()
-    _event(session, run.id, "failed", error)
+    _event(session, run.id, RunStatus.FAILED, error)
     return run
 
 
@@ -222,11 +222,11 @@ def mark_running(engine: Engine | None, run_id: int, attempt: int) -> bool:
         run = get_run(s, run_id)
         if run.status not in ACTIVE_STATUSES:
             return False
-        run.status = "running"
+        run.status = RunStatus.RUNNING
         run.started_at = run.started_at or now()
         run.attempts = max(run.attempts, attempt)
         run.error = None
-        _event(s, run_id, "running", f"inference attempt {attempt}")
+        _event(s, run_id, RunStatus.RUNNING, f"inference attempt {attempt}")
         return True
 
 
@@ -256,7 +256,7 @@ def mark_completed(
 ) -> bool:
     """`then` (the regression check) commits with the completion: no reader sees the run completed unflagged."""
     values = {
-        "status": "completed",
+        "status": RunStatus.COMPLETED,
         "finished_at": now(),
         "primary_metric": primary_metric,
         "metrics": metrics,
@@ -270,13 +270,13 @@ def mark_failed(engine: Engine | None, run_id: int, error: str) -> bool:
     error = error.strip() or "failed without a message (see the Airflow task log)"
     if len(error) > MAX_ERROR_CHARS:
         error = error[:MAX_ERROR_CHARS] + " …[truncated]"
-    return _transition(engine, run_id, {"status": "failed", "finished_at": now(), "error": error})
+    return _transition(engine, run_id, {"status": RunStatus.FAILED, "finished_at": now(), "error": error})
 
 
 def mark_cancelled(engine: Engine | None, run_id: int, user: str | None = None, reason: str | None = None) -> bool:
     """`reason` replaces "cancelled by USER" (e.g. a DAG run marked success in Airflow before any result)."""
     error = reason or ("cancelled" + (f" by {user}" if user else ""))
-    return _transition(engine, run_id, {"status": "cancelled", "finished_at": now(), "error": error})
+    return _transition(engine, run_id, {"status": RunStatus.CANCELLED, "finished_at": now(), "error": error})
 
 
 def record_regression(
@@ -290,4 +290,4 @@ def record_regression(
 def note_late_verdict(session: Session, run_id: int, message: str) -> None:
     """A verdict stored after its run completed gets an event: the history says when it came, and the boards'
     cached pages (stamped by the newest event) show the new flag."""
-    _event(session, run_id, "completed", message)
+    _event(session, run_id, RunStatus.COMPLETED, message)

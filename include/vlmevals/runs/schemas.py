@@ -1,16 +1,12 @@
-"""Pydantic models of eval runs that the life cycle, the pipeline and the API share: a run's status and the
-options a user may set when triggering (validated the same way from the plugin, the DAG form and the CLI)."""
+"""Pydantic models of eval runs that the life cycle, the pipeline and the API share: the options a user may
+set when triggering (validated the same way from the plugin, the DAG form and the CLI)."""
 
 from __future__ import annotations
-
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vlmevals.catalogue.fields import VlmevalName
 from vlmevals.core.constants import API_NPROC_MAX
-
-RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 
 
 class RunOptions(BaseModel):

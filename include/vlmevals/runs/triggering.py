@@ -25,8 +25,8 @@ from vlmevals.airflow import dag_runs
 from vlmevals.airflow.dag_runs import AirflowTriggerError
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.errors import ConflictError, EvalsError
+from vlmevals.core.vocabulary import ACTIVE_STATUSES
 from vlmevals.db.engine import session_scope
-from vlmevals.db.models import ACTIVE_STATUSES
 from vlmevals.runs import lifecycle as runs
 
 log = logging.getLogger(__name__)

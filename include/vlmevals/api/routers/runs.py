@@ -14,13 +14,13 @@ from vlmevals.api.resources import RunPublic, RunSummary, TriggerRequest
 from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, NotFoundError
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import get_engine, session_scope
 from vlmevals.db.models import SLUG_PATTERN, EvalRun, Model, Task
 from vlmevals.results import board_cache
 from vlmevals.runs import lifecycle as run_rows
 from vlmevals.runs import triggering
 from vlmevals.runs.queries import list_runs
-from vlmevals.runs.schemas import RunStatus
 
 router = APIRouter(tags=["runs"])
 TaskName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the task")]

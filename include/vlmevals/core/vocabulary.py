@@ -1,0 +1,27 @@
+"""The words our tables store, defined once: a run's status and the path that triggered it.
+
+StrEnums, so a member is the string itself: stored, compared, serialised to JSON and shown exactly as the
+plain value (the API's output does not change). The tuples keep a fixed order because the tables' CHECK
+constraints are written from them (and compared with the migrations).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    """An eval run's (and its events') status: queued -> running -> one of the final three."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+RUN_STATUSES: tuple[RunStatus, ...] = tuple(RunStatus)
+ACTIVE_STATUSES: tuple[RunStatus, ...] = (RunStatus.QUEUED, RunStatus.RUNNING)
+"""A run that may still change: at most one per (task, model) unless forced."""
+FINAL_STATUSES: tuple[RunStatus, ...] = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+"""A run that is over: it holds no GPU and never changes again (backfill's re-sync aside)."""
