@@ -5,7 +5,7 @@ Runs on the cron in `EVALS_NIGHTLY_SCHEDULE` (default `0 2 * * *`, UTC; `off` di
 by hand. `plan` resolves the enrolments (a pair, a whole task or a whole model; see `vlmevals enrolments`),
 skips every pair whose last completed run has the same fingerprint as now (toolkit version, model and weights,
 dataset md5, judge) unless `force` is set, and records one eval run per remaining pair
-(`triggered_by=schedule`). `trigger_eval_run` starts one `eval_run` DAG run per pair; their inference tasks
+(`triggered_by=nightly`). `trigger_eval_run` starts one `eval_run` DAG run per pair; their inference tasks
 share the `gpu` pool, which bounds how many evaluate at once. `summary` returns (and logs) how many were
 triggered and skipped, and why. A nightly run that scores worse than the pair's previous completed run by
 more than the task's tolerance is flagged as a regression (see the run's `regression_detail`).

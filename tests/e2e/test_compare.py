@@ -49,7 +49,7 @@ def two_runs(airflow_db: str, demo_assets: dict[str, Path]) -> Any:
             for model, mode in (("endpoint-right", "oracle"), ("endpoint-wrong", "wrong")):
                 srv.set_policy(mode=mode)
                 dag = DagBag(dag_folder=str(ROOT / "dags" / "eval_run.py")).dags["eval_run"]
-                dr = dag.test(run_conf={"task": TASK, "model": model, "triggered_by": "rest"})
+                dr = dag.test(run_conf={"task": TASK, "model": model, "triggered_by": "airflow_rest"})
                 with session_scope(engine) as s:
                     run = s.scalar(select(EvalRun).where(EvalRun.dag_run_id == dr.run_id))
                     assert run is not None and run.status == "completed", (run.status, run.error) if run else dr.state

@@ -30,13 +30,15 @@ def _run_for(engine, dag_run_id: str) -> EvalRun | None:
 
 
 def test_demo_run_completes(eval_dag, seeded, demo_assets) -> None:
-    dr = eval_dag.test(run_conf={"task": "demo-shapes-mcq", "model": "demo-tiny-idefics3", "triggered_by": "rest"})
+    dr = eval_dag.test(
+        run_conf={"task": "demo-shapes-mcq", "model": "demo-tiny-idefics3", "triggered_by": "airflow_rest"}
+    )
     run = _run_for(seeded, dr.run_id)
     assert run is not None, "queue recorded no eval run"
     assert run.status == "completed", run.error
     assert str(dr.state) == "success"
     assert [e.status for e in run.events] == ["queued", "running", "completed"]
-    assert run.triggered_by == "rest" and run.dag_id == "eval_run"
+    assert run.triggered_by == "airflow_rest" and run.dag_id == "eval_run"
     assert run.progress_total and run.progress_done == run.progress_total
     assert run.primary_metric is not None and 0.0 <= run.primary_metric <= 1.0
     table = run.metrics["table"]
@@ -64,7 +66,7 @@ def test_adopting_a_finished_run_is_refused(eval_dag, seeded, demo_assets) -> No
     from vlmevals.runs import lifecycle as runs
 
     with session_scope(seeded) as s:
-        run_id = runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="plugin").id
+        run_id = runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="api").id
     runs.mark_cancelled(seeded, run_id, "carol")
     dr = eval_dag.test(run_conf={"eval_run_id": run_id})
     assert str(dr.state) == "failed"

@@ -21,7 +21,7 @@ RUN_EVAL = f"""
 import json
 from airflow.dag_processing.dagbag import DagBag
 dag = DagBag(dag_folder={str(ROOT / "dags" / "eval_run.py")!r}).dags["eval_run"]
-dr = dag.test(run_conf={{"task": "demo-shapes-mcq", "model": "demo-tiny-idefics3", "triggered_by": "rest"}})
+dr = dag.test(run_conf={{"task": "demo-shapes-mcq", "model": "demo-tiny-idefics3", "triggered_by": "airflow_rest"}})
 print("DAG_RUN " + json.dumps({{"run_id": dr.run_id, "state": str(dr.state)}}))
 """
 

@@ -230,7 +230,7 @@ def test_postgres_down_during_ingest(seeded, served: ServerHandle, private_pg, m
     reference = _reference(seeded, served)
     _add_catalogue(engine, served.base_url)
     with session_scope(engine) as s:
-        run_id = runs.create_run(s, "faults-mcq", "faults-served", triggered_by="rest").id
+        run_id = runs.create_run(s, "faults-mcq", "faults-served", triggered_by="airflow_rest").id
     runs.mark_running(engine, run_id, 1)
     artifacts = Path(_run(engine, run_id).artifacts_dir)
     shutil.copytree(reference["artifacts"], artifacts, dirs_exist_ok=True)  # inference and scoring are done

@@ -25,7 +25,7 @@ def test_trigger_through_airflow_rest_api(live_stack, seeded) -> None:
         "/api/v2/dags/eval_run/dagRuns",
         json={
             "logical_date": None,
-            "conf": {"task": "demo-shapes-mcq", "model": "demo-tiny-idefics3", "triggered_by": "rest"},
+            "conf": {"task": "demo-shapes-mcq", "model": "demo-tiny-idefics3", "triggered_by": "airflow_rest"},
         },
     )
     assert r.status_code == 200, r.text
@@ -45,7 +45,7 @@ def test_trigger_through_airflow_rest_api(live_stack, seeded) -> None:
     with session_scope(seeded) as s:
         run = s.scalar(select(EvalRun).where(EvalRun.dag_run_id == dag_run_id))
         assert run.status == "completed" and run.primary_metric is not None
-        assert run.triggered_by == "rest" and run.triggered_by_user == "admin"
+        assert run.triggered_by == "airflow_rest" and run.triggered_by_user == "admin"
         assert [e.status for e in run.events] == ["queued", "running", "completed"]
     assert seen[-1] == "completed"
     # the viewer can read but not trigger

@@ -113,7 +113,7 @@ def test_nightly_triggers_skips_forces_and_flags_regressions(live_stack, seeded)
         night1 = _night(client)
         assert (night1["triggered"], night1["skipped"], night1["triggered_by_reason"]) == (2, 0, {"new": 2})
         first = {r.model.name: r for r in _wait("night 1's evaluations", lambda: _all_final(seeded, 2), 300)}
-        assert all(r.status == "completed" and r.triggered_by == "schedule" for r in first.values()), [
+        assert all(r.status == "completed" and r.triggered_by == "nightly" for r in first.values()), [
             (r.model.name, r.status, r.error) for r in first.values()
         ]
         assert first[SERVED].primary_metric > 0.5, "oracle answers"

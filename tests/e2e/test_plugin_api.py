@@ -47,7 +47,7 @@ def test_trigger_through_evals_api_and_read_leaderboard(live_stack, seeded, demo
     r = op.post("/api/evals/tasks/e2e-shapes/runs", json={"model_name": "e2e-tiny", "options": {"limit": 10}})
     assert r.status_code == 201, r.text
     run = r.json()
-    assert run["status"] == "queued" and run["triggered_by"] == "plugin" and run["triggered_by_user"] == "op"
+    assert run["status"] == "queued" and run["triggered_by"] == "api" and run["triggered_by_user"] == "op"
     dup = op.post("/api/evals/tasks/e2e-shapes/runs", json={"model_name": "e2e-tiny"})
     assert dup.status_code == 409 and dup.json()["existing_run_id"] == run["id"]
 

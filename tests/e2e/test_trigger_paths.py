@@ -89,7 +89,7 @@ def test_plugin_rest_and_nightly_at_once_one_active_run_per_pair(live_stack, see
         calls: list[Callable[[], httpx.Response]] = []
         for m in MODELS:
             calls += [lambda m=m: admin.post(f"/api/evals/tasks/{MCQ}/runs", json={"model_name": m})] * PER_PATH
-            rest = {"logical_date": None, "conf": {"task": MCQ, "model": m, "triggered_by": "rest"}}
+            rest = {"logical_date": None, "conf": {"task": MCQ, "model": m, "triggered_by": "airflow_rest"}}
             calls += [lambda rest=rest: admin.post("/api/v2/dags/eval_run/dagRuns", json=rest)] * PER_PATH
         calls.append(lambda: admin.post("/api/v2/dags/nightly_evals/dagRuns", json={"logical_date": None}))
         got = _fire(calls)

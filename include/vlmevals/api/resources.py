@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from vlmevals.catalogue.checkpoint_schemas import CheckpointRef
 from vlmevals.catalogue.fields import Slug
-from vlmevals.core.vocabulary import RunStatus
+from vlmevals.core.vocabulary import RunStatus, TriggeredBy
 from vlmevals.runs.schemas import RunOptions
 
 
@@ -37,7 +37,7 @@ class RunSummary(BaseModel):
     status: RunStatus
     dag_id: str | None
     dag_run_id: str | None
-    triggered_by: str
+    triggered_by: TriggeredBy
     triggered_by_user: str | None
     options: dict[str, Any]
     limited: bool = Field(description="evaluated a subset (option `limit`): left out of boards and baselines")

@@ -13,12 +13,11 @@ from vlmevals.backfill.matching import Known
 from vlmevals.backfill.outcomes import Outcome, TaskInfo, eval_id_time
 from vlmevals.backfill.report import SyncReport
 from vlmevals.backfill.scanner import ResultRef
-from vlmevals.core.vocabulary import RunStatus
+from vlmevals.core.vocabulary import RunStatus, TriggeredBy
 from vlmevals.db.engine import session_scope
 from vlmevals.results.samples.store import replace_samples
 from vlmevals.runs import backfilled as runs
 
-TRIGGERED_BY = "backfill"
 BATCH = 2000
 SAMPLE_COLUMNS = ("samples_total", "samples_failed", "ci_low", "ci_high")
 
@@ -41,7 +40,7 @@ def row_for(r: ResultRef, model_id: int, t: TaskInfo, o: Outcome) -> dict[str, A
         "task_id": t.id,
         "model_id": model_id,
         "status": o.status,
-        "triggered_by": TRIGGERED_BY,
+        "triggered_by": TriggeredBy.BACKFILL,
         "dag_id": None,
         "options": {},
         "created_at": eval_id_time(r.eval_id) or finished,

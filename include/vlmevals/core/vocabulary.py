@@ -25,3 +25,18 @@ ACTIVE_STATUSES: tuple[RunStatus, ...] = (RunStatus.QUEUED, RunStatus.RUNNING)
 """A run that may still change: at most one per (task, model) unless forced."""
 FINAL_STATUSES: tuple[RunStatus, ...] = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 """A run that is over: it holds no GPU and never changes again (backfill's re-sync aside)."""
+
+
+class TriggeredBy(StrEnum):
+    """The path an eval run came by (`eval_runs.triggered_by`), named after that path."""
+
+    API = "api"  # the evals API: POST /api/evals/tasks/{task}/runs, or a checkpoint registered there
+    AIRFLOW_REST = "airflow_rest"  # POST /api/v2/dags/eval_run/dagRuns with conf (also `vlmevals trigger`)
+    FORM = "form"  # Airflow's trigger form: an eval_run DAG run whose conf names no path
+    NIGHTLY = "nightly"  # the nightly_evals DAG
+    SUITE = "suite"  # the eval_suite DAG
+    CHECKPOINT = "checkpoint"  # the eval_checkpoint DAG (a checkpoint asset event)
+    BACKFILL = "backfill"  # results imported from VLMEvalKit output folders
+
+
+TRIGGER_SOURCES: tuple[TriggeredBy, ...] = tuple(TriggeredBy)

@@ -9,7 +9,6 @@ from sqlalchemy.orm import DeclarativeBase
 
 # the partial unique index that keeps one active, unforced run per (task, model); its name identifies the violation
 ONE_ACTIVE_INDEX = "uq_eval_runs_one_active"
-TRIGGER_SOURCES = ("ui", "rest", "plugin", "schedule", "backfill", "cli")
 MODEL_TYPES = ("vlm", "llm")
 LAUNCH_MODES = ("single", "torchrun")
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"

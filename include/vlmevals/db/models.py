@@ -12,7 +12,6 @@ from vlmevals.db.base import (
     MODEL_TYPES,
     ONE_ACTIVE_INDEX,
     SLUG_PATTERN,
-    TRIGGER_SOURCES,
     Base,
 )
 from vlmevals.db.catalogue_tables import Checkpoint, Enrolment, Model, Suite, SuiteTask, Task
@@ -24,7 +23,6 @@ __all__ = [
     "MODEL_TYPES",
     "ONE_ACTIVE_INDEX",
     "SLUG_PATTERN",
-    "TRIGGER_SOURCES",
     "Base",
     "Checkpoint",
     "Enrolment",

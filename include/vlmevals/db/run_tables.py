@@ -23,8 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from vlmevals.core.vocabulary import ACTIVE_STATUSES, RUN_STATUSES, RunStatus
-from vlmevals.db.base import ONE_ACTIVE_INDEX, SAMPLE_LIMIT_SQL, TRIGGER_SOURCES, Base, in_list
+from vlmevals.core.vocabulary import ACTIVE_STATUSES, RUN_STATUSES, TRIGGER_SOURCES, RunStatus, TriggeredBy
+from vlmevals.db.base import ONE_ACTIVE_INDEX, SAMPLE_LIMIT_SQL, Base, in_list
 
 if TYPE_CHECKING:
     from vlmevals.db.catalogue_tables import Checkpoint, Model, Task
@@ -73,7 +73,7 @@ class EvalRun(Base):
     status: Mapped[str] = mapped_column(String(16), server_default=RunStatus.QUEUED.value)
     dag_id: Mapped[str | None] = mapped_column(String(250))
     dag_run_id: Mapped[str | None] = mapped_column(String(250), unique=True)
-    triggered_by: Mapped[str] = mapped_column(String(16), server_default="rest")
+    triggered_by: Mapped[str] = mapped_column(String(16), server_default=TriggeredBy.AIRFLOW_REST.value)
     triggered_by_user: Mapped[str | None] = mapped_column(String(256))
     options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     # options.limit as a column (generated, so no write path can forget it): NULL = a full-dataset run, the

@@ -20,7 +20,7 @@ from vlmevals.catalogue.specs import model_spec, task_spec
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.errors import ConflictError
 from vlmevals.core.settings import Settings, get_settings
-from vlmevals.core.vocabulary import RunStatus
+from vlmevals.core.vocabulary import RunStatus, TriggeredBy
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Enrolment, EvalRun, Model, SuiteTask, Task
 from vlmevals.results import fingerprint
@@ -192,14 +192,16 @@ def _dag_run_prefix(nightly_run_id: str) -> str:
 
 
 def _trigger(run_id: int, dag_run_id: str) -> dict[str, Any]:
-    return {"conf": {"eval_run_id": run_id, "triggered_by": "schedule"}, "trigger_run_id": dag_run_id}
+    return {"conf": {"eval_run_id": run_id, "triggered_by": TriggeredBy.NIGHTLY}, "trigger_run_id": dag_run_id}
 
 
 def _create_one(engine: Engine | None, d: Decision, prefix: str, user: str | None) -> dict[str, Any] | None:
     """The pair's run, or None (the decision turned into a skip) when another path got there first."""
     try:
         with session_scope(engine) as s:
-            run = runs.create_run(s, d.task, d.model, triggered_by="schedule", user=user, dag_id=EVAL_RUN_DAG_ID)
+            run = runs.create_run(
+                s, d.task, d.model, triggered_by=TriggeredBy.NIGHTLY, user=user, dag_id=EVAL_RUN_DAG_ID
+            )
             runs.bind_dag_run(run, EVAL_RUN_DAG_ID, f"{prefix}{run.id}")
             d.eval_run_id = run.id
             return _trigger(run.id, str(run.dag_run_id))
@@ -211,7 +213,7 @@ def _create_one(engine: Engine | None, d: Decision, prefix: str, user: str | Non
 def create_runs(
     engine: Engine | None, decisions: list[Decision], *, nightly_run_id: str, user: str | None = None
 ) -> list[dict[str, Any]]:
-    """Record an eval run (triggered_by=schedule) per pair to trigger, bound to the eval_run DAG run id it will
+    """Record an eval run (triggered_by=nightly) per pair to trigger, bound to the eval_run DAG run id it will
     get; returns what the trigger step needs. A pair that meanwhile got an active run is skipped instead."""
     prefix = _dag_run_prefix(nightly_run_id)
     made = [_create_one(engine, d, prefix, user) for d in decisions if d.action == "trigger"]

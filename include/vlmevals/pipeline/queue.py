@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from vlmevals.core.errors import ConflictError, InvalidRequestError
 from vlmevals.core.settings import Settings, get_settings
+from vlmevals.core.vocabulary import TriggeredBy
 from vlmevals.db.engine import session_scope
 from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.pipeline.context import load_context
@@ -21,7 +22,9 @@ from vlmevals.toolkit.command import build_invocation, python_executable
 from vlmevals.toolkit.versions import vlmeval_version
 
 OPTION_KEYS = ("judge", "reuse", "limit", "api_nproc", "api_retry")
-SOURCES_BY_RUN_TYPE = {"scheduled": "schedule", "backfill": "backfill"}
+SOURCES_BY_RUN_TYPE = {"scheduled": TriggeredBy.NIGHTLY, "backfill": TriggeredBy.BACKFILL}
+# the conf's values before 0009 (README examples, existing scripts) still say where a DAG run came from
+RENAMED_SOURCES: dict[str, str] = {"rest": TriggeredBy.AIRFLOW_REST, "ui": TriggeredBy.FORM}
 
 
 def _create(
@@ -31,7 +34,8 @@ def _create(
     task_name, model_name = conf.get("task"), conf.get("model")
     if not task_name or not model_name:
         raise InvalidRequestError("conf needs 'task' and 'model' (catalogue names), or 'eval_run_id'")
-    source = SOURCES_BY_RUN_TYPE.get(run_type) or conf.get("triggered_by") or "ui"
+    given = str(conf.get("triggered_by") or "")
+    source = SOURCES_BY_RUN_TYPE.get(run_type) or RENAMED_SOURCES.get(given, given) or TriggeredBy.FORM
     options = {k: conf[k] for k in OPTION_KEYS if conf.get(k) not in (None, "")}
     refused: ConflictError | None = None
     with session_scope(engine) as s:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from vlmevals.airflow.notifiers import NOTIFIER_ENV, load_notifier
 from vlmevals.catalogue.checkpoints import CHECKPOINT_ORDER
 from vlmevals.core.errors import InvalidRequestError
-from vlmevals.core.vocabulary import RunStatus
+from vlmevals.core.vocabulary import RunStatus, TriggeredBy
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Checkpoint, EvalRun, Task
 from vlmevals.results.compare import compare_runs
@@ -36,7 +36,7 @@ from vlmevals.results.samples.store import scores_of
 from vlmevals.runs.lifecycle import note_late_verdict, record_regression
 
 log = logging.getLogger(__name__)
-CHECKED_SOURCES = ("schedule",)  # nightly runs; manual runs are compared on request (check_run(force=True))
+CHECKED_SOURCES = (TriggeredBy.NIGHTLY,)  # nightly runs; manual runs are compared on request (check_run(force=True))
 
 
 @dataclass

@@ -22,6 +22,7 @@ from vlmevals.airflow import dag_runs
 from vlmevals.catalogue.checkpoint_schemas import CheckpointCreate, CheckpointEvent, CheckpointPublic
 from vlmevals.catalogue.checkpoints import register, to_public
 from vlmevals.core.errors import EvalsError, InvalidRequestError
+from vlmevals.core.vocabulary import TriggeredBy
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Checkpoint, EvalRun, EvalRunEvent
 from vlmevals.runs import lifecycle as runs
@@ -75,11 +76,11 @@ def register_and_trigger(
     """POST /models/{name}/checkpoints: the checkpoint, its runs, then their DAG runs."""
     with session_scope(engine) as s:
         out = _register_with_runs(
-            s, model_name, body, user=user, run_ids=triggering.dag_run_id_for, triggered_by="plugin"
+            s, model_name, body, user=user, run_ids=triggering.dag_run_id_for, triggered_by=TriggeredBy.API
         )
     started = []
     for e in out.runs.started:
-        conf = {"eval_run_id": e["run_id"], "task": e["task"], "model": model_name, "triggered_by": "plugin"}
+        conf = {"eval_run_id": e["run_id"], "task": e["task"], "model": model_name, "triggered_by": TriggeredBy.API}
         try:
             e["dag_run_id"] = dag_runs.create_dag_run(e["dag_run_id"], conf, user)
         except Exception as err:  # the row must not stay queued forever
@@ -145,7 +146,11 @@ def register_events(
         for i, ev in enumerate(events, start=1):
             body = CheckpointCreate.model_validate(ev.model_dump(exclude={"model"}))
             try:
-                out.append(_register_with_runs(s, ev.model, body, user=user, run_ids=run_ids, triggered_by="rest"))
+                out.append(
+                    _register_with_runs(
+                        s, ev.model, body, user=user, run_ids=run_ids, triggered_by=TriggeredBy.CHECKPOINT
+                    )
+                )
             except EvalsError as err:
                 what = f"asset event {i} (model {ev.model!r}) refused, nothing registered"
                 raise InvalidRequestError(f"{what}: {err}") from err

@@ -22,11 +22,10 @@ from sqlalchemy.orm import Session
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, InvalidRequestError, NotFoundError
 from vlmevals.core.settings import get_settings
-from vlmevals.core.vocabulary import ACTIVE_STATUSES, RunStatus
+from vlmevals.core.vocabulary import ACTIVE_STATUSES, TRIGGER_SOURCES, RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import (
     ONE_ACTIVE_INDEX,
-    TRIGGER_SOURCES,
     EvalRun,
     EvalRunEvent,
     Model,

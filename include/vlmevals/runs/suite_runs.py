@@ -19,6 +19,7 @@ from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.catalogue.suites import get_suite
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.errors import ConflictError, EvalsError
+from vlmevals.core.vocabulary import TriggeredBy
 from vlmevals.db.engine import session_scope
 from vlmevals.runs import lifecycle as runs
 from vlmevals.runs import triggering
@@ -121,7 +122,7 @@ def create_suite_runs(
     model_name: str,
     *,
     parent_run_id: str,
-    triggered_by: str = "ui",
+    triggered_by: str = TriggeredBy.SUITE,
     user: str | None = None,
 ) -> tuple[list[dict[str, Any]], SuiteTrigger]:
     """The `eval_suite` DAG's first step: a queued row per task not already active, bound to the `eval_run`

@@ -25,7 +25,7 @@ from vlmevals.airflow import dag_runs
 from vlmevals.airflow.dag_runs import AirflowTriggerError
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.errors import ConflictError, EvalsError
-from vlmevals.core.vocabulary import ACTIVE_STATUSES
+from vlmevals.core.vocabulary import ACTIVE_STATUSES, TriggeredBy
 from vlmevals.db.engine import session_scope
 from vlmevals.runs import lifecycle as runs
 
@@ -60,7 +60,7 @@ def trigger(
             s,
             task_name,
             model_name,
-            triggered_by="plugin",
+            triggered_by=TriggeredBy.API,
             user=user,
             options=options,
             dag_id=EVAL_RUN_DAG_ID,
@@ -68,7 +68,7 @@ def trigger(
         )
         runs.bind_dag_run(run, EVAL_RUN_DAG_ID, dag_run_id_for(run.id))
         run_id, dag_run_id = run.id, str(run.dag_run_id)
-        conf = {"eval_run_id": run_id, "task": run.task.name, "model": run.model.name, "triggered_by": "plugin"}
+        conf = {"eval_run_id": run_id, "task": run.task.name, "model": run.model.name, "triggered_by": TriggeredBy.API}
     try:
         got = dag_runs.create_dag_run(dag_run_id, conf, user)
     except Exception as err:

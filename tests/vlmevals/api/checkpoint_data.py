@@ -38,7 +38,7 @@ NOW = dt.datetime.now(dt.UTC)
 
 
 def _run(task: Task, model: Model, ckpt: Checkpoint | None, score: float | None, **kw: object) -> EvalRun:
-    fields: dict[str, object] = {"status": "completed", "finished_at": NOW, "triggered_by": "cli"}
+    fields: dict[str, object] = {"status": "completed", "finished_at": NOW, "triggered_by": "airflow_rest"}
     fields.update(kw)
     return EvalRun(task=task, model=model, checkpoint_id=ckpt.id if ckpt else None, primary_metric=score, **fields)
 

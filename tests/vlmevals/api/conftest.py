@@ -153,7 +153,7 @@ def add_run(
 
     with session_scope(engine) as s:
         # created queued, so exempt from the one-active-run index until its real status is set
-        run = runs.create_run(s, task, model, triggered_by="cli", forced=True)
+        run = runs.create_run(s, task, model, triggered_by="airflow_rest", forced=True)
         run.status, run.forced = status, extra.pop("forced", False)
         if status in ("completed", "failed", "cancelled") and finished_days_ago is not None:
             run.finished_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=finished_days_ago)

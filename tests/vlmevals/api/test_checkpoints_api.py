@@ -55,12 +55,24 @@ def test_register_starts_the_suite_runs_of_the_checkpoint(clients, seeded, weigh
         run = clients.viewer.get(f"/api/evals/runs/{e['run_id']}").json()
         assert run["checkpoint"] == {"id": cp["id"], "step": 100, "label": None}
         assert run["status"] == "queued" and run["dag_run_id"] == e["dag_run_id"]
-        assert e["dag_run_id"].startswith("evals_api__")
+        assert e["dag_run_id"].startswith("evals_api__") and run["triggered_by"] == "api"
     with session_scope(seeded) as s:
         ids = set(s.scalars(select(EvalRun.checkpoint_id)))
     assert ids == {cp["id"]}
     listed = clients.viewer.get("/api/evals/tasks/demo-shapes-mcq/runs").json()["data"]
     assert [r["checkpoint"] for r in listed] == [{"id": cp["id"], "step": 100, "label": None}]
+
+
+def test_asset_events_runs_say_they_came_from_the_checkpoint_dag(seeded, weights) -> None:
+    """What the eval_checkpoint DAG's first step records: runs triggered_by `checkpoint`, also in their conf."""
+    from vlmevals.runs.checkpoint_runs import register_events
+
+    (got,) = register_events(
+        seeded, [{"model": DEMO, "step": 7, "weights_path": weights, "suite": "demo"}], parent_run_id="a", user=None
+    )
+    assert [k["conf"]["triggered_by"] for k in got.kwargs] == ["checkpoint"] * len(DEMO_TASKS)
+    with session_scope(seeded) as s:
+        assert set(s.scalars(select(EvalRun.triggered_by))) == {"checkpoint"}
 
 
 def test_the_model_suite_is_the_default_and_neither_is_refused(clients, seeded, weights) -> None:

@@ -39,7 +39,7 @@ def test_trigger_creates_row_and_dag_run(clients, seeded) -> None:
     r = clients.op.post(RUNS, json={"model_name": "demo-tiny-idefics3", "options": {"limit": 5}})
     assert r.status_code == 201, r.text
     run = r.json()
-    assert run["status"] == "queued" and run["triggered_by"] == "plugin" and run["triggered_by_user"] == "op"
+    assert run["status"] == "queued" and run["triggered_by"] == "api" and run["triggered_by_user"] == "op"
     assert run["options"]["limit"] == 5 and run["dag_id"] == "eval_run"
     assert run["links"]["airflow_run"] == f"/dags/eval_run/runs/{run['dag_run_id']}"
     dr = _dag_run(run["dag_run_id"])
@@ -48,7 +48,7 @@ def test_trigger_creates_row_and_dag_run(clients, seeded) -> None:
     assert dr.triggering_user_name == "op" and str(dr.triggered_by.value) == "rest_api"
     assert str(dr.state) == "queued"
     detail = clients.viewer.get(f"/api/evals/runs/{run['id']}").json()
-    assert [e["status"] for e in detail["events"]] == ["queued"] and "triggered by plugin (op)" in detail["events"][0][
+    assert [e["status"] for e in detail["events"]] == ["queued"] and "triggered by api (op)" in detail["events"][0][
         "message"
     ]
 

@@ -22,7 +22,7 @@ def test_samples_api(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
     real = make_real_outputs(tmp_path)
     with session_scope(seeded) as s:
-        run_id = runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="cli").id
+        run_id = runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="airflow_rest").id
     monkeypatch.setenv("LMUData", str(real["lmu_dir"]))
     get_settings.cache_clear()
     md = real["cases"]["ok"]["model_dir"]

@@ -99,6 +99,7 @@ def test_trigger_suite_starts_one_run_per_task_and_reports_active(clients, seede
     for e in got["started"]:
         run = clients.viewer.get(f"/api/evals/runs/{e['run_id']}").json()
         assert run["task_name"] == e["task"] and run["status"] == "queued" and run["options"]["limit"] == 3
+        assert run["triggered_by"] == "api"
         assert run["dag_run_id"] == e["dag_run_id"]
     again = clients.op.post(f"{SUITES}/demo/runs", json={"model_name": "demo-tiny-idefics3"})
     assert again.status_code == 200 and again.json()["started"] == []
@@ -130,3 +131,5 @@ def test_dag_plan_creates_rows_per_task_and_skips_active(clients, seeded) -> Non
     with session_scope(seeded) as s:
         rows = [s.get(EvalRun, e["run_id"]) for e in done.started]
         assert all(r is not None and r.status == "queued" and r.dag_id == "eval_run" for r in rows)
+        assert [r.triggered_by for r in rows if r is not None] == ["suite", "suite"]
+    assert all(k["conf"]["triggered_by"] == "suite" for k in kwargs)

@@ -40,15 +40,15 @@ def test_status_trigger_and_fk_checks(engine) -> None:
     ins = text(
         "INSERT INTO eval_runs (task_id, model_id, status, triggered_by, dag_run_id) VALUES (:t, :m, :s, :by, :d)"
     )
-    for bad in [{"s": "exploded", "by": "ui"}, {"s": "queued", "by": "nobody"}]:
+    for bad in [{"s": "exploded", "by": "form"}, {"s": "queued", "by": "nobody"}, {"s": "queued", "by": "ui"}]:
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(ins, {"t": t, "m": m, "d": None, **bad})
     with pytest.raises(IntegrityError), engine.begin() as conn:  # unknown task
-        conn.execute(ins, {"t": 9999, "m": m, "s": "queued", "by": "ui", "d": None})
+        conn.execute(ins, {"t": 9999, "m": m, "s": "queued", "by": "form", "d": None})
     with engine.begin() as conn:
-        conn.execute(ins, {"t": t, "m": m, "s": "queued", "by": "ui", "d": "manual__1"})
+        conn.execute(ins, {"t": t, "m": m, "s": "queued", "by": "form", "d": "manual__1"})
     with pytest.raises(IntegrityError), engine.begin() as conn:  # one eval run per DAG run
-        conn.execute(ins, {"t": t, "m": m, "s": "queued", "by": "ui", "d": "manual__1"})
+        conn.execute(ins, {"t": t, "m": m, "s": "queued", "by": "form", "d": "manual__1"})
     with pytest.raises(IntegrityError), engine.begin() as conn:  # completed needs finished_at
         conn.execute(text("UPDATE eval_runs SET status = 'completed'"))
     with pytest.raises(IntegrityError), engine.begin() as conn:  # runs keep their model

@@ -67,7 +67,10 @@ def test_one_active_index_migration_keeps_existing_overlaps_as_forced(fresh_db: 
     assert [tuple(r) for r in rows] == [("running", False), ("queued", True), ("completed", False)]
     with pytest.raises(IntegrityError, match="uq_eval_runs_one_active"), eng.begin() as conn:
         conn.execute(
-            text("INSERT INTO eval_runs (task_id, model_id, status, triggered_by) VALUES (1, 1, 'queued', 'cli')")
+            text(
+                "INSERT INTO eval_runs (task_id, model_id, status, triggered_by) "
+                "VALUES (1, 1, 'queued', 'airflow_rest')"
+            )
         )
     eng.dispose()
 
@@ -93,4 +96,45 @@ def test_sample_limit_migration_fills_existing_runs_from_their_options(fresh_db:
         conn.execute(text("""UPDATE eval_runs SET options = '{"limit": 7}' WHERE id = 3"""))
         got = conn.execute(text("SELECT sample_limit FROM eval_runs ORDER BY id")).scalars().all()
     assert got == [5, None, 7]
+    eng.dispose()
+
+
+def test_triggered_by_migration_names_the_paths_and_back(fresh_db: str) -> None:
+    """0009 renames stored values by the path they came by (the suite and checkpoint DAGs' runs known by their
+    DAG run id); its downgrade gives back the old names."""
+    old = [
+        ("plugin", "evals_api__1__x"),
+        ("rest", "manual__1"),
+        ("cli", None),
+        ("ui", "manual__2"),
+        ("schedule", "nightly__x__3"),
+        ("ui", "suite__p__4"),
+        ("rest", "checkpoint__p__5"),
+        ("backfill", None),
+    ]
+    eng = create_engine(fresh_db, poolclass=pool.NullPool)
+    downgrade(fresh_db, "base")
+    upgrade(fresh_db, "0008")
+    with eng.begin() as conn:
+        conn.execute(text("INSERT INTO tasks (name, display_name, vlmeval_data) VALUES ('t', 't', 'T')"))
+        conn.execute(text("INSERT INTO models (name, display_name, vlmeval_model) VALUES ('m', 'm', 'M')"))
+        for by, dag_run_id in old:
+            conn.execute(
+                text(
+                    "INSERT INTO eval_runs (task_id, model_id, status, triggered_by, dag_run_id, finished_at) "
+                    "VALUES (1, 1, 'completed', :by, :d, now())"
+                ),
+                {"by": by, "d": dag_run_id},
+            )
+    read = text("SELECT triggered_by FROM eval_runs ORDER BY id")
+    upgrade(fresh_db, "0009")
+    with eng.connect() as conn:
+        new = conn.execute(read).scalars().all()
+    assert new == ["api", "airflow_rest", "airflow_rest", "form", "nightly", "suite", "checkpoint", "backfill"]
+    with pytest.raises(IntegrityError, match="ck_eval_runs_triggered_by"), eng.begin() as conn:
+        conn.execute(text("UPDATE eval_runs SET triggered_by = 'rest' WHERE id = 1"))
+    downgrade(fresh_db, "0008")
+    with eng.connect() as conn:
+        back = conn.execute(read).scalars().all()
+    assert back == ["plugin", "rest", "rest", "ui", "schedule", "ui", "rest", "backfill"]
     eng.dispose()

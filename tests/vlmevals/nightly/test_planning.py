@@ -53,7 +53,7 @@ def _completed(
     score: float,
     *,
     fp_hash: str | None = None,
-    triggered_by: str = "schedule",
+    triggered_by: str = "nightly",
     days_ago: float = 0,
 ) -> int:
     with session_scope(engine) as s:
@@ -126,7 +126,7 @@ def test_plan_triggers_new_skips_unchanged_forces_and_never_doubles(cat) -> None
     with session_scope(cat) as s:
         for c in created:
             run = s.get(EvalRun, c["conf"]["eval_run_id"])
-            assert run.status == "queued" and run.triggered_by == "schedule" and run.dag_id == "eval_run"
+            assert run.status == "queued" and run.triggered_by == "nightly" and run.dag_id == "eval_run"
             assert run.dag_run_id == c["trigger_run_id"] == f"nightly__manual__2026-11-27T02:00:00+00:00__{run.id}"
         again = nightly.plan(s, force=True)
     assert {(d.action, d.reason) for d in again} == {("skip", "active")}, "queued runs are not doubled"
@@ -177,7 +177,7 @@ def test_regression_absolute_threshold_both_directions(cat) -> None:
         t.higher_is_better = False  # e.g. an error rate: a rise is the regression
     up = _completed(cat, MCQ, DEMO, 0.70)
     assert regression.check_run(cat, up).regression
-    manual = _completed(cat, MCQ, DEMO, 0.99, triggered_by="cli")
+    manual = _completed(cat, MCQ, DEMO, 0.99, triggered_by="airflow_rest")
     assert regression.check_run(cat, manual) is None, "only nightly runs are checked by default"
     assert regression.check_run(cat, manual, force=True).regression
 

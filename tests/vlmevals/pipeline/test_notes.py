@@ -17,7 +17,7 @@ SITE = "http://airflow.example:8080"
 def _new(engine, dag_run_id: str = "manual__1") -> int:
     with session_scope(engine) as s:
         run = runs.create_run(
-            s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="ui", dag_id="eval_run", dag_run_id=dag_run_id
+            s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="form", dag_id="eval_run", dag_run_id=dag_run_id
         )
         return run.id
 

@@ -26,7 +26,7 @@ def _checkpoint(engine: Any, step: int | None, label: str | None = None) -> int:
 
 def _run(engine: Any, checkpoint_id: int | None, score: float | None, status: str = "completed") -> int:
     with session_scope(engine) as s:
-        run_id = lifecycle.create_run(s, TASK, MODEL, triggered_by="plugin", checkpoint_id=checkpoint_id).id
+        run_id = lifecycle.create_run(s, TASK, MODEL, triggered_by="api", checkpoint_id=checkpoint_id).id
     if status == "completed":
         lifecycle.mark_completed(engine, run_id, primary_metric=score, metrics={})
     else:
@@ -71,11 +71,11 @@ def test_within_tolerance_and_skipping_failed_checkpoints(seeded: Any) -> None:
 def test_nightly_baselines_ignore_checkpoint_runs(seeded: Any) -> None:
     cp = _checkpoint(seeded, 5)
     with session_scope(seeded) as s:
-        first = lifecycle.create_run(s, TASK, MODEL, triggered_by="schedule").id
+        first = lifecycle.create_run(s, TASK, MODEL, triggered_by="nightly").id
     lifecycle.mark_completed(seeded, first, primary_metric=0.4, metrics={})
     _run(seeded, cp, 0.9)  # a checkpoint's run in between must not become the nightly baseline
     with session_scope(seeded) as s:
-        nightly = lifecycle.create_run(s, TASK, MODEL, triggered_by="schedule").id
+        nightly = lifecycle.create_run(s, TASK, MODEL, triggered_by="nightly").id
     lifecycle.mark_completed(seeded, nightly, primary_metric=0.4, metrics={})
     v = regression.check_run(seeded, nightly)
     assert v is not None and not v.regression and v.baseline_run_id == first

@@ -25,7 +25,7 @@ TASK, MODEL = "demo-shapes-mcq", "demo-tiny-idefics3"
 def _run(engine: Any, scores: list[float | None], failed: Collection[int] = ()) -> int:
     """A completed nightly run whose samples score `scores` (index i, category by parity)."""
     with session_scope(engine) as s:
-        run_id = lifecycle.create_run(s, TASK, MODEL, triggered_by="schedule").id
+        run_id = lifecycle.create_run(s, TASK, MODEL, triggered_by="nightly").id
     recs = [
         SampleRecord(str(i), "even" if i % 2 == 0 else "odd", "q", "A", "A", sc, i in failed)
         for i, sc in enumerate(scores)

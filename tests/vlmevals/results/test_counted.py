@@ -28,7 +28,7 @@ def _run(
     *,
     limit: int | None = None,
     checkpoint_id: int | None = None,
-    triggered_by: str = "plugin",
+    triggered_by: str = "api",
 ) -> int:
     options = {"limit": limit} if limit else None
     with session_scope(engine) as s:
@@ -121,9 +121,9 @@ def test_checkpoint_scores_keep_to_full_runs(seeded: Any) -> None:
 
 
 def test_nightly_baseline_is_never_a_limited_run(seeded: Any) -> None:
-    full = _run(seeded, 10.0, triggered_by="schedule")
+    full = _run(seeded, 10.0, triggered_by="nightly")
     limited = _run(seeded, 20.0, limit=5)
-    nightly = _run(seeded, 10.0, triggered_by="schedule")  # equal to the full run: no regression
+    nightly = _run(seeded, 10.0, triggered_by="nightly")  # equal to the full run: no regression
     v = regression.check_run(seeded, nightly)
     assert v is not None and v.baseline_run_id == full and not v.regression
     assert regression.check_run(seeded, limited, force=True) is None  # 5 samples are not checked either

@@ -20,7 +20,7 @@ def _served_run(engine, name: str, nproc: int | None, url: str = URL) -> int:
     with session_scope(engine) as s:
         s.add(Model(name=name, display_name=name, vlmeval_model=name, endpoint_base_url=url, api_nproc=nproc))
         s.flush()
-        run = runs.create_run(s, "demo-shapes-mcq", name, triggered_by="rest")
+        run = runs.create_run(s, "demo-shapes-mcq", name, triggered_by="airflow_rest")
         run_id = run.id
     assert runs.mark_running(engine, run_id, attempt=1)
     return run_id

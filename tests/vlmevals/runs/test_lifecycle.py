@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 def _new(engine, **kw) -> int:
     with session_scope(engine) as s:
-        return runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="rest", **kw).id
+        return runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="airflow_rest", **kw).id
 
 
 def test_life_cycle_and_history(seeded) -> None:
@@ -51,11 +51,13 @@ def test_failure_message_kept_readable(seeded) -> None:
 def test_bad_requests(seeded) -> None:
     with session_scope(seeded) as s:
         with pytest.raises(NotFoundError):
-            runs.create_run(s, "demo-shapes-mcq", "ghost", triggered_by="rest")
+            runs.create_run(s, "demo-shapes-mcq", "ghost", triggered_by="airflow_rest")
         with pytest.raises(InvalidRequestError):
             runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="pigeon")
         with pytest.raises(ValueError, match="limit"):
-            runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="rest", options={"limit": 0})
+            runs.create_run(
+                s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="airflow_rest", options={"limit": 0}
+            )
     run_id = _new(seeded, dag_id="eval_run", dag_run_id="manual__a")
     with session_scope(seeded) as s, pytest.raises(InvalidRequestError, match="already belongs"):
         runs.adopt_run(s, run_id, dag_id="eval_run", dag_run_id="manual__b")

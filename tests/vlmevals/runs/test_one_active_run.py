@@ -29,7 +29,7 @@ THREADS = 12
 
 def _create(engine, **kw: Any) -> int:
     with session_scope(engine) as s:
-        return runs.create_run(s, MCQ, DEMO, triggered_by="rest", **kw).id
+        return runs.create_run(s, MCQ, DEMO, triggered_by="airflow_rest", **kw).id
 
 
 def _active(engine) -> list[EvalRun]:
@@ -85,7 +85,7 @@ def test_refusal_keeps_the_callers_session_usable(seeded) -> None:
     first = _create(seeded)
     with session_scope(seeded) as s:
         with pytest.raises(ConflictError):
-            runs.create_run(s, MCQ, DEMO, triggered_by="rest")
+            runs.create_run(s, MCQ, DEMO, triggered_by="airflow_rest")
         assert s.scalar(select(func.count()).select_from(EvalRun)) == 1  # the savepoint rolled back alone
     assert [r.id for r in _active(seeded)] == [first]
 
@@ -94,7 +94,7 @@ def test_the_index_holds_when_the_life_cycle_is_bypassed(seeded) -> None:
     _create(seeded)
     insert = text(
         "INSERT INTO eval_runs (task_id, model_id, status, triggered_by) "
-        "SELECT task_id, model_id, 'running', 'cli' FROM eval_runs LIMIT 1"
+        "SELECT task_id, model_id, 'running', 'airflow_rest' FROM eval_runs LIMIT 1"
     )
     with pytest.raises(IntegrityError, match=ONE_ACTIVE_INDEX), seeded.begin() as conn:
         conn.execute(insert)
@@ -102,7 +102,7 @@ def test_the_index_holds_when_the_life_cycle_is_bypassed(seeded) -> None:
 
 def test_airflow_rest_duplicate_fails_at_queue_with_its_own_row(seeded) -> None:
     first = _create(seeded)
-    conf = {"task": MCQ, "model": DEMO, "triggered_by": "rest"}
+    conf = {"task": MCQ, "model": DEMO, "triggered_by": "airflow_rest"}
     with pytest.raises(ConflictError) as err:
         queue_step(seeded, conf, dag_id="eval_run", dag_run_id="manual__dup", run_type="manual", user="admin")
     assert err.value.existing_id == first and '"force": true' in str(err.value)
@@ -137,7 +137,7 @@ def test_every_path_at_once_one_active_run(seeded, monkeypatch) -> None:
         return triggering.trigger(seeded, MCQ, DEMO, user="alice").run_id
 
     def rest(i: int) -> Callable[[], Any]:
-        conf = {"task": MCQ, "model": DEMO, "triggered_by": "rest"}
+        conf = {"task": MCQ, "model": DEMO, "triggered_by": "airflow_rest"}
         return lambda: queue_step(
             seeded, conf, dag_id="eval_run", dag_run_id=f"manual__{i}", run_type="manual", user=None
         )

@@ -20,4 +20,4 @@ def run_id(seeded) -> int:
     from vlmevals.runs import lifecycle as runs
 
     with session_scope(seeded) as s:
-        return runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="cli").id
+        return runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="airflow_rest").id
