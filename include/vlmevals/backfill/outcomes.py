@@ -14,7 +14,7 @@ from vlmevals.backfill.scanner import STATUS_FILE, ResultRef
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.vocabulary import RunStatus
 from vlmevals.results.samples.parse import pick_result_file
-from vlmevals.toolkit import outputs as results
+from vlmevals.toolkit import outputs
 
 INFER_STATUSES = ("pending", "infer")  # what VLMEvalKit's status.json says before a prediction file exists
 METRIC_SUFFIXES = ("_acc.csv", "_score.csv", "_acc.xlsx", "_score.xlsx", "_acc.json", "_score.json")
@@ -69,7 +69,7 @@ def eval_id_time(eval_id: str | None) -> dt.datetime | None:
 
 
 def _metric_file(ref: ResultRef, suffix: str) -> str | None:
-    """Same choice as `results.metric_file`, from the listing (no glob per result): the exact name, else the
+    """Same choice as `outputs.metric_file`, from the listing (no glob per result): the exact name, else the
     newest `{model}_{data}_*{suffix}` (judges insert their name)."""
     exact = f"{ref.model}_{ref.data}{suffix}"
     if exact in ref.files:
@@ -95,7 +95,7 @@ class StatusCache:
             return {}
         if folder not in self._cache:
             try:
-                self._cache[folder] = results.load_status(Path(folder))
+                self._cache[folder] = outputs.load_status(Path(folder))
             except VLMEvalFailure as err:
                 self._cache[folder] = str(err)
         return self._cache[folder]
@@ -126,7 +126,7 @@ def _no_metric_file(ref: ResultRef, task: TaskInfo, status: dict[str, Any], entr
 
 def _incomplete(ref: ResultRef, entry: dict[str, Any]) -> Outcome | None:
     """Inference stopped before the prediction file (status `infer`/`pending`, or partial pickles only)."""
-    reached = results.count_partial(Path(ref.folder), ref.model, ref.data)
+    reached = outputs.count_partial(Path(ref.folder), ref.model, ref.data)
     if entry.get("status") not in INFER_STATUSES and not reached:
         return None
     return Outcome(
@@ -143,8 +143,8 @@ def judge_outcome(ref: ResultRef, task: TaskInfo, status: dict[str, Any] | str) 
     chosen from the listing: no stat or glob per result)."""
     if isinstance(status, str):
         return Outcome("malformed", reason=status, file=f"{ref.folder}/{STATUS_FILE}")
-    entry = results.dataset_entry(status, ref.data)
-    err = results.entry_error(entry)
+    entry = outputs.dataset_entry(status, ref.data)
+    err = outputs.entry_error(entry)
     if err:
         commit, finished = _provenance(ref, status, entry)
         return Outcome(
@@ -184,12 +184,12 @@ def completed_outcome(ref: ResultRef, status: dict[str, Any] | str, mf: str, rea
     if read.problem is not None or read.table is None:
         return Outcome("malformed", file=mf, reason=read.problem or f"{mf} has no metrics")
     status = status if isinstance(status, dict) else {}
-    entry = results.dataset_entry(status, ref.data)
+    entry = outputs.dataset_entry(status, ref.data)
     commit, finished = _provenance(ref, status, entry)
     o = Outcome(
         RunStatus.COMPLETED,
         primary_metric=read.primary,
-        metrics=results.metrics_record(read.table, os.path.basename(mf), entry),
+        metrics=outputs.metrics_record(read.table, os.path.basename(mf), entry),
         file=mf,
         finished_at=finished,
         judge=entry.get("judge_model"),

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.results.samples.ingest import PerSample, read_summarised
-from vlmevals.toolkit import outputs as results
+from vlmevals.toolkit import outputs
 
 PARALLEL_MIN = 400  # below this many results to read, a process pool costs more than it saves
 
@@ -36,12 +36,12 @@ class Read(NamedTuple):
 
 def _read_metrics(path: str, key: str) -> tuple[float | None, dict[str, float] | None, str | None]:
     try:
-        table = results.read_metric_file(Path(path))
+        table = outputs.read_metric_file(Path(path))
     except VLMEvalFailure as err:
         return None, None, str(err)
     except Exception as err:  # an unexpected file content must not stop the scan
         return None, None, f"metric file {path} is unreadable ({type(err).__name__}: {err})"
-    primary = results.pick_primary(table, key)
+    primary = outputs.pick_primary(table, key)
     if primary is None:
         return (
             None,

@@ -16,7 +16,7 @@ from vlmevals.core.settings import Settings
 from vlmevals.db.engine import session_scope
 from vlmevals.runs import lifecycle as runs
 from vlmevals.runs.schemas import RunOptions
-from vlmevals.toolkit import outputs as results
+from vlmevals.toolkit import outputs
 from vlmevals.toolkit.command import ModelSpec, TaskSpec, build_invocation, write_config
 from vlmevals.toolkit.runner import run_streaming
 
@@ -72,8 +72,8 @@ def progress_total(engine: Engine | None, run_id: int) -> int | None:
 
 def fail_on_status(ctx: RunContext, phase: str) -> None:
     """VLMEvalKit exits 0 on a failed pair: its status.json says so."""
-    entry = results.dataset_entry(results.load_status(ctx.pred_root), ctx.task.vlmeval_data)
-    err = results.entry_error(entry)
+    entry = outputs.dataset_entry(outputs.load_status(ctx.pred_root), ctx.task.vlmeval_data)
+    err = outputs.entry_error(entry)
     if err:
         raise VLMEvalFailure(
             f"VLMEvalKit {phase} failed for {ctx.model.vlmeval_model} x {ctx.task.vlmeval_data}: {err}"
@@ -110,7 +110,7 @@ def run_vlmeval(
         if on_tick is not None:  # e.g. the GPU lease's heartbeat
             on_tick()
         if mode in ("infer", "all"):
-            done = results.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
+            done = outputs.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
             runs.set_progress(engine, ctx.run_id, done, total)
 
     res = run_streaming(

@@ -18,8 +18,7 @@ from vlmevals.pipeline.ingest import store_if_scored
 from vlmevals.results import fingerprint
 from vlmevals.runs import concurrency
 from vlmevals.runs import lifecycle as runs
-from vlmevals.toolkit import hub
-from vlmevals.toolkit import outputs as results
+from vlmevals.toolkit import hub, outputs
 from vlmevals.toolkit.command import effective_nproc
 
 log = logging.getLogger(__name__)
@@ -73,13 +72,13 @@ def claim_endpoint(
 def _prepare(ctx: RunContext, try_number: int) -> int:
     """Set aside an earlier attempt's verdict, drop partial results unless reused; samples already answered."""
     ctx.pred_root.mkdir(parents=True, exist_ok=True)
-    status_file = ctx.pred_root / results.STATUS_FILE
+    status_file = ctx.pred_root / outputs.STATUS_FILE
     if status_file.exists():  # an earlier attempt's verdict must not leak into this one
         shutil.move(status_file, ctx.pred_root / f"status.before-attempt{try_number}.json")
     if not ctx.options.reuse and try_number == 1:
         for p in ctx.pred_root.glob(f"*_{ctx.task.vlmeval_data}.pkl"):
             p.unlink()
-    resumed = results.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
+    resumed = outputs.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
     if resumed:
         log.info("resuming: %s samples already answered by earlier attempts", resumed)
     return resumed
@@ -105,7 +104,7 @@ def inference_step(
         env = {**lease.env(), **hub_env}
         run_vlmeval(engine, offline_ctx, mode, settings, try_number, total, extra_env=env, on_tick=lease.heartbeat)
     fail_on_status(ctx, "inference")
-    pred = results.prediction_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
+    pred = outputs.prediction_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
     if pred is None:
         raise VLMEvalFailure(
             f"VLMEvalKit wrote no prediction file for {ctx.model.vlmeval_model} x "

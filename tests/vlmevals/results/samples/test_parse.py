@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from vlmevals.results.samples.parse import parse_frame, read_samples, result_file
 from vlmevals.results.samples.summary import summarise
-from vlmevals.toolkit import outputs as results
+from vlmevals.toolkit import outputs
 
 from tests.vlmeval_outputs import MODEL_NAME, _vlmeval_env, make_real_outputs
 
@@ -70,8 +70,8 @@ def rescored_with_failures(tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 def _official(md: Path, name: str) -> float:
     bench_suffix = {"DEMO_SHAPES_YORN": "_score.csv"}.get(name, "_acc.csv")
-    table = results.read_metric_file(md / f"{MODEL_NAME}_{name}{bench_suffix}")
-    value = results.pick_primary(table, "Overall")
+    table = outputs.read_metric_file(md / f"{MODEL_NAME}_{name}{bench_suffix}")
+    value = outputs.pick_primary(table, "Overall")
     assert value is not None
     return value
 
