@@ -1,4 +1,4 @@
-"""Storing a scored run: every metric, the per-sample results, the run completed.
+"""The `ingest_metrics` step, and storing a scored run: every metric, the per-sample results, the run completed.
 
 `ingest_metrics` does it, and so does `inference` as soon as VLMEvalKit has scored in its own process (offline
 exact matching): the result is on the leaderboard without waiting for two more task starts (scoring's and
@@ -13,25 +13,27 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from vlmevals.pipeline.context import RunContext
+from vlmevals.core.vocabulary import RunStatus
+from vlmevals.db.engine import session_scope
+from vlmevals.pipeline.context import RunContext, load_context
 from vlmevals.runs import lifecycle as runs
-from vlmevals.toolkit import outputs as results
+from vlmevals.toolkit import outputs
 
 log = logging.getLogger(__name__)
 
 
 def scored_in_process(ctx: RunContext) -> Path | None:
     """The metric file, when the VLMEvalKit process that inferred also scored (its status.json has metrics)."""
-    entry = results.dataset_entry(results.load_status(ctx.pred_root), ctx.task.vlmeval_data)
+    entry = outputs.dataset_entry(outputs.load_status(ctx.pred_root), ctx.task.vlmeval_data)
     if entry.get("metrics") is None:
         return None
-    return results.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, ctx.metric_suffix)
+    return outputs.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, ctx.metric_suffix)
 
 
 def store_result(engine: Engine | None, ctx: RunContext) -> tuple[dict[str, Any], bool]:
     """Collect, store and complete, with the regression verdict in the same commit; returns (what was stored,
     whether the run was still active to take it)."""
-    got = results.collect_metrics(
+    got = outputs.collect_metrics(
         ctx.pred_root,
         model=ctx.model.vlmeval_model,
         data=ctx.task.vlmeval_data,
@@ -75,3 +77,33 @@ def store_if_scored(engine: Engine | None, ctx: RunContext) -> bool:
         return False
     log.info("eval run %s stored (scored in the inference process)", ctx.run_id)
     return stored
+
+
+def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
+    """Stores the result unless `inference` did (then it reports the stored one; its regression check again
+    only if that one gave no verdict, e.g. it failed)."""
+    ctx = load_context(engine, run_id)
+    if ctx.status != RunStatus.COMPLETED:
+        done, stored = store_result(engine, ctx)
+        if not stored:
+            log.warning("eval run %s was no longer active (cancelled?); metrics not recorded", run_id)
+        return done
+    with session_scope(engine) as s:
+        run = runs.get_run(s, run_id)
+        primary = run.primary_metric
+        regression = run.regression if run.regression_detail is not None else None  # None: no verdict stored
+    scored = scored_in_process(ctx)
+    if regression is None:
+        from vlmevals.results.regression import check_run
+
+        try:
+            verdict = check_run(engine, run_id)
+            regression = verdict.regression if verdict else None
+        except Exception:  # the result is stored; a failed comparison must not fail (and retry) the ingest
+            log.exception("regression check of eval run %s failed", run_id)
+    return {
+        "eval_run_id": run_id,
+        "primary_metric": primary,
+        "metric_file": str(scored) if scored else None,
+        "regression": regression,
+    }

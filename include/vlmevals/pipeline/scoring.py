@@ -1,33 +1,28 @@
-"""The `scoring` and `ingest_metrics` steps: VLMEvalKit's evaluation, then every metric stored and the run
-completed."""
+"""The `scoring` step: VLMEvalKit's evaluation of the predictions, its metric file checked before ingest."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import Engine
 
 from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.settings import Settings, get_settings
-from vlmevals.core.vocabulary import RunStatus
-from vlmevals.db.engine import session_scope
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, run_vlmeval
 from vlmevals.pipeline.inference import inference_mode
-from vlmevals.pipeline.ingest import scored_in_process, store_result
-from vlmevals.runs import lifecycle as runs
-from vlmevals.toolkit import outputs as results
+from vlmevals.pipeline.ingest import scored_in_process
+from vlmevals.toolkit import outputs
 
 log = logging.getLogger(__name__)
 
 
 def _no_metric_file(ctx: RunContext) -> VLMEvalFailure:
     model, data = ctx.model.vlmeval_model, ctx.task.vlmeval_data
-    broken = results.unreadable_prediction(ctx.pred_root, model, data)
+    broken = outputs.unreadable_prediction(ctx.pred_root, model, data)
     if broken:
         return VLMEvalFailure(f"scoring {model} x {data} failed: {broken}")
-    entry = results.dataset_entry(results.load_status(ctx.pred_root), data)
+    entry = outputs.dataset_entry(outputs.load_status(ctx.pred_root), data)
     return VLMEvalFailure(
         f"scoring wrote no {ctx.metric_suffix} file for {model} x {data}"
         f" (status.json: {entry.get('skip_reason') or entry.get('status') or 'no entry'}); check the "
@@ -39,7 +34,7 @@ def _require_predictions(ctx: RunContext) -> None:
     """Inference may end without predictions yet scoring still runs: its task marked success in Airflow mid-way.
     VLMEvalKit would only say "No infer result found"; name the file instead."""
     model, data = ctx.model.vlmeval_model, ctx.task.vlmeval_data
-    if results.prediction_file(ctx.pred_root, model, data) is None:
+    if outputs.prediction_file(ctx.pred_root, model, data) is None:
         raise VLMEvalFailure(
             f"no predictions to score: {ctx.pred_root / f'{model}_{data}.xlsx'} does not exist, so inference ended "
             "before it finished (was its task marked success in Airflow?); trigger the evaluation again"
@@ -57,35 +52,5 @@ def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1, settin
         _require_predictions(ctx)
         run_vlmeval(engine, ctx, "eval", settings, try_number, None)
     fail_on_status(ctx, "scoring")
-    if results.metric_file(ctx.pred_root, model, data, ctx.metric_suffix) is None:
+    if outputs.metric_file(ctx.pred_root, model, data, ctx.metric_suffix) is None:
         raise _no_metric_file(ctx)
-
-
-def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
-    """Stores the result unless `inference` did (then it reports the stored one; its regression check again
-    only if that one gave no verdict, e.g. it failed)."""
-    ctx = load_context(engine, run_id)
-    if ctx.status != RunStatus.COMPLETED:
-        done, stored = store_result(engine, ctx)
-        if not stored:
-            log.warning("eval run %s was no longer active (cancelled?); metrics not recorded", run_id)
-        return done
-    with session_scope(engine) as s:
-        run = runs.get_run(s, run_id)
-        primary = run.primary_metric
-        regression = run.regression if run.regression_detail is not None else None  # None: no verdict stored
-    scored = scored_in_process(ctx)
-    if regression is None:
-        from vlmevals.results.regression import check_run
-
-        try:
-            verdict = check_run(engine, run_id)
-            regression = verdict.regression if verdict else None
-        except Exception:  # the result is stored; a failed comparison must not fail (and retry) the ingest
-            log.exception("regression check of eval run %s failed", run_id)
-    return {
-        "eval_run_id": run_id,
-        "primary_metric": primary,
-        "metric_file": str(scored) if scored else None,
-        "regression": regression,
-    }

@@ -15,9 +15,10 @@ from vlmevals.db.engine import get_engine, session_scope
 from vlmevals.gpu.leases import release_run
 from vlmevals.pipeline.context import RunContext, load_context
 from vlmevals.pipeline.inference import inference_mode, inference_step, record_fingerprint
+from vlmevals.pipeline.ingest import ingest_step
 from vlmevals.pipeline.operator_actions import StateChange
 from vlmevals.pipeline.queue import queue_step
-from vlmevals.pipeline.scoring import ingest_step, scoring_step
+from vlmevals.pipeline.scoring import scoring_step
 from vlmevals.runs import lifecycle as runs
 
 __all__ = [
