@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vlmevals.api.deps import Page
+from vlmevals.api.deps import Paging
 from vlmevals.core.errors import ConflictError
 from vlmevals.db.models import Model, Task
 
 Row = TypeVar("Row", Task, Model)
 
 
-def page_by_name(session: Session, cls: type[Row], page: Page) -> tuple[Sequence[Row], int]:
+def page_by_name(session: Session, cls: type[Row], page: Paging) -> tuple[Sequence[Row], int]:
     """One page of `cls` rows ordered by name, and how many there are in all."""
     count = session.scalar(select(func.count()).select_from(cls)) or 0
     rows = session.scalars(select(cls).order_by(cls.name).limit(page.limit).offset(page.offset)).all()

@@ -46,7 +46,9 @@ def can_trigger(user: BaseUser) -> bool:
     return may_trigger(user, EVAL_RUN_DAG_ID)
 
 
-class Page(BaseModel):
+class Paging(BaseModel):
+    """A listing's window, from the `limit` and `offset` query parameters."""
+
     limit: int
     offset: int
 
@@ -54,12 +56,12 @@ class Page(BaseModel):
 async def paging(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="rows to skip")] = 0,
-) -> Page:
+) -> Paging:
     """Async on purpose: a sync dependency is run through the threadpool, a hop per request for nothing."""
-    return Page(limit=limit, offset=offset)
+    return Paging(limit=limit, offset=offset)
 
 
-PageDep = Annotated[Page, Depends(paging)]
+PageDep = Annotated[Paging, Depends(paging)]
 
 
 def body_model_known(session: Session, model_name: str) -> None:

@@ -31,7 +31,7 @@ _TAIL = b'"data":[],"partial":[]}'  # how a header dumped with empty lists ends 
 
 
 @dataclass
-class Page:
+class RenderedPage:
     """One page's JSON; its gzip form made on first demand (a client without gzip never pays for it)."""
 
     plain: bytes
@@ -46,7 +46,7 @@ class Page:
 @dataclass
 class _Renderings:
     rows: dict[int, bytes]  # id(row) -> the row's JSON (rows live as long as their board)
-    pages: dict[tuple[Any, ...], Page] = field(default_factory=dict)
+    pages: dict[tuple[Any, ...], RenderedPage] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -66,7 +66,7 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return False
 
 
-def respond(page: Page, accept_encoding: str) -> Response:
+def respond(page: RenderedPage, accept_encoding: str) -> Response:
     """The page as gzip bytes when the client takes gzip, plain otherwise. `Vary` only on the gzip answer: the
     middleware passes an encoded body on untouched but adds `Vary` to a plain one itself."""
     if accepts_gzip(accept_encoding):
@@ -172,7 +172,7 @@ def page(
     order: overall.Order | None,
     limit: int,
     offset: int,
-) -> Page:
+) -> RenderedPage:
     """The page's JSON: a cached page when this board rendered it before, else the rows' JSON joined."""
     r = _renderings(api, s, board)
     # what the page depends on beyond the (cached) board and its rows
@@ -188,7 +188,7 @@ def page(
         raise RuntimeError("OverallBoardResponse must end with its data and partial lists")
     data = b",".join(r.rows[id(row)] for row in rows[offset : offset + limit])
     partial = b",".join(r.rows[id(row)] for row in board.partial[offset : offset + limit])
-    out = Page(b'%s"data":[%s],"partial":[%s]}' % (dumped[: -len(_TAIL)], data, partial))
+    out = RenderedPage(b'%s"data":[%s],"partial":[%s]}' % (dumped[: -len(_TAIL)], data, partial))
     with _lock:
         if len(r.pages) >= MAX_PAGES:
             r.pages.clear()

@@ -74,7 +74,7 @@ def test_accepts_gzip(header: str, gzip_ok: bool) -> None:
 
 
 def test_respond_gzip_or_plain_same_content() -> None:
-    page = overall_pages.Page(b'{"x":' + b"1" * 5000 + b"}")
+    page = overall_pages.RenderedPage(b'{"x":' + b"1" * 5000 + b"}")
     zipped = overall_pages.respond(page, "gzip, deflate")
     plain = overall_pages.respond(page, "identity")
     assert zipped.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from vlmevals.api import represent
 from vlmevals.api.deps import SessionDep
 from vlmevals.api.errors import responses
-from vlmevals.api.overall_pages import Page, respond
+from vlmevals.api.overall_pages import RenderedPage, respond
 from vlmevals.api.represent import api_root
 from vlmevals.api.resources import HistoryPointOut, HistoryResponse, HistorySeriesOut, LeaderboardResponse
 from vlmevals.catalogue.store import get_model, get_task
@@ -44,10 +44,10 @@ def get_leaderboard(
     task = get_task(session, task_name)
     api = api_root(request)
 
-    def render() -> Page:
+    def render() -> RenderedPage:
         board = queries.leaderboard(session, task, pick, limit=limit, offset=offset, include_limited=include_limited)
         body = represent.leaderboard(request, board)
-        return Page(body.__pydantic_serializer__.to_json(body))
+        return RenderedPage(body.__pydantic_serializer__.to_json(body))
 
     # cached while the results stamp stands (see board_cache); the key holds what else the page shows.
     # A worker log appearing (or deleted) later is not seen: a completed run's log is written before it completes

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session, selectinload
 
 from vlmevals.api import overall_pages, represent
-from vlmevals.api.deps import CanTrigger, Page, PageDep, SessionDep, UserDep, body_model_known, user_name
+from vlmevals.api.deps import CanTrigger, PageDep, Paging, SessionDep, UserDep, body_model_known, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.resources import RunPublic, RunSummary, TriggerRequest
 from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList
@@ -33,15 +33,15 @@ def _summary(request: Request, run_id: int) -> RunSummary:
 
 
 def _listing(
-    request: Request, session: Session, task: Task | None, model: Model | None, statuses: list[RunStatus], page: Page
+    request: Request, session: Session, task: Task | None, model: Model | None, statuses: list[RunStatus], page: Paging
 ) -> Response:
     """A page of runs as JSON, cached while the live stamp stands (board_cache: every write to an active run,
     new runs, events, model and task edits move it); gzip-compressed when the client takes it."""
 
-    def render() -> overall_pages.Page:
+    def render() -> overall_pages.RenderedPage:
         rows, count = list_runs(session, task, statuses=statuses, model=model, limit=page.limit, offset=page.offset)
         body = RunList(data=[represent.run_summary(request, r) for r in rows], count=count)
-        return overall_pages.Page(body.__pydantic_serializer__.to_json(body))
+        return overall_pages.RenderedPage(body.__pydantic_serializer__.to_json(body))
 
     key = ("runs", represent.api_root(request), task and task.id, model and model.id, tuple(sorted(set(statuses))))
     got = board_cache.cached_page(session, (*key, page.limit, page.offset), render, live=True)
