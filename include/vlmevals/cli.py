@@ -16,7 +16,7 @@ from vlmevals.cli_enrolments import enrol, enrolments, unenrol
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import get_settings
 from vlmevals.devtools.localpg import SetupError
-from vlmevals.devtools.stack import USERS, Stack, wait_for_dag
+from vlmevals.devtools.stack import FAB_USERS, USERS, Stack, wait_for_dag
 from vlmevals.devtools.stack_settings import CPU_SLOTS
 from vlmevals.gpu.detect import nvidia_smi
 from vlmevals.toolkit import registry
@@ -123,9 +123,10 @@ def up() -> None:
 
 
 def _print_access(stack: Stack) -> None:
+    names = FAB_USERS if stack.settings.auth_manager == "fab" else USERS  # passwords are the names
+    others = ", ".join(f"{name}/{name}" for name in names if name != "admin")
     console.print(
-        f"Airflow UI: [bold]{stack.api_url}[/]  login admin/{USERS['admin']} "
-        f"(also op/{USERS['op']}, viewer/{USERS['viewer']})"
+        f"Airflow UI: [bold]{stack.api_url}[/]  login admin/admin (also {others}; {stack.settings.auth_manager} auth)"
     )
     console.print(f"Shell env for the airflow CLI: source {stack.home / 'env.sh'}")
     console.print("Stop everything: [bold]./scripts/stop.sh[/]")
