@@ -49,14 +49,16 @@ def _engine():
 def nightly_evals() -> None:
     @task(retries=1, retry_delay=dt.timedelta(seconds=30))
     def plan(params=None, dag_run=None, ti=None) -> list[dict[str, Any]]:
+        from vlmevals.db.engine import session_scope
         from vlmevals.nightly.planning import plan_and_create
 
-        triggers, summary = plan_and_create(
-            _engine(),
-            force=bool((params or {}).get("force")),
-            nightly_run_id=dag_run.run_id,
-            user=dag_run.triggering_user_name,
-        )
+        with session_scope(_engine()) as s:  # the unit of work: the plan and every run it records
+            triggers, summary = plan_and_create(
+                s,
+                force=bool((params or {}).get("force")),
+                nightly_run_id=dag_run.run_id,
+                user=dag_run.triggering_user_name,
+            )
         ti.xcom_push(key="summary", value=summary)
         return triggers
 
