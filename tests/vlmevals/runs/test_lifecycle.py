@@ -106,3 +106,17 @@ def test_completion_follow_up_commits_with_it_and_its_failure_alone_is_dropped(s
         got = runs.get_run(s, bad)
         assert (got.status, got.regression, got.regression_detail) == ("completed", False, None)
         assert got.primary_metric == 0.4 and called == [], "no follow-up when nothing changed"
+
+
+def test_transitions_join_the_callers_unit_of_work(seeded) -> None:
+    """No life-cycle function commits: a caller whose unit of work fails leaves the run as it was, events too."""
+    run_id = _new(seeded)
+    with pytest.raises(RuntimeError, match="the step failed"), session_scope(seeded) as s:
+        assert runs.mark_running(s, run_id, attempt=1)
+        runs.record_preparation(s, run_id, "dataset downloaded")
+        assert runs.mark_failed(s, run_id, "boom")
+        raise RuntimeError("the step failed")
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, run_id)
+        assert (run.status, run.attempts, run.error) == ("queued", 0, None)
+        assert [e.status for e in run.events] == ["queued"]
