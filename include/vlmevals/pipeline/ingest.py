@@ -42,11 +42,12 @@ def store_result(engine: Engine, ctx: RunContext) -> tuple[dict[str, Any], bool]
     from vlmevals.results.regression import check_in_session  # numpy/scipy only where results are stored
     from vlmevals.results.samples import ingest_for_run
 
-    verdicts = []
-    with session_scope(engine) as s:  # the samples, the completion and its verdict: one commit
+    with session_scope(engine) as s:  # the samples first (a retry replaces them), as before the completion
         sample_columns = ingest_for_run(
             s, ctx.run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, got.metrics
         )
+    verdicts = []
+    with session_scope(engine) as s:  # the completion and its verdict: one commit
         stored = runs.mark_completed(
             s,
             ctx.run_id,
