@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from vlmevals.db.engine import session_scope
 from vlmevals.pipeline.context import RunContext
 from vlmevals.runs import lifecycle as runs
 from vlmevals.toolkit import outputs as results
@@ -28,7 +29,7 @@ def scored_in_process(ctx: RunContext) -> Path | None:
     return results.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, ctx.metric_suffix)
 
 
-def store_result(engine: Engine | None, ctx: RunContext) -> tuple[dict[str, Any], bool]:
+def store_result(engine: Engine, ctx: RunContext) -> tuple[dict[str, Any], bool]:
     """Collect, store and complete, with the regression verdict in the same commit; returns (what was stored,
     whether the run was still active to take it)."""
     got = results.collect_metrics(
@@ -41,18 +42,20 @@ def store_result(engine: Engine | None, ctx: RunContext) -> tuple[dict[str, Any]
     from vlmevals.results.regression import check_in_session  # numpy/scipy only where results are stored
     from vlmevals.results.samples import ingest_for_run
 
-    sample_columns = ingest_for_run(
-        engine, ctx.run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, got.metrics
-    )
+    with session_scope(engine) as s:  # the samples first (a retry replaces them), as before the completion
+        sample_columns = ingest_for_run(
+            s, ctx.run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, got.metrics
+        )
     verdicts = []
-    stored = runs.mark_completed(
-        engine,
-        ctx.run_id,
-        primary_metric=got.primary_metric,
-        metrics=got.metrics,
-        extra=sample_columns,
-        then=lambda s: verdicts.append(check_in_session(s, ctx.run_id)),
-    )
+    with session_scope(engine) as s:  # the completion and its verdict: one commit
+        stored = runs.mark_completed(
+            s,
+            ctx.run_id,
+            primary_metric=got.primary_metric,
+            metrics=got.metrics,
+            extra=sample_columns,
+            then=lambda t: verdicts.append(check_in_session(t, ctx.run_id)),
+        )
     verdict = verdicts[0] if verdicts else None
     done = {
         "eval_run_id": ctx.run_id,
@@ -63,7 +66,7 @@ def store_result(engine: Engine | None, ctx: RunContext) -> tuple[dict[str, Any]
     return done, stored
 
 
-def store_if_scored(engine: Engine | None, ctx: RunContext) -> bool:
+def store_if_scored(engine: Engine, ctx: RunContext) -> bool:
     """Called by `inference` after VLMEvalKit exits: never fails the task (that would rerun inference); whatever
     went wrong, `scoring` and `ingest_metrics` meet it again and fail with their readable error."""
     if scored_in_process(ctx) is None:

@@ -45,7 +45,7 @@ def _require_predictions(ctx: RunContext) -> None:
         )
 
 
-def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1, settings: Settings | None = None) -> None:
+def scoring_step(engine: Engine, run_id: int, try_number: int = 1, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     ctx = load_context(engine, run_id)
     model, data = ctx.model.vlmeval_model, ctx.task.vlmeval_data
@@ -60,7 +60,7 @@ def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1, settin
         raise _no_metric_file(ctx)
 
 
-def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
+def ingest_step(engine: Engine, run_id: int) -> dict[str, Any]:
     """Stores the result unless `inference` did (then it reports the stored one; its regression check again
     only if that one gave no verdict, e.g. it failed)."""
     ctx = load_context(engine, run_id)
@@ -78,7 +78,8 @@ def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
         from vlmevals.results.regression import check_run
 
         try:
-            verdict = check_run(engine, run_id)
+            with session_scope(engine) as s:
+                verdict = check_run(s, run_id)
             regression = verdict.regression if verdict else None
         except Exception:  # the result is stored; a failed comparison must not fail (and retry) the ingest
             log.exception("regression check of eval run %s failed", run_id)
