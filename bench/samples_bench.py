@@ -101,10 +101,12 @@ def run(url: str, n: int, n_runs: int, tmp: Path) -> dict[str, object]:
     for k, rid in enumerate(ids):
         recs = synthetic(n, seed=k, accuracy=0.6 + 0.02 * k)
         t = time.perf_counter()
-        samples.store(engine, rid, recs)
+        with session_scope(engine) as s:
+            samples.store(s, rid, recs)
         ingest_s.append(time.perf_counter() - t)
     t = time.perf_counter()
-    samples.store(engine, ids[0], synthetic(n, seed=0, accuracy=0.6))  # idempotent re-ingest
+    with session_scope(engine) as s:
+        samples.store(s, ids[0], synthetic(n, seed=0, accuracy=0.6))  # idempotent re-ingest
     reingest = time.perf_counter() - t
     recs0 = synthetic(n, seed=0, accuracy=0.6)
     summary_t = time.perf_counter()

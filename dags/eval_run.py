@@ -70,9 +70,11 @@ def _on_failure(context: dict[str, Any]) -> None:
 
 def _on_ingested(context: dict[str, Any]) -> None:
     """A nightly run flagged as a regression fires the notifier named by EVALS_REGRESSION_NOTIFIER."""
+    from vlmevals.db.engine import session_scope
     from vlmevals.results.regression import notify
 
-    notify(_engine(), _run_id_from(context), context)
+    with session_scope(_engine()) as s:
+        notify(s, _run_id_from(context), context)
 
 
 def _as_airflow_error(err: Exception) -> Exception:

@@ -49,17 +49,19 @@ def eval_suite() -> None:
     def plan() -> list[dict[str, Any]]:
         import logging
 
+        from vlmevals.db.engine import session_scope
         from vlmevals.runs.suite_runs import create_suite_runs
 
         context = get_current_context()
         params, dag_run = context["params"], context["dag_run"]
-        kwargs, done = create_suite_runs(
-            _engine(),
-            str(params["suite"]),
-            str(params["model"]),
-            parent_run_id=dag_run.run_id,
-            user=dag_run.triggering_user_name,
-        )
+        with session_scope(_engine()) as s:  # the unit of work: every task's row, or none
+            kwargs, done = create_suite_runs(
+                s,
+                str(params["suite"]),
+                str(params["model"]),
+                parent_run_id=dag_run.run_id,
+                user=dag_run.triggering_user_name,
+            )
         log = logging.getLogger("vlmevals.runs.suite_runs")
         for e in done.started:
             log.info("STARTED %s x %s -> eval run %s", e["task"], done.model, e["run_id"])

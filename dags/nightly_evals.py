@@ -52,16 +52,18 @@ def _engine() -> Engine:
 def nightly_evals() -> None:
     @task(retries=1, retry_delay=dt.timedelta(seconds=30))
     def plan() -> list[dict[str, Any]]:
+        from vlmevals.db.engine import session_scope
         from vlmevals.nightly.planning import plan_and_create
 
         context = get_current_context()
         dag_run = context["dag_run"]
-        triggers, summary = plan_and_create(
-            _engine(),
-            force=bool(context.get("params", {}).get("force")),
-            nightly_run_id=dag_run.run_id,
-            user=dag_run.triggering_user_name,
-        )
+        with session_scope(_engine()) as s:  # the unit of work: the plan and every run it records
+            triggers, summary = plan_and_create(
+                s,
+                force=bool(context.get("params", {}).get("force")),
+                nightly_run_id=dag_run.run_id,
+                user=dag_run.triggering_user_name,
+            )
         context["ti"].xcom_push(key="summary", value=summary)
         return triggers
 

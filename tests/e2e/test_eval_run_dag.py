@@ -67,7 +67,8 @@ def test_adopting_a_finished_run_is_refused(eval_dag, seeded, demo_assets) -> No
 
     with session_scope(seeded) as s:
         run_id = runs.create_run(s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="api").id
-    runs.mark_cancelled(seeded, run_id, "carol")
+    with session_scope(seeded) as s:
+        runs.mark_cancelled(s, run_id, "carol")
     dr = eval_dag.test(run_conf={"eval_run_id": run_id})
     assert str(dr.state) == "failed"
     with session_scope(seeded) as s:

@@ -231,7 +231,8 @@ def test_postgres_down_during_ingest(seeded, served: ServerHandle, private_pg, m
     _add_catalogue(engine, served.base_url)
     with session_scope(engine) as s:
         run_id = runs.create_run(s, "faults-mcq", "faults-served", triggered_by="airflow_rest").id
-    runs.mark_running(engine, run_id, 1)
+    with session_scope(engine) as s:
+        runs.mark_running(s, run_id, 1)
     artifacts = Path(_run(engine, run_id).artifacts_dir)
     shutil.copytree(reference["artifacts"], artifacts, dirs_exist_ok=True)  # inference and scoring are done
 
@@ -268,7 +269,8 @@ def test_postgres_down_during_ingest(seeded, served: ServerHandle, private_pg, m
 def test_corrupt_prediction_file_fails_clearly(seeded, served: ServerHandle) -> None:
     reference = _reference(seeded, served)
     run_id = _queue(seeded)
-    runs.mark_running(seeded, run_id, 1)
+    with session_scope(seeded) as s:
+        runs.mark_running(s, run_id, 1)
     artifacts = Path(_run(seeded, run_id).artifacts_dir)
     shutil.copytree(reference["artifacts"], artifacts, dirs_exist_ok=True)
     pred_root = artifacts / VMODEL

@@ -99,7 +99,10 @@ def test_killed_task_process_resumes(seeded, served, kill_at: int) -> None:
     reference = REFERENCE
 
     run_id = _queue(seeded)
-    code = f"from vlmevals.pipeline.steps import inference_step; inference_step(None, {run_id}, 1)"
+    code = (
+        "from vlmevals.db.engine import get_engine; from vlmevals.pipeline.steps import inference_step; "
+        f"inference_step(get_engine(), {run_id}, 1)"
+    )
     task_proc = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy())
     with session_scope(seeded) as s:
         artifacts = Path(runs.get_run(s, run_id).artifacts_dir)

@@ -32,7 +32,9 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 UserDep = GetUserDep
 # writes (create task/model, trigger, cancel) need the right to trigger eval_run, checked by Airflow's auth
-# manager; SimpleAuthManager's custom-view check ignores the HTTP method, so reads and writes are guarded apart
+# manager; not a custom-view check: SimpleAuthManager's ignores the HTTP method, and FAB's wants a permission on
+# our view that none of its roles has. FAB grants this one to User, Op and Admin (can_create on DAG Runs, can_edit
+# on DAGs), not to Viewer
 requires_trigger = requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=EVAL_RUN_DAG_ID)
 CanTrigger = Depends(requires_trigger)
 

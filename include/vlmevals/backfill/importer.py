@@ -31,6 +31,7 @@ from vlmevals.backfill.scanner import FolderListing, ResultRef, datasets_in, lis
 from vlmevals.backfill.writes import insert_new, row_for, update_known
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.vocabulary import RunStatus
+from vlmevals.db.engine import session_scope
 
 log = logging.getLogger(__name__)
 Matched = list[tuple[ResultRef, int, TaskInfo]]
@@ -88,7 +89,7 @@ def _reported(r: ResultRef, o: Outcome, report: SyncReport) -> bool:
 
 
 def _write(
-    engine: Engine | None, matched: Matched, got: dict[str, Outcome], known: dict[str, Known], report: SyncReport
+    engine: Engine, matched: Matched, got: dict[str, Outcome], known: dict[str, Known], report: SyncReport
 ) -> None:
     """New rows in bulk with their per-sample rows (one transaction per batch), changed ones in place (a flat
     folder rewritten by a rerun); the others reported."""
@@ -125,19 +126,25 @@ def _log(report: SyncReport) -> None:
 
 
 def sync_outputs(
-    folder: str | Path, *, engine: Engine | None = None, create_unknown: bool = False, workers: int | None = None
+    folder: str | Path, *, engine: Engine, create_unknown: bool = False, workers: int | None = None
 ) -> SyncReport:
-    """Scan `folder` (a VLMEvalKit work dir) and record every result not recorded yet. Safe to repeat."""
+    """Scan `folder` (a VLMEvalKit work dir) and record every result not recorded yet. Safe to repeat.
+
+    Takes an Engine, not a session: the writes commit in batches (see `backfill.writes`)."""
     started = time.perf_counter()
     report = SyncReport(folder=_root(folder))
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    models, tasks = load_catalogue(engine)
-    known = known_sources(engine, report.folder)
+    with session_scope(engine) as s:
+        models, tasks = load_catalogue(s)
+        known = known_sources(s, report.folder)
     statuses = StatusCache()
     listings, report.ignored = list_folders(report.folder)
     todo = [r for lst in listings for r in _pending_in(lst, known, tasks, statuses, report)]
-    if create_unknown and create_missing(engine, todo, models, tasks, report):
-        models, tasks = load_catalogue(engine)
+    if create_unknown:
+        with session_scope(engine) as s:
+            if create_missing(s, todo, models, tasks, report):
+                s.flush()
+                models, tasks = load_catalogue(s)
     matched = match(todo, models, tasks, report)
     _write(engine, matched, _read_outcomes(matched, statuses, workers, report), known, report)
     report.seconds = time.perf_counter() - started

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from vlmevals.backfill.outcomes import TaskInfo, guess_suffix
 from vlmevals.backfill.report import Problem, SyncReport
 from vlmevals.backfill.scanner import ResultRef
-from vlmevals.db.engine import session_scope
 from vlmevals.db.models import SLUG_PATTERN, EvalRun, Model, Task
 
 Known = tuple[int, int | None, str, float | None, str | None]  # id, mtime_ns, status, primary metric, error
@@ -23,72 +23,69 @@ def slugify(name: str) -> str:
 
 
 def ensure_catalogue(
-    engine: Engine | None, unknown_models: set[str], unknown_tasks: dict[str, str], report: SyncReport
+    session: Session, unknown_models: set[str], unknown_tasks: dict[str, str], report: SyncReport
 ) -> None:
     """`create_unknown`: register what the tree has and the catalogue lacks (names slugified, marked as such)."""
-    with session_scope(engine) as s:
-        for vm in sorted(unknown_models):
-            name = slugify(vm)
-            if s.scalar(select(Model.id).where(Model.name == name)) is not None:
-                name = slugify(f"{vm}-backfill")
-            s.add(
-                Model(
-                    name=name,
-                    display_name=vm,
-                    vlmeval_model=vm,
-                    gpus=1,
-                    description=f"created by backfill from {report.folder}",
-                )
+    for vm in sorted(unknown_models):
+        name = slugify(vm)
+        if session.scalar(select(Model.id).where(Model.name == name)) is not None:
+            name = slugify(f"{vm}-backfill")
+        session.add(
+            Model(
+                name=name,
+                display_name=vm,
+                vlmeval_model=vm,
+                gpus=1,
+                description=f"created by backfill from {report.folder}",
             )
-            report.created_models.append(name)
-        for data, suffix in sorted(unknown_tasks.items()):
-            name = slugify(data)
-            if s.scalar(select(Task.id).where(Task.name == name)) is not None:
-                name = slugify(f"{data}-backfill")
-            s.add(
-                Task(
-                    name=name,
-                    display_name=data,
-                    vlmeval_data=data,
-                    primary_metric_suffix=suffix,
-                    primary_metric_key="Overall",
-                    description=f"created by backfill from {report.folder}",
-                )
+        )
+        report.created_models.append(name)
+    for data, suffix in sorted(unknown_tasks.items()):
+        name = slugify(data)
+        if session.scalar(select(Task.id).where(Task.name == name)) is not None:
+            name = slugify(f"{data}-backfill")
+        session.add(
+            Task(
+                name=name,
+                display_name=data,
+                vlmeval_data=data,
+                primary_metric_suffix=suffix,
+                primary_metric_key="Overall",
+                description=f"created by backfill from {report.folder}",
             )
-            report.created_tasks.append(name)
+        )
+        report.created_tasks.append(name)
 
 
 Models = dict[str, list[tuple[int, str]]]  # vlmeval_model -> (id, name) of the models naming it
 Tasks = dict[str, list[TaskInfo]]  # vlmeval_data -> the tasks naming it
 
 
-def load_catalogue(engine: Engine | None) -> tuple[Models, Tasks]:
-    with session_scope(engine) as s:
-        models: Models = {}
-        for mid, name, vm in s.execute(select(Model.id, Model.name, Model.vlmeval_model).order_by(Model.id)):
-            models.setdefault(vm, []).append((mid, name))
-        tasks: Tasks = {}
-        cols = (Task.id, Task.name, Task.vlmeval_data, Task.primary_metric_suffix, Task.primary_metric_key)
-        for tid, name, vd, suf, key, scale in s.execute(select(*cols, Task.metric_scale).order_by(Task.id)):
-            tasks.setdefault(vd, []).append(TaskInfo(tid, name, suf, key, float(scale)))
+def load_catalogue(session: Session) -> tuple[Models, Tasks]:
+    models: Models = {}
+    for mid, name, vm in session.execute(select(Model.id, Model.name, Model.vlmeval_model).order_by(Model.id)):
+        models.setdefault(vm, []).append((mid, name))
+    tasks: Tasks = {}
+    cols = (Task.id, Task.name, Task.vlmeval_data, Task.primary_metric_suffix, Task.primary_metric_key)
+    for tid, name, vd, suf, key, scale in session.execute(select(*cols, Task.metric_scale).order_by(Task.id)):
+        tasks.setdefault(vd, []).append(TaskInfo(tid, name, suf, key, float(scale)))
     return models, tasks
 
 
-def known_sources(engine: Engine | None, folder: str) -> dict[str, Known]:
+def known_sources(session: Session, folder: str) -> dict[str, Known]:
     """Results under `folder` recorded by earlier syncs, by source path."""
     like = folder.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
-    with session_scope(engine) as s:
-        rows = s.execute(
-            select(
-                EvalRun.source_path,
-                EvalRun.id,
-                EvalRun.source_mtime_ns,
-                EvalRun.status,
-                EvalRun.primary_metric,
-                EvalRun.error,
-            ).where(EvalRun.source_path.like(like, escape="\\"))
-        )
-        return {sp: (rid, mt, st, pm, er) for sp, rid, mt, st, pm, er in rows if sp is not None}
+    rows = session.execute(
+        select(
+            EvalRun.source_path,
+            EvalRun.id,
+            EvalRun.source_mtime_ns,
+            EvalRun.status,
+            EvalRun.primary_metric,
+            EvalRun.error,
+        ).where(EvalRun.source_path.like(like, escape="\\"))
+    )
+    return {sp: (rid, mt, st, pm, er) for sp, rid, mt, st, pm, er in rows if sp is not None}
 
 
 def _unmatched_reason(r: ResultRef, ms: list[tuple[int, str]], ts: list[TaskInfo]) -> str:
@@ -121,9 +118,7 @@ def match(
     return matched
 
 
-def create_missing(
-    engine: Engine | None, todo: list[ResultRef], models: Models, tasks: Tasks, report: SyncReport
-) -> bool:
+def create_missing(session: Session, todo: list[ResultRef], models: Models, tasks: Tasks, report: SyncReport) -> bool:
     """`create_unknown`: register the models and tasks `todo` names that the catalogue lacks; True if any."""
     missing_models = {r.model for r in todo if r.model not in models}
     missing_tasks: dict[str, str] = {}
@@ -131,5 +126,5 @@ def create_missing(
         if r.data not in tasks and r.data not in missing_tasks:
             missing_tasks[r.data] = guess_suffix(r)
     if missing_models or missing_tasks:
-        ensure_catalogue(engine, missing_models, missing_tasks, report)
+        ensure_catalogue(session, missing_models, missing_tasks, report)
     return bool(missing_models or missing_tasks)

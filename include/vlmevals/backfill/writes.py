@@ -1,5 +1,6 @@
 """Backfill's writes, through the run life cycle: new runs in bulk with their samples, changed ones re-synced in
-place."""
+place. They take an Engine and own their transactions: a sync of 100,000 results commits every BATCH rows (a
+crash keeps what was stored, and no transaction grows without bound), and each re-synced result on its own."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def row_for(r: ResultRef, model_id: int, t: TaskInfo, o: Outcome) -> dict[str, A
     }
 
 
-def insert_new(engine: Engine | None, new: list[tuple[dict[str, Any], Outcome]], report: SyncReport) -> None:
+def insert_new(engine: Engine, new: list[tuple[dict[str, Any], Outcome]], report: SyncReport) -> None:
     """In batches of BATCH rows, each one transaction: the runs and their events (one executemany each, see
     `runs.backfilled.insert_backfilled`), then the per-sample rows of the runs this sync inserted, in one COPY."""
     for i in range(0, len(new), BATCH):
@@ -73,7 +74,7 @@ def insert_new(engine: Engine | None, new: list[tuple[dict[str, Any], Outcome]],
         report.samples_ingested += len(stored)
 
 
-def update_known(engine: Engine | None, known: Known, row: dict[str, Any], o: Outcome, report: SyncReport) -> None:
+def update_known(engine: Engine, known: Known, row: dict[str, Any], o: Outcome, report: SyncReport) -> None:
     """A result whose files changed: its new mtime, and its new outcome if status, metric or error differ
     (then its per-sample results are replaced too, as the pipeline's ingest would)."""
     run_id, _, old_status, old_metric, old_error = known

@@ -21,9 +21,10 @@ def sync_outputs(
 
     from vlmevals.backfill import sync_outputs as do_sync
     from vlmevals.core.errors import EvalsError
+    from vlmevals.db.engine import get_engine
 
     try:
-        report = do_sync(folder or get_settings().outputs_dir, create_unknown=create_unknown)
+        report = do_sync(folder or get_settings().outputs_dir, engine=get_engine(), create_unknown=create_unknown)
     except EvalsError as err:
         raise output.fail(err) from err
     if as_json:

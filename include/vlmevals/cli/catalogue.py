@@ -15,9 +15,9 @@ def seed(path: Annotated[Path | None, typer.Option(help="catalogue YAML")] = Non
     from vlmevals.catalogue.choices import write_choices
     from vlmevals.catalogue.seed import SEED_FILE
     from vlmevals.catalogue.seed import seed as do_seed
-    from vlmevals.db.engine import session_scope
+    from vlmevals.db.engine import get_engine, session_scope
 
-    with session_scope() as s:
+    with session_scope(get_engine()) as s:
         report = do_seed(s, path or SEED_FILE)
         choices = write_choices(s)
     output.console.print(

@@ -25,12 +25,12 @@ console = Console()
 def fetch(task: Annotated[str, typer.Argument(help="catalogue name of the task")]) -> None:
     """Download and verify the task's dataset into LMUData now (what the queue step would do)."""
     from vlmevals.catalogue.store import get_task
-    from vlmevals.db.engine import session_scope
+    from vlmevals.db.engine import get_engine, session_scope
     from vlmevals.toolkit.download import prepare_dataset
 
     settings = get_settings()
     try:
-        with session_scope() as s:
+        with session_scope(get_engine()) as s:
             t = get_task(s, task)
             data, url, md5 = t.vlmeval_data, t.dataset_url, t.dataset_md5
 
@@ -51,7 +51,7 @@ def dataset_rows() -> list[dict[str, Any]]:
     """One row per dataset the catalogue uses: present, size, md5 verified, the tasks using it."""
     from sqlalchemy import select
 
-    from vlmevals.db.engine import session_scope
+    from vlmevals.db.engine import get_engine, session_scope
     from vlmevals.db.models import Task
     from vlmevals.toolkit import registry
     from vlmevals.toolkit.datasets import file_md5
@@ -60,7 +60,7 @@ def dataset_rows() -> list[dict[str, Any]]:
     reg = registry.load(settings)
     used: dict[str, list[str]] = defaultdict(list)
     expected: dict[str, str | None] = {}
-    with session_scope() as s:
+    with session_scope(get_engine()) as s:
         for t in s.scalars(select(Task).order_by(Task.name)):
             used[t.vlmeval_data].append(t.name)
             entry = reg.dataset(t.vlmeval_data)

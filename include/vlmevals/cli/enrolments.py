@@ -30,10 +30,10 @@ def enrol(task: TaskOpt = None, model: ModelOpt = None, suite: SuiteOpt = None) 
     """Add a pair, a whole task, a whole model or a suite to the nightly re-evaluation."""
     from vlmevals.catalogue.enrolments import enrol as do_enrol
     from vlmevals.catalogue.enrolments import public
-    from vlmevals.db.engine import session_scope
+    from vlmevals.db.engine import get_engine, session_scope
 
     try:
-        with session_scope() as s:
+        with session_scope(get_engine()) as s:
             row, changed = do_enrol(s, task, model, user="cli", suite=suite)
             console.print(f"{'enrolled' if changed else 'already enrolled'}: {public(s, row).model_dump_json()}")
     except EvalsError as err:
@@ -43,10 +43,10 @@ def enrol(task: TaskOpt = None, model: ModelOpt = None, suite: SuiteOpt = None) 
 def unenrol(task: TaskOpt = None, model: ModelOpt = None, suite: SuiteOpt = None) -> None:
     """Take a pair, a task, a model or a suite out of the nightly re-evaluation."""
     from vlmevals.catalogue.enrolments import unenrol as do_unenrol
-    from vlmevals.db.engine import session_scope
+    from vlmevals.db.engine import get_engine, session_scope
 
     try:
-        with session_scope() as s:
+        with session_scope(get_engine()) as s:
             console.print(do_unenrol(s, task, model, user="cli", suite=suite))
     except EvalsError as err:
         raise _fail(err) from err
@@ -55,10 +55,10 @@ def unenrol(task: TaskOpt = None, model: ModelOpt = None, suite: SuiteOpt = None
 def enrolments() -> None:
     """List enrolments and the pairs the next nightly run covers."""
     from vlmevals.catalogue.enrolments import list_enrolments
-    from vlmevals.db.engine import session_scope
+    from vlmevals.db.engine import get_engine, session_scope
     from vlmevals.nightly.planning import resolve_pairs
 
-    with session_scope() as s:
+    with session_scope(get_engine()) as s:
         for e in list_enrolments(s):
             state = "" if e.enabled else " [excluded]"
             target = f"suite={e.suite}" if e.suite else f"task={e.task or '*'}"

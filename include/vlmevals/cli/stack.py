@@ -85,11 +85,12 @@ def up() -> None:
 
 
 def _print_access(stack: Stack) -> None:
-    from vlmevals.devtools.stack import USERS
+    from vlmevals.devtools.stack import FAB_USERS, USERS
 
+    names = FAB_USERS if stack.settings.auth_manager == "fab" else USERS  # passwords are the names
+    others = ", ".join(f"{name}/{name}" for name in names if name != "admin")
     output.console.print(
-        f"Airflow UI: [bold]{stack.api_url}[/]  login admin/{USERS['admin']} "
-        f"(also op/{USERS['op']}, viewer/{USERS['viewer']})"
+        f"Airflow UI: [bold]{stack.api_url}[/]  login admin/admin (also {others}; {stack.settings.auth_manager} auth)"
     )
     output.console.print(f"Shell env for the airflow CLI: source {stack.home / 'env.sh'}")
     output.console.print("Stop everything: [bold]./scripts/stop.sh[/]")

@@ -35,9 +35,11 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
-    """A transaction: commit on success, roll back on error."""
-    factory = sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A unit of work: commit on success, roll back on error. Opened by whoever starts the work (a pipeline
+    step, a route, a CLI command), with the engine of its edge: `engine_for_tasks()` in DAG tasks,
+    `get_engine()` (DATABASE_URL) in the API, the CLI, dev tools and tests."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
     with factory() as session, session.begin():
         yield session
 

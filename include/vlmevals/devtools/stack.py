@@ -29,10 +29,13 @@ from vlmevals.toolkit.runner import kill_groups
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COMPONENTS", "USERS", "Stack", "StackSettings", "get_stack_settings", "wait_for_dag"]
+__all__ = ["COMPONENTS", "FAB_USERS", "USERS", "Stack", "StackSettings", "get_stack_settings", "wait_for_dag"]
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 USERS = {"admin": "admin", "op": "op", "viewer": "viewer"}
+"""SimpleAuthManager's users (name → password; each user's role is its name)."""
+FAB_USERS = {"admin": "Admin", "op": "Op", "user": "User", "viewer": "Viewer"}
+"""FAB's users with `EVALS_AUTH_MANAGER=fab` (name → FAB role; the password is the name), one per built-in role."""
 NOTES_USER = "op"
 """The Airflow user whose login (connection `evals_airflow_api`) eval_run uses to write its DAG run notes."""
 PATH_VARS = {"VLMEVAL_OUTPUTS": "vlmeval_outputs", "LMUData": "lmu_data", "EVALS_MODELS_DIR": "models_dir"}
@@ -81,8 +84,9 @@ class Stack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.api_port}"
 
-    def _jwt_secret(self) -> str:
-        path = self.home / "airflow" / "jwt_secret"
+    def _secret(self, name: str) -> str:
+        """Generated once per stack home, so that every process and every restart signs alike."""
+        path = self.home / "airflow" / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(32))
@@ -96,9 +100,6 @@ class Stack:
     def _env_and_derived(self) -> tuple[dict[str, str], list[str]]:
         airflow_home = self.home / "airflow"
         airflow_home.mkdir(parents=True, exist_ok=True)
-        pw = airflow_home / "passwords.json"
-        if not pw.exists():
-            pw.write_text(json.dumps(USERS))
         conn_url = self.database_url.replace("postgresql+psycopg://", "postgresql://")
         env = {
             "AIRFLOW_HOME": str(airflow_home),
@@ -108,15 +109,14 @@ class Stack:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__PARALLELISM": str(self.settings.parallelism),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{u}" for u in USERS),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw),
+            **self._auth_env(),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.airflow_db_url,
             "AIRFLOW__API__PORT": str(self.settings.api_port),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__BASE_URL": self.api_url,
-            "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret(),
+            "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt_secret"),
             **ss.AIRFLOW_TUNING,
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
             "AIRFLOW_CONN_EVALS_DB": conn_url,
@@ -134,6 +134,22 @@ class Stack:
         if self.settings.executor == "CeleryExecutor":
             env.update(self._celery_env())
         return env, derived
+
+    def _auth_env(self) -> dict[str, str]:
+        """SimpleAuthManager (Airflow's default) with USERS, or FAB's auth manager (users made by `migrate`).
+
+        Named in both cases: a shell that sourced a FAB stack's env.sh must not carry FAB into a simple one."""
+        manager = {"AIRFLOW__CORE__AUTH_MANAGER": ss.AUTH_MANAGERS[self.settings.auth_manager]}
+        if self.settings.auth_manager == "fab":
+            return {**manager, "AIRFLOW__API__SECRET_KEY": self._secret("api_secret_key")}  # FAB's login session
+        pw = self.home / "airflow" / "passwords.json"
+        if not pw.exists():
+            pw.write_text(json.dumps(USERS))
+        return {
+            **manager,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{u}" for u in USERS),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw),
+        }
 
     def _celery_env(self) -> dict[str, str]:
         """Broker, result backend (Airflow's metadata DB) and worker names that tell workers on one host apart."""
@@ -153,6 +169,7 @@ class Stack:
             "EVALS_HOME": str(self.home),
             "EVALS_PG_PORT": str(self.settings.pg_port),
             "EVALS_AIRFLOW_PORT": str(self.settings.api_port),
+            "EVALS_AUTH_MANAGER": self.settings.auth_manager,
         }
         return {**env, **where, DERIVED_VAR: json.dumps({k: env[k] for k in derived}, sort_keys=True)}
 
@@ -204,7 +221,24 @@ class Stack:
         res = self.airflow("db", "migrate", check=False)
         if res.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{res.stderr[-3000:]}")
+        if self.settings.auth_manager == "fab":
+            self.create_fab_users()
         upgrade(self.database_url)
+
+    def create_fab_users(self) -> None:
+        """FAB_USERS in FAB's tables (`airflow db migrate` creates those: it runs every installed provider's DB
+        manager); a user that exists is left as it is."""
+        for name, role in FAB_USERS.items():
+            res = self.airflow(
+                *("users", "create", "--username", name, "--password", name, "--role", role),
+                *("--firstname", name, "--lastname", "evals", "--email", f"{name}@evals.invalid"),
+                check=False,
+            )
+            if res.returncode != 0:
+                raise RuntimeError(
+                    f"airflow users create {name} failed (EVALS_AUTH_MANAGER=fab needs the `fab` extra: "
+                    f"pip install -e '.[fab]' -c constraints.txt):\n{res.stderr[-3000:]}"
+                )
 
     def start_component(
         self, name: str, args: tuple[str, ...] | None = None, extra_env: dict[str, str] | None = None
@@ -296,7 +330,7 @@ class Stack:
     def token(self, username: str = "admin", password: str | None = None) -> str:
         r = httpx.post(
             f"{self.api_url}/auth/token",
-            json={"username": username, "password": password or USERS[username]},
+            json={"username": username, "password": password or USERS.get(username, username)},
             timeout=30,
         )
         r.raise_for_status()

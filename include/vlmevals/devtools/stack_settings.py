@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -31,6 +32,13 @@ AIRFLOW_TUNING = {
     "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
 }
 """Airflow settings of the local stack (docker-compose.yaml sets the same): a task start waits one scheduler loop."""
+
+AUTH_MANAGERS = {
+    "simple": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+    "fab": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+}
+"""`EVALS_AUTH_MANAGER` → Airflow's `core.auth_manager`: SimpleAuthManager (Airflow's default, for development) or
+FAB's (users and roles in the metadata DB, what production Airflow mostly runs; the `fab` extra installs it)."""
 
 DERIVED_VAR = "EVALS_STACK_DERIVED"
 """Written into `.local/env.sh`: the variables (name → value) the stack derived rather than was given."""
@@ -75,6 +83,7 @@ class StackSettings(BaseSettings):
     airflow_db_url: str | None = Field(default=None, alias="AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
     executor: str = Field(default="LocalExecutor", alias="EVALS_EXECUTOR")
     redis_url: str | None = Field(default=None, alias="REDIS_URL", description="Celery broker (CeleryExecutor)")
+    auth_manager: Literal["simple", "fab"] = Field(default="simple", alias="EVALS_AUTH_MANAGER")
 
     @classmethod
     def settings_customise_sources(

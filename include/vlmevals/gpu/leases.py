@@ -19,6 +19,10 @@ leases) but cannot say who holds a GPU, and needs a shared file system for multi
 
 Without GPUs (no `EVALS_GPUS`, no `nvidia-smi`, torch sees none) a worker runs models on CPU: no lease, and
 `CUDA_VISIBLE_DEVICES=""`; torchrun models then run as one process. That keeps the demo model working on CPU.
+
+Every function here takes an Engine and owns its transactions: a lease must commit the moment it is taken (so
+other workers see it), its heartbeats commit while the inference runs for hours, and a release commits with the
+`NOTIFY` that wakes the waiters; no caller's unit of work could hold them.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vlmevals.core.settings import GpuSettings, get_settings
-from vlmevals.db.engine import get_engine
 from vlmevals.gpu import lease_rows as rows
 from vlmevals.gpu.detect import detect_gpus
 from vlmevals.gpu.notify import listening, notify, wait_for_release
@@ -75,7 +78,7 @@ def _alive(pid: int) -> bool:
 class Lease:
     """k devices held on `host` (empty `devices`: CPU fallback, nothing held)."""
 
-    engine: Engine | None
+    engine: Engine
     host: str
     devices: tuple[int, ...]
     holder: str
@@ -105,7 +108,7 @@ class Lease:
 
     def heartbeat(self, force: bool = False) -> None:
         """Keep the lease fresh (throttled); re-take devices a reclaimer freed by mistake, complain if lost."""
-        if self.cpu_only or self.engine is None:
+        if self.cpu_only:
             return
         now = time.monotonic()
         if not force and now - self._last_beat < self.heartbeat_s:
@@ -121,7 +124,7 @@ class Lease:
             )
 
     def release(self) -> None:
-        if self.cpu_only or self.engine is None:
+        if self.cpu_only:
             return
         rows.release(self.engine, self.host, self.devices, self.holder)
         log.info("released GPUs %s on %s", self.cuda_visible_devices, self.host)
@@ -171,8 +174,8 @@ def release_run(engine: Engine, run_id: int, wait_s: float = 10.0, poll_s: float
     return holders
 
 
-def _cpu_lease(host: str, holder: str, settings: GpuSettings) -> Lease:
-    return Lease(None, host, (), holder, settings.heartbeat_s)
+def _cpu_lease(engine: Engine, host: str, holder: str, settings: GpuSettings) -> Lease:
+    return Lease(engine, host, (), holder, settings.heartbeat_s)
 
 
 def acquire(
@@ -196,7 +199,7 @@ def acquire(
             "with CUDA_VISIBLE_DEVICES=''",
             host,
         )
-        return _cpu_lease(host, label, settings)
+        return _cpu_lease(engine, host, label, settings)
     if k > len(devices):
         raise GpuUnavailable(
             f"this model needs {k} GPUs but worker {host} has {len(devices)} ({','.join(map(str, devices))}); "
@@ -241,15 +244,13 @@ def _wait_for_devices(
 
 @contextlib.contextmanager
 def leased(
-    engine: Engine | None, gpus: int, *, holder: str, run_id: int | None = None, settings: GpuSettings | None = None
+    engine: Engine, gpus: int, *, holder: str, run_id: int | None = None, settings: GpuSettings | None = None
 ) -> Iterator[Lease]:
     """Hold the model's GPUs for the duration of the block (API models with gpus=0 hold none)."""
     settings = settings or get_settings().gpu
     if gpus <= 0:
-        yield _cpu_lease(settings.host or node_name(), holder, settings)
+        yield _cpu_lease(engine, settings.host or node_name(), holder, settings)
         return
-    if engine is None:
-        engine = get_engine()
     lease = acquire(engine, gpus, holder=holder, run_id=run_id, settings=settings)
     try:
         yield lease

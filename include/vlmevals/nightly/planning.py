@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vlmevals.catalogue.specs import model_spec, task_spec
@@ -21,7 +21,6 @@ from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.errors import ConflictError
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.core.vocabulary import RunStatus, TriggeredBy
-from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Enrolment, EvalRun, Model, SuiteTask, Task
 from vlmevals.results import fingerprint
 from vlmevals.results.counted import full_dataset
@@ -195,41 +194,40 @@ def _trigger(run_id: int, dag_run_id: str) -> dict[str, Any]:
     return {"conf": {"eval_run_id": run_id, "triggered_by": TriggeredBy.NIGHTLY}, "trigger_run_id": dag_run_id}
 
 
-def _create_one(engine: Engine | None, d: Decision, prefix: str, user: str | None) -> dict[str, Any] | None:
-    """The pair's run, or None (the decision turned into a skip) when another path got there first."""
+def _create_one(session: Session, d: Decision, prefix: str, user: str | None) -> dict[str, Any] | None:
+    """The pair's run, or None (the decision turned into a skip) when another path got there first (the
+    refused insert rolls back to its savepoint: the session stays usable)."""
     try:
-        with session_scope(engine) as s:
-            run = runs.create_run(
-                s, d.task, d.model, triggered_by=TriggeredBy.NIGHTLY, user=user, dag_id=EVAL_RUN_DAG_ID
-            )
-            runs.bind_dag_run(run, EVAL_RUN_DAG_ID, f"{prefix}{run.id}")
-            d.eval_run_id = run.id
-            return _trigger(run.id, str(run.dag_run_id))
+        run = runs.create_run(
+            session, d.task, d.model, triggered_by=TriggeredBy.NIGHTLY, user=user, dag_id=EVAL_RUN_DAG_ID
+        )
+        runs.bind_dag_run(run, EVAL_RUN_DAG_ID, f"{prefix}{run.id}")
+        d.eval_run_id = run.id
+        return _trigger(run.id, str(run.dag_run_id))
     except ConflictError as err:  # the one-active-run index: a plugin/REST trigger of the pair won the race
         d.action, d.reason, d.detail, d.last_run_id = "skip", "active", str(err).split(";")[0], err.existing_id
         return None
 
 
 def create_runs(
-    engine: Engine | None, decisions: list[Decision], *, nightly_run_id: str, user: str | None = None
+    session: Session, decisions: list[Decision], *, nightly_run_id: str, user: str | None = None
 ) -> list[dict[str, Any]]:
     """Record an eval run (triggered_by=nightly) per pair to trigger, bound to the eval_run DAG run id it will
     get; returns what the trigger step needs. A pair that meanwhile got an active run is skipped instead."""
     prefix = _dag_run_prefix(nightly_run_id)
-    made = [_create_one(engine, d, prefix, user) for d in decisions if d.action == "trigger"]
+    made = [_create_one(session, d, prefix, user) for d in decisions if d.action == "trigger"]
     return [t for t in made if t is not None]
 
 
-def pending_from_earlier_attempt(engine: Engine | None, nightly_run_id: str) -> list[dict[str, Any]]:
+def pending_from_earlier_attempt(session: Session, nightly_run_id: str) -> list[dict[str, Any]]:
     """Runs a failed earlier attempt of this nightly run recorded but never triggered: triggered now, so no
     row stays queued without its DAG run (the plan itself skips them as active)."""
     prefix = _dag_run_prefix(nightly_run_id)
-    with session_scope(engine) as s:
-        rows = s.execute(
-            select(EvalRun.id, EvalRun.dag_run_id).where(
-                EvalRun.status == RunStatus.QUEUED, EvalRun.dag_run_id.startswith(prefix, autoescape=True)
-            )
-        ).all()
+    rows = session.execute(
+        select(EvalRun.id, EvalRun.dag_run_id).where(
+            EvalRun.status == RunStatus.QUEUED, EvalRun.dag_run_id.startswith(prefix, autoescape=True)
+        )
+    ).all()
     return [_trigger(rid, str(drid)) for rid, drid in rows]
 
 
@@ -260,18 +258,17 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 
 def plan_and_create(
-    engine: Engine | None,
+    session: Session,
     *,
     force: bool,
     nightly_run_id: str,
     user: str | None = None,
     settings: Settings | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The nightly DAG's planning step: decide, record the runs, log every decision."""
-    earlier = pending_from_earlier_attempt(engine, nightly_run_id)
-    with session_scope(engine) as s:
-        decisions = plan(s, force=force, settings=settings)
-    triggers = earlier + create_runs(engine, decisions, nightly_run_id=nightly_run_id, user=user)
+    """The nightly DAG's planning step, in the caller's transaction: decide, record the runs, log every decision."""
+    earlier = pending_from_earlier_attempt(session, nightly_run_id)
+    decisions = plan(session, force=force, settings=settings)
+    triggers = earlier + create_runs(session, decisions, nightly_run_id=nightly_run_id, user=user)
     summary = summarise(decisions)
     for d in decisions:
         log.info(

@@ -27,6 +27,7 @@ def event_extras(triggering_asset_events: Any) -> list[Any]:
 
 def register_asset_events(triggering_asset_events: Any, dag_run: Any) -> list[dict[str, Any]]:
     from vlmevals.airflow.hooks import engine_for_tasks
+    from vlmevals.db.engine import session_scope
     from vlmevals.runs.checkpoint_runs import register_events
 
     extras = event_extras(triggering_asset_events)
@@ -37,9 +38,9 @@ def register_asset_events(triggering_asset_events: Any, dag_run: Any) -> list[di
             "POST /api/evals/models/{name}/checkpoints"
         )
     log.info("%s checkpoint event(s): %s", len(extras), extras)
-    done = register_events(
-        engine_for_tasks(), extras, parent_run_id=dag_run.run_id, user=getattr(dag_run, "triggering_user_name", None)
-    )
+    with session_scope(engine_for_tasks()) as s:  # every checkpoint and its runs, or none
+        user = getattr(dag_run, "triggering_user_name", None)
+        done = register_events(s, extras, parent_run_id=dag_run.run_id, user=user)
     kwargs: list[dict[str, Any]] = []
     for d in done:
         cp = d.checkpoint

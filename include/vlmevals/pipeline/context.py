@@ -45,7 +45,7 @@ class RunContext:
         return self.artifacts / self.model.vlmeval_model
 
 
-def load_context(engine: Engine | None, run_id: int) -> RunContext:
+def load_context(engine: Engine, run_id: int) -> RunContext:
     with session_scope(engine) as s:
         r = runs.get_run(s, run_id)
         options = RunOptions.model_validate(r.options or {})
@@ -65,7 +65,7 @@ def load_context(engine: Engine | None, run_id: int) -> RunContext:
         )
 
 
-def progress_total(engine: Engine | None, run_id: int) -> int | None:
+def progress_total(engine: Engine, run_id: int) -> int | None:
     with session_scope(engine) as s:
         return runs.get_run(s, run_id).progress_total
 
@@ -81,7 +81,7 @@ def fail_on_status(ctx: RunContext, phase: str) -> None:
 
 
 def run_vlmeval(
-    engine: Engine | None,
+    engine: Engine,
     ctx: RunContext,
     mode: str,
     settings: Settings,
@@ -111,7 +111,8 @@ def run_vlmeval(
             on_tick()
         if mode in ("infer", "all"):
             done = outputs.count_partial(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
-            runs.set_progress(engine, ctx.run_id, done, total)
+            with session_scope(engine) as s:
+                runs.set_progress(s, ctx.run_id, done, total)
 
     res = run_streaming(
         inv.argv,

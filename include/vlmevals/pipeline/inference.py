@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import InvalidRequestError, VLMEvalFailure
 from vlmevals.core.settings import Settings, get_settings
+from vlmevals.db.engine import session_scope
 from vlmevals.gpu import leases as gpus
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, progress_total, run_vlmeval
 from vlmevals.pipeline.ingest import store_if_scored
@@ -34,7 +35,7 @@ def inference_mode(ctx: RunContext, settings: Settings) -> str:
 
 
 def record_fingerprint(
-    engine: Engine | None,
+    engine: Engine,
     ctx: RunContext,
     settings: Settings,
     visible_devices: str | None = None,
@@ -55,12 +56,11 @@ def record_fingerprint(
     )
     if concurrency is not None:
         fp["concurrency"] = concurrency
-    runs.set_fingerprint(engine, ctx.run_id, fp, digest)
+    with session_scope(engine) as s:
+        runs.set_fingerprint(s, ctx.run_id, fp, digest)
 
 
-def claim_endpoint(
-    engine: Engine | None, ctx: RunContext, settings: Settings
-) -> tuple[RunContext, dict[str, Any] | None]:
+def claim_endpoint(engine: Engine, ctx: RunContext, settings: Settings) -> tuple[RunContext, dict[str, Any] | None]:
     """A served model's share of its endpoint's request cap (waits while the endpoint is saturated)."""
     if not ctx.model.endpoint_base_url:
         return ctx, None
@@ -85,11 +85,13 @@ def _prepare(ctx: RunContext, try_number: int) -> int:
 
 
 def inference_step(
-    engine: Engine | None, run_id: int, try_number: int = 1, settings: Settings | None = None
+    engine: Engine, run_id: int, try_number: int = 1, settings: Settings | None = None
 ) -> dict[str, Any]:
     settings = settings or get_settings()
     ctx = load_context(engine, run_id)
-    if not runs.mark_running(engine, run_id, try_number):
+    with session_scope(engine) as s:
+        running = runs.mark_running(s, run_id, try_number)
+    if not running:
         raise InvalidRequestError(f"eval run {run_id} is {ctx.status}; not running inference")
     resumed = _prepare(ctx, try_number)
     total = progress_total(engine, run_id)
@@ -111,6 +113,7 @@ def inference_step(
             f"{ctx.task.vlmeval_data} in {ctx.pred_root}; see {WORKER_STDERR_LOG}"
         )
     if total is not None:
-        runs.set_progress(engine, run_id, total, total)
+        with session_scope(engine) as s:
+            runs.set_progress(s, run_id, total, total)
     stored = mode == "all" and store_if_scored(engine, load_context(engine, run_id))
     return {"predictions": str(pred), "resumed_samples": resumed, "stored": stored}

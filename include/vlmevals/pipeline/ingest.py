@@ -30,7 +30,7 @@ def scored_in_process(ctx: RunContext) -> Path | None:
     return outputs.metric_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, ctx.metric_suffix)
 
 
-def store_result(engine: Engine | None, ctx: RunContext) -> tuple[dict[str, Any], bool]:
+def store_result(engine: Engine, ctx: RunContext) -> tuple[dict[str, Any], bool]:
     """Collect, store and complete, with the regression verdict in the same commit; returns (what was stored,
     whether the run was still active to take it)."""
     got = outputs.collect_metrics(
@@ -43,18 +43,20 @@ def store_result(engine: Engine | None, ctx: RunContext) -> tuple[dict[str, Any]
     from vlmevals.results.regression import check_in_session  # numpy/scipy only where results are stored
     from vlmevals.results.samples import ingest_for_run
 
-    sample_columns = ingest_for_run(
-        engine, ctx.run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, got.metrics
-    )
+    with session_scope(engine) as s:  # the samples first (a retry replaces them), as before the completion
+        sample_columns = ingest_for_run(
+            s, ctx.run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, got.metrics
+        )
     verdicts = []
-    stored = runs.mark_completed(
-        engine,
-        ctx.run_id,
-        primary_metric=got.primary_metric,
-        metrics=got.metrics,
-        extra=sample_columns,
-        then=lambda s: verdicts.append(check_in_session(s, ctx.run_id)),
-    )
+    with session_scope(engine) as s:  # the completion and its verdict: one commit
+        stored = runs.mark_completed(
+            s,
+            ctx.run_id,
+            primary_metric=got.primary_metric,
+            metrics=got.metrics,
+            extra=sample_columns,
+            then=lambda t: verdicts.append(check_in_session(t, ctx.run_id)),
+        )
     verdict = verdicts[0] if verdicts else None
     done = {
         "eval_run_id": ctx.run_id,
@@ -65,7 +67,7 @@ def store_result(engine: Engine | None, ctx: RunContext) -> tuple[dict[str, Any]
     return done, stored
 
 
-def store_if_scored(engine: Engine | None, ctx: RunContext) -> bool:
+def store_if_scored(engine: Engine, ctx: RunContext) -> bool:
     """Called by `inference` after VLMEvalKit exits: never fails the task (that would rerun inference); whatever
     went wrong, `scoring` and `ingest_metrics` meet it again and fail with their readable error."""
     if scored_in_process(ctx) is None:
@@ -79,7 +81,7 @@ def store_if_scored(engine: Engine | None, ctx: RunContext) -> bool:
     return stored
 
 
-def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
+def ingest_step(engine: Engine, run_id: int) -> dict[str, Any]:
     """Stores the result unless `inference` did (then it reports the stored one; its regression check again
     only if that one gave no verdict, e.g. it failed)."""
     ctx = load_context(engine, run_id)
@@ -97,7 +99,8 @@ def ingest_step(engine: Engine | None, run_id: int) -> dict[str, Any]:
         from vlmevals.results.regression import check_run
 
         try:
-            verdict = check_run(engine, run_id)
+            with session_scope(engine) as s:
+                verdict = check_run(s, run_id)
             regression = verdict.regression if verdict else None
         except Exception:  # the result is stored; a failed comparison must not fail (and retry) the ingest
             log.exception("regression check of eval run %s failed", run_id)

@@ -37,7 +37,7 @@ def leaderboard_link(site_url: str, task: str, run_id: int) -> str:
     return f"{site_url.rstrip('/')}{API_PREFIX}/ui/leaderboard?{urlencode({'task': task, 'run': run_id})}"
 
 
-def run_note(engine: Engine | None, run_id: int, site_url: str) -> str:
+def run_note(engine: Engine, run_id: int, site_url: str) -> str:
     """The note text for a finished eval run: its score, or its status and error."""
     with session_scope(engine) as s:
         run = get_run(s, run_id)
@@ -67,13 +67,13 @@ def write_note(login: ApiLogin, dag_id: str, dag_run_id: str, text: str, client:
         api.set_dag_run_note(dag_id, dag_run_id, text)
 
 
-def run_of_dag_run(engine: Engine | None, dag_run_id: str) -> int | None:
+def run_of_dag_run(engine: Engine, dag_run_id: str) -> int | None:
     """The eval run a DAG run recorded, if any (when `queue` failed after recording it, no XCom names it)."""
     with session_scope(engine) as s:
         return s.scalar(select(EvalRun.id).where(EvalRun.dag_run_id == dag_run_id).order_by(EvalRun.id.desc()))
 
 
-def note_finished_run(engine: Engine | None, run_id: int | None, dag_id: str, dag_run_id: str) -> bool:
+def note_finished_run(engine: Engine, run_id: int | None, dag_id: str, dag_run_id: str) -> bool:
     """Called by eval_run's `finalize`, when the run's outcome is final; False when there is nothing to note."""
     run_id = run_id or run_of_dag_run(engine, dag_run_id)
     if run_id is None:
@@ -82,9 +82,7 @@ def note_finished_run(engine: Engine | None, run_id: int | None, dag_id: str, da
     return login is not None and try_write_note(dag_id, dag_run_id, run_note(engine, run_id, site_url(login)), login)
 
 
-def note_queue_failure(
-    engine: Engine | None, dag_id: str, dag_run_id: str, conf: Mapping[str, Any], error: object
-) -> bool:
+def note_queue_failure(engine: Engine, dag_id: str, dag_run_id: str, conf: Mapping[str, Any], error: object) -> bool:
     """`queue` failed for good: without a recorded run, the note carries the error (else `finalize` notes it)."""
     if conf.get("eval_run_id") or run_of_dag_run(engine, dag_run_id) is not None:
         return False

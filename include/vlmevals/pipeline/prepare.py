@@ -3,7 +3,7 @@ dataset TSV present and verified (downloaded if need be), the Hub weights in the
 
 Called by the `queue` step; each failure is a readable error that fails the run before any GPU is held.
 Progress of a download goes to the task log and to the run's progress (KiB done / total), the time spent to
-the run's events.
+the run's events (through the run life cycle, each write its own short transaction: a download takes minutes).
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from sqlalchemy import Engine
 from vlmevals.catalogue.specs import model_spec
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
-from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import session_scope
-from vlmevals.db.models import EvalRunEvent
 from vlmevals.runs import lifecycle as runs
 from vlmevals.toolkit import hub, registry
 from vlmevals.toolkit.datasets import DatasetInfo
@@ -29,10 +27,10 @@ from vlmevals.toolkit.hub import HubWeights
 log = logging.getLogger(__name__)
 
 
-def _event(engine: Engine | None, run_id: int, message: str) -> None:
+def _event(engine: Engine, run_id: int, message: str) -> None:
     log.info("eval run %s: %s", run_id, message)
     with session_scope(engine) as s:
-        s.add(EvalRunEvent(run_id=run_id, status=RunStatus.QUEUED, message=message))
+        runs.record_preparation(s, run_id, message)
 
 
 def judge_configured(judge: str | None, settings: Settings) -> bool:
@@ -41,7 +39,7 @@ def judge_configured(judge: str | None, settings: Settings) -> bool:
     return name != "exact_matching" and bool(settings.judge_base_url or os.environ.get("OPENAI_API_KEY"))
 
 
-def check_judge(engine: Engine | None, run_id: int, settings: Settings) -> None:
+def check_judge(engine: Engine, run_id: int, settings: Settings) -> None:
     """Refuse a task scored by an LLM judge when none is configured (recording the task's need once)."""
     with session_scope(engine) as s:
         run = runs.get_run(s, run_id)
@@ -63,7 +61,7 @@ def check_judge(engine: Engine | None, run_id: int, settings: Settings) -> None:
         )
 
 
-def dataset(engine: Engine | None, run_id: int, settings: Settings) -> DatasetInfo:
+def dataset(engine: Engine, run_id: int, settings: Settings) -> DatasetInfo:
     """The run's dataset in LMUData, verified; a download's progress and time recorded on the run."""
     with session_scope(engine) as s:
         task = runs.get_run(s, run_id).task
@@ -72,7 +70,8 @@ def dataset(engine: Engine | None, run_id: int, settings: Settings) -> DatasetIn
     def progress(done: int, total: int | None) -> None:
         pct = f" ({100 * done / total:.0f}%)" if total else ""
         log.info("downloading %s: %.1f / %s MB%s", data, done / 1e6, f"{total / 1e6:.1f}" if total else "?", pct)
-        runs.set_progress(engine, run_id, done // 1024, total // 1024 if total else None)
+        with session_scope(engine) as s:
+            runs.set_progress(s, run_id, done // 1024, total // 1024 if total else None)
 
     def fetched(got: Fetched) -> None:
         rate = got.bytes / 1e6 / max(got.seconds, 1e-6)
@@ -86,7 +85,7 @@ def dataset(engine: Engine | None, run_id: int, settings: Settings) -> DatasetIn
     return prepare_dataset(data, settings, url=url, md5=md5, on_progress=progress, on_fetched=fetched)
 
 
-def weights(engine: Engine | None, run_id: int, settings: Settings) -> HubWeights | None:
+def weights(engine: Engine, run_id: int, settings: Settings) -> HubWeights | None:
     """Download a Hub model's snapshot now, so the inference step loads it offline."""
     with session_scope(engine) as s:
         run = runs.get_run(s, run_id)
@@ -140,14 +139,14 @@ def probe_endpoint(
     )
 
 
-def endpoint(engine: Engine | None, run_id: int) -> None:
+def endpoint(engine: Engine, run_id: int) -> None:
     with session_scope(engine) as s:
         base_url = runs.get_run(s, run_id).model.endpoint_base_url
     if base_url:  # the module's settings, read now (tests shorten them)
         probe_endpoint(base_url, ENDPOINT_PROBE_TRIES, ENDPOINT_PROBE_TIMEOUT_S, ENDPOINT_PROBE_PAUSE_S)
 
 
-def prepare_inputs(engine: Engine | None, run_id: int, settings: Settings) -> DatasetInfo:
+def prepare_inputs(engine: Engine, run_id: int, settings: Settings) -> DatasetInfo:
     """Judge, dataset, served model's endpoint, weights: in that order, cheapest refusal first."""
     check_judge(engine, run_id, settings)
     info = dataset(engine, run_id, settings)

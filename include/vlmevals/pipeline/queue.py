@@ -28,7 +28,7 @@ RENAMED_SOURCES: dict[str, str] = {"rest": TriggeredBy.AIRFLOW_REST, "ui": Trigg
 
 
 def _create(
-    engine: Engine | None, conf: dict[str, Any], *, dag_id: str, dag_run_id: str, run_type: str, user: str | None
+    engine: Engine, conf: dict[str, Any], *, dag_id: str, dag_run_id: str, run_type: str, user: str | None
 ) -> int:
     """A new run for a DAG run started without `eval_run_id` (Airflow form or REST); ConflictError if refused."""
     task_name, model_name = conf.get("task"), conf.get("model")
@@ -67,7 +67,7 @@ def _create(
     raise refused
 
 
-def _check(settings: Settings, run_id: int, engine: Engine | None) -> tuple[int, str | None, int | None]:
+def _check(settings: Settings, run_id: int, engine: Engine) -> tuple[int, str | None, int | None]:
     """(GPU slots, VLMEvalKit version, dataset rows); InvalidRequestError on what cannot run."""
     ctx = load_context(engine, run_id)
     try:
@@ -86,7 +86,7 @@ def _check(settings: Settings, run_id: int, engine: Engine | None) -> tuple[int,
 
 
 def queue_step(
-    engine: Engine | None,
+    engine: Engine,
     conf: dict[str, Any],
     *,
     dag_id: str,
@@ -105,8 +105,10 @@ def queue_step(
     try:
         slots, version, total = _check(settings, run_id, engine)
     except Exception as err:
-        runs.mark_failed(engine, run_id, str(err))
+        with session_scope(engine) as s:
+            runs.mark_failed(s, run_id, str(err))
         raise
-    runs.set_progress(engine, run_id, 0, total)
-    runs.set_vlmeval_version(engine, run_id, version)
+    with session_scope(engine) as s:
+        runs.set_progress(s, run_id, 0, total)
+        runs.set_vlmeval_version(s, run_id, version)
     return {"eval_run_id": run_id, "slots": slots, "inference_task": inference_task_id(slots)}

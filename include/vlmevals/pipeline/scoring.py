@@ -41,7 +41,7 @@ def _require_predictions(ctx: RunContext) -> None:
         )
 
 
-def scoring_step(engine: Engine | None, run_id: int, try_number: int = 1, settings: Settings | None = None) -> None:
+def scoring_step(engine: Engine, run_id: int, try_number: int = 1, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     ctx = load_context(engine, run_id)
     model, data = ctx.model.vlmeval_model, ctx.task.vlmeval_data

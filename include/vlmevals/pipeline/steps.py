@@ -11,7 +11,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 
 from vlmevals.core.vocabulary import ACTIVE_STATUSES, RunStatus
-from vlmevals.db.engine import get_engine, session_scope
+from vlmevals.db.engine import session_scope
 from vlmevals.gpu.leases import release_run
 from vlmevals.pipeline.context import RunContext, load_context
 from vlmevals.pipeline.inference import inference_mode, inference_step, record_fingerprint
@@ -35,13 +35,13 @@ __all__ = [
 ]
 
 
-def _status(engine: Engine | None, run_id: int) -> str:
+def _status(engine: Engine, run_id: int) -> str:
     with session_scope(engine) as s:
         return runs.get_run(s, run_id).status
 
 
 def finalize_step(
-    engine: Engine | None,
+    engine: Engine,
     run_id: int | None,
     dag_run_id: str,
     who_changed: Callable[[], StateChange | None] | None = None,
@@ -55,25 +55,27 @@ def finalize_step(
     """
     if run_id is None:
         return RunStatus.FAILED
-    release_run(engine or get_engine(), run_id)  # before the run is final: a final run holds no GPU
+    release_run(engine, run_id)  # before the run is final: a final run holds no GPU
     if _status(engine, run_id) in ACTIVE_STATUSES:
         ended = f"the eval_run DAG run {dag_run_id} ended before ingest_metrics recorded a result"
         change = who_changed() if who_changed else None
-        if change is not None and change.state == "success":
-            runs.mark_cancelled(engine, run_id, reason=f"cancelled: {change.describe()} before a result")
-        elif change is not None:
-            runs.mark_failed(engine, run_id, f"{ended}: {change.describe()}")
-        else:
-            runs.mark_failed(engine, run_id, f"{ended}; see the Airflow task logs")
+        with session_scope(engine) as s:
+            if change is not None and change.state == "success":
+                runs.mark_cancelled(s, run_id, reason=f"cancelled: {change.describe()} before a result")
+            elif change is not None:
+                runs.mark_failed(s, run_id, f"{ended}: {change.describe()}")
+            else:
+                runs.mark_failed(s, run_id, f"{ended}; see the Airflow task logs")
     return _status(engine, run_id)
 
 
 def record_task_failure(
-    engine: Engine | None,
+    engine: Engine,
     run_id: int | None,
     task_id: str,
     error: BaseException | str | None,
 ) -> None:
     if run_id is None:
         return
-    runs.mark_failed(engine, run_id, f"{task_id}: {error or 'failed (see the task log)'}")
+    with session_scope(engine) as s:
+        runs.mark_failed(s, run_id, f"{task_id}: {error or 'failed (see the task log)'}")

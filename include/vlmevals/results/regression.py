@@ -20,14 +20,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vlmevals.airflow.notifiers import NOTIFIER_ENV, load_notifier
 from vlmevals.catalogue.checkpoints import CHECKPOINT_ORDER
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.vocabulary import RunStatus, TriggeredBy
-from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Checkpoint, EvalRun, Task
 from vlmevals.results.compare import compare_runs
 from vlmevals.results.counted import counted
@@ -125,15 +124,15 @@ def register_method(name: str, method: Method, *, first: bool = True) -> None:
     METHODS.insert(0, (name, method)) if first else METHODS.append((name, method))
 
 
-def check_run(engine: Engine | None, run_id: int, *, force: bool = False) -> Verdict | None:
-    """Compare a completed run with its baseline, store and log the verdict. Nightly runs (or any with `force`)
-    against the pair's previous completed run; a checkpoint's run against the previous checkpoint's."""
-    with session_scope(engine) as s:
-        verdict = check_in_session(s, run_id, force=force)
-        if verdict is not None:
-            found = "a regression" if verdict.regression else "no regression"
-            note_late_verdict(s, run_id, f"{verdict.method} check against run {verdict.baseline_run_id}: {found}")
-        return verdict
+def check_run(session: Session, run_id: int, *, force: bool = False) -> Verdict | None:
+    """Compare a completed run with its baseline, store and log the verdict (with an event: it comes after the
+    completion). Nightly runs (or any with `force`) against the pair's previous completed run; a checkpoint's
+    run against the previous checkpoint's."""
+    verdict = check_in_session(session, run_id, force=force)
+    if verdict is not None:
+        found = "a regression" if verdict.regression else "no regression"
+        note_late_verdict(session, run_id, f"{verdict.method} check against run {verdict.baseline_run_id}: {found}")
+    return verdict
 
 
 def check_in_session(session: Session, run_id: int, *, force: bool = False) -> Verdict | None:
@@ -243,21 +242,20 @@ def _log_verdict(run: EvalRun, baseline: EvalRun, verdict: Verdict) -> None:
         )
 
 
-def notify(engine: Engine | None, run_id: int | None, context: dict[str, Any]) -> bool:
+def notify(session: Session, run_id: int | None, context: dict[str, Any]) -> bool:
     """ingest_metrics' success callback: fire the configured notifier if the run was flagged. Never raises."""
     if run_id is None:
         return False
     try:
-        with session_scope(engine) as s:
-            run = s.get(EvalRun, run_id)
-            if run is None or not run.regression:
-                return False
-            info = {
-                "eval_run_id": run.id,
-                "task": run.task.name,
-                "model": run.model.name,
-                **(run.regression_detail or {}),
-            }
+        run = session.get(EvalRun, run_id)
+        if run is None or not run.regression:
+            return False
+        info = {
+            "eval_run_id": run.id,
+            "task": run.task.name,
+            "model": run.model.name,
+            **(run.regression_detail or {}),
+        }
         notifier = load_notifier()
         if notifier is None:
             log.info("regression in eval run %s; no notifier configured (%s)", run_id, NOTIFIER_ENV)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, update
+from sqlalchemy import Connection, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, EvalRunEvent
 
 # the columns a re-synced backfilled run takes from its source again
@@ -30,12 +29,9 @@ def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> lis
     return got
 
 
-def resync_backfilled(target: Engine | Connection | None, run_id: int, values: dict[str, Any], msg: str | None) -> None:
-    """A backfilled run whose source changed: new mtime, and (with `msg`, its event) a new outcome. On a
-    Connection it joins the caller's transaction (backfill replaces the run's samples in the same one)."""
-    if not isinstance(target, Connection):
-        with session_scope(target) as s:
-            return resync_backfilled(s.connection(), run_id, values, msg)
-    target.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
+def resync_backfilled(connection: Connection, run_id: int, values: dict[str, Any], msg: str | None) -> None:
+    """A backfilled run whose source changed: new mtime, and (with `msg`, its event) a new outcome, in the
+    caller's transaction (backfill replaces the run's samples in the same one)."""
+    connection.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
     if msg is not None:
-        target.execute(pg_insert(EvalRunEvent), [{"run_id": run_id, "status": values["status"], "message": msg}])
+        connection.execute(pg_insert(EvalRunEvent), [{"run_id": run_id, "status": values["status"], "message": msg}])

@@ -71,9 +71,10 @@ def _register_with_runs(
 
 
 def register_and_trigger(
-    engine: Engine | None, model_name: str, body: CheckpointCreate, *, user: str | None
+    engine: Engine, model_name: str, body: CheckpointCreate, *, user: str | None
 ) -> CheckpointTrigger:
-    """POST /models/{name}/checkpoints: the checkpoint, its runs, then their DAG runs."""
+    """POST /models/{name}/checkpoints: the checkpoint, its runs, then their DAG runs. Owns its transactions:
+    the rows are committed before Airflow is asked, a refusal is recorded (or the checkpoint discarded) after."""
     with session_scope(engine) as s:
         out = _register_with_runs(
             s, model_name, body, user=user, run_ids=triggering.dag_run_id_for, triggered_by=TriggeredBy.API
@@ -84,13 +85,15 @@ def register_and_trigger(
         try:
             e["dag_run_id"] = dag_runs.create_dag_run(e["dag_run_id"], conf, user)
         except Exception as err:  # the row must not stay queued forever
-            runs.mark_failed(engine, e["run_id"], f"could not start the Airflow DAG run: {err}")
+            with session_scope(engine) as s:
+                runs.mark_failed(s, e["run_id"], f"could not start the Airflow DAG run: {err}")
             out.runs.failed.append({"task": e["task"], "error": str(err)})
         else:
             started.append(e)
     out.runs.started = started
     if out.runs.failed and not started:
-        discard(engine, out.checkpoint.id)
+        with session_scope(engine) as s:
+            discard(s, out.checkpoint.id)
         raise dag_runs.AirflowTriggerError(
             f"Airflow started none of the checkpoint's runs ({out.runs.failed[0]['error']}); nothing was "
             "registered, register the checkpoint again once the eval_run DAG is parsed"
@@ -98,13 +101,12 @@ def register_and_trigger(
     return out
 
 
-def discard(engine: Engine | None, checkpoint_id: int) -> None:
+def discard(session: Session, checkpoint_id: int) -> None:
     """Remove a checkpoint and its runs (none of which was started)."""
-    with session_scope(engine) as s:
-        ids = list(s.scalars(select(EvalRun.id).where(EvalRun.checkpoint_id == checkpoint_id)))
-        s.execute(delete(EvalRunEvent).where(EvalRunEvent.run_id.in_(ids)))
-        s.execute(delete(EvalRun).where(EvalRun.id.in_(ids)))
-        s.execute(delete(Checkpoint).where(Checkpoint.id == checkpoint_id))
+    ids = list(session.scalars(select(EvalRun.id).where(EvalRun.checkpoint_id == checkpoint_id)))
+    session.execute(delete(EvalRunEvent).where(EvalRunEvent.run_id.in_(ids)))
+    session.execute(delete(EvalRun).where(EvalRun.id.in_(ids)))
+    session.execute(delete(Checkpoint).where(Checkpoint.id == checkpoint_id))
 
 
 def _field_errors(err: ValidationError) -> str:
@@ -135,23 +137,22 @@ def parse_events(extras: list[Any]) -> list[CheckpointEvent]:
 
 
 def register_events(
-    engine: Engine | None, extras: list[Any], *, parent_run_id: str, user: str | None
+    session: Session, extras: list[Any], *, parent_run_id: str, user: str | None
 ) -> list[CheckpointTrigger]:
     """The `eval_checkpoint` DAG's first step: every event validated, then every checkpoint and its runs in
-    one transaction (any refusal registers none of them)."""
+    the caller's transaction (any refusal raises: the caller's rollback registers none of them)."""
     events = parse_events(extras)
     run_ids = child_run_ids("checkpoint", parent_run_id)
     out = []
-    with session_scope(engine) as s:
-        for i, ev in enumerate(events, start=1):
-            body = CheckpointCreate.model_validate(ev.model_dump(exclude={"model"}))
-            try:
-                out.append(
-                    _register_with_runs(
-                        s, ev.model, body, user=user, run_ids=run_ids, triggered_by=TriggeredBy.CHECKPOINT
-                    )
+    for i, ev in enumerate(events, start=1):
+        body = CheckpointCreate.model_validate(ev.model_dump(exclude={"model"}))
+        try:
+            out.append(
+                _register_with_runs(
+                    session, ev.model, body, user=user, run_ids=run_ids, triggered_by=TriggeredBy.CHECKPOINT
                 )
-            except EvalsError as err:
-                what = f"asset event {i} (model {ev.model!r}) refused, nothing registered"
-                raise InvalidRequestError(f"{what}: {err}") from err
+            )
+        except EvalsError as err:
+            what = f"asset event {i} (model {ev.model!r}) refused, nothing registered"
+            raise InvalidRequestError(f"{what}: {err}") from err
     return out

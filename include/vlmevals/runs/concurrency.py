@@ -50,8 +50,11 @@ def _try_claim(session: Session, run_id: int, base_url: str, wanted: int, cap: i
     return part
 
 
-def claim(engine: Engine | None, run_id: int, base_url: str, wanted: int, settings: Settings) -> dict[str, Any]:
-    """The run's share of the endpoint (`api_nproc` granted, what was asked, the cap); waits while none is free."""
+def claim(engine: Engine, run_id: int, base_url: str, wanted: int, settings: Settings) -> dict[str, Any]:
+    """The run's share of the endpoint (`api_nproc` granted, what was asked, the cap); waits while none is free.
+
+    Owns its transactions: each try holds the endpoint's advisory lock only until it commits, and the claim must
+    be visible to the other runs' tries while this one waits and then runs."""
     cap = settings.endpoint_max_concurrency
     deadline = time.monotonic() + settings.endpoint_wait_s
     while True:

@@ -1,9 +1,11 @@
 """Eval-run rows and their life cycle: queued -> running -> completed | failed (| cancelled).
 
 Transitions only leave active states, so a late failure callback cannot overwrite a cancelled or completed
-run, and every writer goes through these functions (backfill's bulk writes: `runs.backfilled`). At most one
-queued/running run per (task, model, checkpoint) unless forced: the database's partial unique index decides,
-and `create_run` turns its violation into a ConflictError naming the active run, whichever path triggered.
+run, and every writer goes through these functions (backfill's bulk writes: `runs.backfilled`). Each works in
+the caller's session and never commits: the caller (a pipeline step, a route, the CLI) owns the unit of work.
+At most one queued/running run per (task, model, checkpoint) unless forced: the database's partial unique index
+decides, and `create_run` turns its violation into a ConflictError naming the active run, whichever path
+triggered.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +25,6 @@ from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, InvalidRequestError, NotFoundError
 from vlmevals.core.settings import get_settings
 from vlmevals.core.vocabulary import ACTIVE_STATUSES, TRIGGER_SOURCES, RunStatus
-from vlmevals.db.engine import session_scope
 from vlmevals.db.models import (
     ONE_ACTIVE_INDEX,
     EvalRun,
@@ -189,7 +190,7 @@ def adopt_run(session: Session, run_id: int, *, dag_id: str, dag_run_id: str) ->
 
 
 def _transition(
-    engine: Engine | None,
+    session: Session,
     run_id: int,
     values: dict[str, Any],
     from_statuses: tuple[str, ...] = ACTIVE_STATUSES,
@@ -197,15 +198,15 @@ def _transition(
     then: Callable[[Session], object] | None = None,
 ) -> bool:
     """`then` runs in the same transaction once the row changed (inside a savepoint: its failure is logged and
-    rolled back alone, the transition still commits)."""
-    with session_scope(engine) as s:
-        res = s.execute(update(EvalRun).where(EvalRun.id == run_id, EvalRun.status.in_(from_statuses)).values(**values))
-        changed = bool(getattr(res, "rowcount", 0) == 1)  # an UPDATE's CursorResult
-        if changed and "status" in values:
-            _event(s, run_id, values["status"], message or values.get("error"))
-        if changed and then is not None:
-            _in_savepoint(s, run_id, then)
-        return changed
+    rolled back alone, the transition still commits with the caller's transaction)."""
+    stmt = update(EvalRun).where(EvalRun.id == run_id, EvalRun.status.in_(from_statuses)).values(**values)
+    res = session.execute(stmt)
+    changed = bool(getattr(res, "rowcount", 0) == 1)  # an UPDATE's CursorResult
+    if changed and "status" in values:
+        _event(session, run_id, values["status"], message or values.get("error"))
+    if changed and then is not None:
+        _in_savepoint(session, run_id, then)
+    return changed
 
 
 def _in_savepoint(session: Session, run_id: int, then: Callable[[Session], object]) -> None:
@@ -216,36 +217,35 @@ def _in_savepoint(session: Session, run_id: int, then: Callable[[Session], objec
         log.exception("follow-up of eval run %s's transition failed; the transition itself is stored", run_id)
 
 
-def mark_running(engine: Engine | None, run_id: int, attempt: int) -> bool:
-    with session_scope(engine) as s:
-        run = get_run(s, run_id)
-        if run.status not in ACTIVE_STATUSES:
-            return False
-        run.status = RunStatus.RUNNING
-        run.started_at = run.started_at or now()
-        run.attempts = max(run.attempts, attempt)
-        run.error = None
-        _event(s, run_id, RunStatus.RUNNING, f"inference attempt {attempt}")
-        return True
+def mark_running(session: Session, run_id: int, attempt: int) -> bool:
+    run = get_run(session, run_id)
+    if run.status not in ACTIVE_STATUSES:
+        return False
+    run.status = RunStatus.RUNNING
+    run.started_at = run.started_at or now()
+    run.attempts = max(run.attempts, attempt)
+    run.error = None
+    _event(session, run_id, RunStatus.RUNNING, f"inference attempt {attempt}")
+    return True
 
 
-def set_progress(engine: Engine | None, run_id: int, done: int, total: int | None) -> None:
+def set_progress(session: Session, run_id: int, done: int, total: int | None) -> None:
     if total is not None:
         done = min(done, total)
-    _transition(engine, run_id, {"progress_done": done, "progress_total": total})
+    _transition(session, run_id, {"progress_done": done, "progress_total": total})
 
 
-def set_vlmeval_version(engine: Engine | None, run_id: int, version: str | None) -> None:
-    _transition(engine, run_id, {"vlmeval_version": version})
+def set_vlmeval_version(session: Session, run_id: int, version: str | None) -> None:
+    _transition(session, run_id, {"vlmeval_version": version})
 
 
-def set_fingerprint(engine: Engine | None, run_id: int, fp: dict[str, Any], digest: str) -> None:
+def set_fingerprint(session: Session, run_id: int, fp: dict[str, Any], digest: str) -> None:
     """What determines the run's result, recorded at inference time (see vlmevals.results.fingerprint)."""
-    _transition(engine, run_id, {"fingerprint": fp, "fingerprint_hash": digest})
+    _transition(session, run_id, {"fingerprint": fp, "fingerprint_hash": digest})
 
 
 def mark_completed(
-    engine: Engine | None,
+    session: Session,
     run_id: int,
     *,
     primary_metric: float | None,
@@ -262,20 +262,20 @@ def mark_completed(
         "error": None,
         **(extra or {}),
     }
-    return _transition(engine, run_id, values, message=f"primary metric {primary_metric}", then=then)
+    return _transition(session, run_id, values, message=f"primary metric {primary_metric}", then=then)
 
 
-def mark_failed(engine: Engine | None, run_id: int, error: str) -> bool:
+def mark_failed(session: Session, run_id: int, error: str) -> bool:
     error = error.strip() or "failed without a message (see the Airflow task log)"
     if len(error) > MAX_ERROR_CHARS:
         error = error[:MAX_ERROR_CHARS] + " …[truncated]"
-    return _transition(engine, run_id, {"status": RunStatus.FAILED, "finished_at": now(), "error": error})
+    return _transition(session, run_id, {"status": RunStatus.FAILED, "finished_at": now(), "error": error})
 
 
-def mark_cancelled(engine: Engine | None, run_id: int, user: str | None = None, reason: str | None = None) -> bool:
+def mark_cancelled(session: Session, run_id: int, user: str | None = None, reason: str | None = None) -> bool:
     """`reason` replaces "cancelled by USER" (e.g. a DAG run marked success in Airflow before any result)."""
     error = reason or ("cancelled" + (f" by {user}" if user else ""))
-    return _transition(engine, run_id, {"status": RunStatus.CANCELLED, "finished_at": now(), "error": error})
+    return _transition(session, run_id, {"status": RunStatus.CANCELLED, "finished_at": now(), "error": error})
 
 
 def record_regression(
@@ -284,6 +284,11 @@ def record_regression(
     """Store a regression verdict on a run (decided by vlmevals.results.regression)."""
     values = {"regression": regression, "regression_detail": detail, "baseline_run_id": baseline_run_id}
     session.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
+
+
+def record_preparation(session: Session, run_id: int, message: str) -> None:
+    """An event of a queued run's preparation (a dataset download, Hub weights fetched): its time on the history."""
+    _event(session, run_id, RunStatus.QUEUED, message)
 
 
 def note_late_verdict(session: Session, run_id: int, message: str) -> None:

@@ -36,15 +36,14 @@ class SuiteTrigger:
     failed: list[dict[str, Any]] = field(default_factory=list)  # {task, error}
 
 
-def suite_task_names(engine: Engine | None, suite_name: str, model_name: str) -> list[str]:
+def suite_task_names(session: Session, suite_name: str, model_name: str) -> list[str]:
     """The suite's task names in order; NotFoundError for an unknown suite or model."""
-    with session_scope(engine) as s:
-        get_model(s, model_name)
-        return [m.task.name for m in get_suite(s, suite_name).members]
+    get_model(session, model_name)
+    return [m.task.name for m in get_suite(session, suite_name).members]
 
 
 def trigger_suite(
-    engine: Engine | None,
+    engine: Engine,
     suite_name: str,
     model_name: str,
     *,
@@ -52,9 +51,12 @@ def trigger_suite(
     options: dict[str, Any] | None = None,
     force: bool = False,
 ) -> SuiteTrigger:
-    """Start one eval run (row + DAG run) per task of the suite, through the single-run trigger."""
+    """Start one eval run (row + DAG run) per task of the suite, through the single-run trigger (which owns its
+    transactions: each row is committed before its DAG run is created)."""
     out = SuiteTrigger(suite_name, model_name)
-    for task in suite_task_names(engine, suite_name, model_name):
+    with session_scope(engine) as s:
+        names = suite_task_names(s, suite_name, model_name)
+    for task in names:
         try:
             got = triggering.trigger(engine, task, model_name, user=user, options=options, force=force)
         except ConflictError as err:
@@ -67,7 +69,7 @@ def trigger_suite(
     return out
 
 
-def _status(engine: Engine | None, run_id: int | None) -> str | None:
+def _status(engine: Engine, run_id: int | None) -> str | None:
     if run_id is None:
         return None
     with session_scope(engine) as s:
@@ -117,7 +119,7 @@ def child_run_ids(prefix: str, parent_run_id: str) -> Callable[[int], str]:
 
 
 def create_suite_runs(
-    engine: Engine | None,
+    session: Session,
     suite_name: str,
     model_name: str,
     *,
@@ -125,16 +127,15 @@ def create_suite_runs(
     triggered_by: str = TriggeredBy.SUITE,
     user: str | None = None,
 ) -> tuple[list[dict[str, Any]], SuiteTrigger]:
-    """The `eval_suite` DAG's first step: a queued row per task not already active, bound to the `eval_run`
-    DAG run id it will get; returns the TriggerDagRunOperator kwargs and what was done."""
+    """The `eval_suite` DAG's first step, in the caller's transaction: a queued row per task not already active,
+    bound to the `eval_run` DAG run id it will get; returns the TriggerDagRunOperator kwargs and what was done."""
     out = SuiteTrigger(suite_name, model_name)
     kwargs: list[dict[str, Any]] = []
     run_ids = child_run_ids("suite", parent_run_id)
-    for task_name in suite_task_names(engine, suite_name, model_name):
-        with session_scope(engine) as s:
-            got = queue_task_run(
-                s, task_name, model_name, out, dag_run_id_for=run_ids, triggered_by=triggered_by, user=user
-            )
+    for task_name in suite_task_names(session, suite_name, model_name):
+        got = queue_task_run(
+            session, task_name, model_name, out, dag_run_id_for=run_ids, triggered_by=triggered_by, user=user
+        )
         if got is not None:
             kwargs.append(got)
     return kwargs, out

@@ -9,6 +9,9 @@ left queued forever). The DAG run id is unique by construction, so creating it n
 Cancel: the row goes to `cancelled` first (so no late callback can overwrite it), then the DAG run is set to
 failed the way Airflow's own `PATCH .../dagRuns/{id}` does, which makes the scheduler kill the running task;
 the task's SIGTERM handler kills VLMEvalKit's process group. Both Airflow calls live in `vlmevals.airflow.dag_runs`.
+
+Both take an Engine and own their transactions: the row must be committed before Airflow is called (and a
+refusal recorded in a transaction of its own), which no caller's single transaction could give.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def dag_run_id_for(run_id: int, at: dt.datetime | None = None) -> str:
 
 
 def trigger(
-    engine: Engine | None,
+    engine: Engine,
     task_name: str,
     model_name: str,
     *,
@@ -72,21 +75,24 @@ def trigger(
     try:
         got = dag_runs.create_dag_run(dag_run_id, conf, user)
     except Exception as err:
-        runs.mark_failed(engine, run_id, f"could not start the Airflow DAG run: {err}")
+        with session_scope(engine) as s:
+            runs.mark_failed(s, run_id, f"could not start the Airflow DAG run: {err}")
         if isinstance(err, EvalsError):
             raise
         raise AirflowTriggerError(f"could not start the Airflow DAG run: {err}") from err
     return Triggered(run_id, got)
 
 
-def cancel(engine: Engine | None, run_id: int, *, user: str | None) -> bool:
+def cancel(engine: Engine, run_id: int, *, user: str | None) -> bool:
     """Cancel a queued or running eval run; ConflictError if it is already over. True if a DAG run was stopped."""
     with session_scope(engine) as s:
         run = runs.get_run(s, run_id)
         status, dag_id, dag_run_id = run.status, run.dag_id, run.dag_run_id
-    if status not in ACTIVE_STATUSES or not runs.mark_cancelled(engine, run_id, user=user):
-        with session_scope(engine) as s:
-            status = runs.get_run(s, run_id).status
+        cancelled = status in ACTIVE_STATUSES and runs.mark_cancelled(s, run_id, user=user)
+        if not cancelled:  # another writer ended it meanwhile: say what it is now
+            s.refresh(run)
+            status = run.status
+    if not cancelled:
         raise ConflictError(
             f"eval run {run_id} is already {status}; only queued or running runs can be cancelled", existing_id=run_id
         )

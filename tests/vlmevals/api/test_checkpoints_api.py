@@ -67,9 +67,9 @@ def test_asset_events_runs_say_they_came_from_the_checkpoint_dag(seeded, weights
     """What the eval_checkpoint DAG's first step records: runs triggered_by `checkpoint`, also in their conf."""
     from vlmevals.runs.checkpoint_runs import register_events
 
-    (got,) = register_events(
-        seeded, [{"model": DEMO, "step": 7, "weights_path": weights, "suite": "demo"}], parent_run_id="a", user=None
-    )
+    event = {"model": DEMO, "step": 7, "weights_path": weights, "suite": "demo"}
+    with session_scope(seeded) as s:
+        (got,) = register_events(s, [event], parent_run_id="a", user=None)
     assert [k["conf"]["triggered_by"] for k in got.kwargs] == ["checkpoint"] * len(DEMO_TASKS)
     with session_scope(seeded) as s:
         assert set(s.scalars(select(EvalRun.triggered_by))) == {"checkpoint"}

@@ -194,12 +194,13 @@ def test_cached_page_follows_runs_and_model_edits(models, seeded) -> None:
     assert [r["model_name"] for r in _board(models, task)["data"]] == ["beta", "alpha"]
     running = add_run(seeded, task, "gamma", status="running")
     assert [u["model_name"] for u in _board(models, task)["unranked"]] == ["gamma"]
+    from vlmevals.db.engine import session_scope
     from vlmevals.runs import lifecycle
 
-    assert lifecycle.mark_completed(seeded, running, primary_metric=0.7, metrics={"table": {"Overall": 0.7}})
+    with session_scope(seeded) as s:
+        assert lifecycle.mark_completed(s, running, primary_metric=0.7, metrics={"table": {"Overall": 0.7}})
     assert [r["model_name"] for r in _board(models, task)["data"]] == ["beta", "gamma", "alpha"]
     from sqlalchemy import update
-    from vlmevals.db.engine import session_scope
     from vlmevals.db.models import Model
 
     with session_scope(seeded) as s:  # an edit of the model row (its row version moves the stamp)

@@ -222,9 +222,11 @@ def test_cached_listing_follows_active_runs(clients, seeded) -> None:
     plain = clients.viewer.get(RUNS, headers={"Accept-Encoding": "identity"})
     assert zipped.headers.get("content-encoding") == "gzip" and "content-encoding" not in plain.headers
     assert zipped.json() == plain.json() == first
-    lifecycle.set_progress(seeded, rid, 3, 10)
+    with session_scope(seeded) as s:
+        lifecycle.set_progress(s, rid, 3, 10)
     assert clients.viewer.get(RUNS).json()["data"][0]["progress_done"] == 3
-    assert lifecycle.mark_completed(seeded, rid, primary_metric=0.5, metrics={"table": {"Overall": 0.5}})
+    with session_scope(seeded) as s:
+        assert lifecycle.mark_completed(s, rid, primary_metric=0.5, metrics={"table": {"Overall": 0.5}})
     assert clients.viewer.get(RUNS).json()["data"][0]["status"] == "completed"
     other = add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", status="failed")
     got = clients.viewer.get(RUNS).json()

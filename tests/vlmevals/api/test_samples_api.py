@@ -26,8 +26,9 @@ def test_samples_api(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("LMUData", str(real["lmu_dir"]))
     get_settings.cache_clear()
     md = real["cases"]["ok"]["model_dir"]
-    cols = ingest_for_run(seeded, run_id, md, MODEL_NAME, "DEMO_SHAPES_MCQ", {})
-    runs.mark_completed(seeded, run_id, primary_metric=0.5, metrics={}, extra=cols)
+    with session_scope(seeded) as s:
+        cols = ingest_for_run(s, run_id, md, MODEL_NAME, "DEMO_SHAPES_MCQ", {})
+        runs.mark_completed(s, run_id, primary_metric=0.5, metrics={}, extra=cols)
     app = FastAPI(root_path="/api/evals")
     errors.install(app)
     app.include_router(router)

@@ -123,7 +123,8 @@ def test_dag_plan_creates_rows_per_task_and_skips_active(clients, seeded) -> Non
     from vlmevals.runs.suite_runs import create_suite_runs
 
     one = clients.op.post("/api/evals/tasks/demo-shapes-mcq/runs", json={"model_name": "demo-tiny-idefics3"}).json()
-    kwargs, done = create_suite_runs(seeded, "demo", "demo-tiny-idefics3", parent_run_id="manual__2026 x")
+    with session_scope(seeded) as s:
+        kwargs, done = create_suite_runs(s, "demo", "demo-tiny-idefics3", parent_run_id="manual__2026 x")
     assert [e["task"] for e in done.started] == ["demo-colors-vqa", "demo-shapes-yorn"]
     assert done.already_active == [{"task": "demo-shapes-mcq", "run_id": one["id"], "status": "queued"}]
     assert [k["trigger_run_id"] for k in kwargs] == [f"suite__manual__2026_x__{e['run_id']}" for e in done.started]

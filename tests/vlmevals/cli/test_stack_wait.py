@@ -21,8 +21,9 @@ def test_wait_and_report_prints_the_finished_run(seeded, db_url: str, monkeypatc
         run_id = runs.create_run(
             s, "demo-shapes-mcq", "demo-tiny-idefics3", triggered_by="airflow_rest", dag_run_id="d1"
         ).id
-    runs.mark_running(seeded, run_id, attempt=1)
-    runs.mark_completed(seeded, run_id, primary_metric=0.25, metrics={"Overall": 0.25})
+    with session_scope(seeded) as s:
+        runs.mark_running(s, run_id, attempt=1)
+        runs.mark_completed(s, run_id, primary_metric=0.25, metrics={"Overall": 0.25})
     api = httpx.Client(
         base_url="http://airflow.test",
         transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"state": "success"})),

@@ -3,6 +3,7 @@ sourced `.local/env.sh` left behind unchanged is the stack's own earlier derivat
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from vlmevals.devtools.stack import Stack
 from vlmevals.devtools.stack_settings import DERIVED_VAR, StackSettings, get_stack_settings, user_environ
 
@@ -108,3 +110,30 @@ def test_a_component_started_with_another_environment_is_restarted(
     finally:
         stack.stop(("scheduler",), database=False, grace_s=5)
     assert stack.pid("scheduler") is None
+
+
+def test_evals_auth_manager_selects_fab_and_the_default_stays_simple(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EVALS_AUTH_MANAGER", raising=False)
+    simple = Stack().env()
+    assert simple["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".SimpleAuthManager")
+    assert simple["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin,op:op,viewer:viewer"
+
+    monkeypatch.setenv("EVALS_AUTH_MANAGER", "fab")
+    get_stack_settings.cache_clear()
+    fab = Stack().env()
+    assert fab["AIRFLOW__CORE__AUTH_MANAGER"] == "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+    assert not any(k.startswith("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER") for k in fab)
+    assert fab["AIRFLOW__API__SECRET_KEY"] == Stack().env()["AIRFLOW__API__SECRET_KEY"], "one key per stack home"
+    assert fab["AIRFLOW__API_AUTH__JWT_SECRET"] == simple["AIRFLOW__API_AUTH__JWT_SECRET"]
+    assert Stack().shell_env()["EVALS_AUTH_MANAGER"] == "fab"  # a shell that sourced env.sh addresses this stack
+
+    for path in (simple["AIRFLOW__CORE__AUTH_MANAGER"], fab["AIRFLOW__CORE__AUTH_MANAGER"]):
+        module, _, name = path.rpartition(".")
+        assert hasattr(importlib.import_module(module), name), path
+
+    monkeypatch.setenv("EVALS_AUTH_MANAGER", "ldap")
+    get_stack_settings.cache_clear()
+    with pytest.raises(ValidationError, match="EVALS_AUTH_MANAGER"):
+        Stack()

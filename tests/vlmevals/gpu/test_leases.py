@@ -67,7 +67,7 @@ def test_command_per_launch_mode(tmp_path: Path) -> None:
     assert one[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=1"], "torchrun is the model's choice"
     single = _argv(ModelSpec("M", gpus=4, launch_mode="single"), tmp_path)
     assert single[3:5] == ["-m", "vlmeval"] and "torch.distributed.run" not in single, "one process sees all 4"
-    lease = gpus.Lease(None, "h", (3, 5), "x")
+    lease = gpus.Lease(None, "h", (3, 5), "x")  # type: ignore[arg-type]  # env and adapt need no database
     assert lease.env() == {"CUDA_VISIBLE_DEVICES": "3,5"}
     assert lease.adapt(ModelSpec("M", gpus=2, launch_mode="torchrun")).launch_mode == "torchrun"
 

@@ -121,7 +121,8 @@ def test_plan_triggers_new_skips_unchanged_forces_and_never_doubles(cat) -> None
     with session_scope(cat) as s:
         forced = {d.model: d for d in nightly.plan(s, force=True)}
     assert (forced[DEMO].action, forced[DEMO].reason) == ("trigger", "forced")
-    created = nightly.create_runs(cat, list(forced.values()), nightly_run_id="manual__2026-11-27T02:00:00+00:00")
+    with session_scope(cat) as s:
+        created = nightly.create_runs(s, list(forced.values()), nightly_run_id="manual__2026-11-27T02:00:00+00:00")
     assert len(created) == 2
     with session_scope(cat) as s:
         for c in created:
@@ -163,10 +164,12 @@ def test_schedule_from_environment(monkeypatch) -> None:
 def test_regression_absolute_threshold_both_directions(cat) -> None:
     base = _completed(cat, MCQ, DEMO, 0.80, days_ago=1)
     same = _completed(cat, MCQ, DEMO, 0.795)
-    v = regression.check_run(cat, same)
+    with session_scope(cat) as s:
+        v = regression.check_run(s, same)
     assert v is not None and not v.regression and v.baseline_run_id == base
     drop = _completed(cat, MCQ, DEMO, 0.60)
-    v = regression.check_run(cat, drop)
+    with session_scope(cat) as s:
+        v = regression.check_run(s, drop)
     assert v.regression and v.delta == pytest.approx(-0.195) and v.baseline_run_id == same
     with session_scope(cat) as s:
         run = s.get(EvalRun, drop)
@@ -176,15 +179,18 @@ def test_regression_absolute_threshold_both_directions(cat) -> None:
         t = s.scalar(select(Task).where(Task.name == MCQ))
         t.higher_is_better = False  # e.g. an error rate: a rise is the regression
     up = _completed(cat, MCQ, DEMO, 0.70)
-    assert regression.check_run(cat, up).regression
+    with session_scope(cat) as s:
+        assert regression.check_run(s, up).regression
     manual = _completed(cat, MCQ, DEMO, 0.99, triggered_by="airflow_rest")
-    assert regression.check_run(cat, manual) is None, "only nightly runs are checked by default"
-    assert regression.check_run(cat, manual, force=True).regression
+    with session_scope(cat) as s:
+        assert regression.check_run(s, manual) is None, "only nightly runs are checked by default"
+        assert regression.check_run(s, manual, force=True).regression
 
 
 def test_first_run_has_no_baseline(cat) -> None:
     first = _completed(cat, MCQ, DEMO, 0.3)
-    assert regression.check_run(cat, first) is None
+    with session_scope(cat) as s:
+        assert regression.check_run(s, first) is None
     with session_scope(cat) as s:
         assert s.get(EvalRun, first).regression is False
 
@@ -212,9 +218,11 @@ def test_a_method_can_be_plugged_in_front(cat, monkeypatch) -> None:
     regression.register_method("paired_test", paired)
     _completed(cat, MCQ, DEMO, 0.8, days_ago=1)
     a = _completed(cat, MCQ, DEMO, 0.79)
-    assert regression.check_run(cat, a).method == "absolute_threshold", "falls through when the method passes"
+    with session_scope(cat) as s:
+        assert regression.check_run(s, a).method == "absolute_threshold", "falls through when the method passes"
     b = _completed(cat, MCQ, DEMO, 0.40)
-    v = regression.check_run(cat, b)
+    with session_scope(cat) as s:
+        v = regression.check_run(s, b)
     assert v.method == "paired_test" and calls == [a, b]
     with session_scope(cat) as s:
         assert s.get(EvalRun, b).regression_detail["p_value"] == 0.001
@@ -240,16 +248,19 @@ def test_notifier_fires_only_on_regression(cat, monkeypatch) -> None:
     monkeypatch.setenv(notifiers.NOTIFIER_KWARGS_ENV, '{"channel": "#evals"}')
     _completed(cat, MCQ, DEMO, 0.8, days_ago=1)
     ok = _completed(cat, MCQ, DEMO, 0.8)
-    regression.check_run(cat, ok)
-    assert regression.notify(cat, ok, {}) is False and RecordingNotifier.seen == []
+    with session_scope(cat) as s:
+        regression.check_run(s, ok)
+        assert regression.notify(s, ok, {}) is False and RecordingNotifier.seen == []
     bad = _completed(cat, MCQ, DEMO, 0.1)
-    regression.check_run(cat, bad)
-    assert regression.notify(cat, bad, {}) is True
+    with session_scope(cat) as s:
+        regression.check_run(s, bad)
+        assert regression.notify(s, bad, {}) is True
     (seen,) = RecordingNotifier.seen
     assert seen["channel"] == "#evals" and seen["eval_run_id"] == bad and seen["task"] == MCQ
     assert seen["baseline_run_id"] == ok and seen["regression"] is True
     monkeypatch.setenv(notifiers.NOTIFIER_ENV, "no.such.module.Notifier")
-    assert regression.notify(cat, bad, {}) is False, "a broken notifier is logged, never raised"
+    with session_scope(cat) as s:
+        assert regression.notify(s, bad, {}) is False, "a broken notifier is logged, never raised"
 
 
 def test_seed_file_enrolments(engine, tmp_path: Path) -> None:

@@ -25,8 +25,9 @@ def _new(engine, dag_run_id: str = "manual__1") -> int:
 @pytest.mark.integration
 def test_note_of_a_scored_run_names_the_pair_the_score_and_links_the_board(seeded) -> None:
     run_id = _new(seeded)
-    runs.mark_running(seeded, run_id, attempt=1)
-    runs.mark_completed(seeded, run_id, primary_metric=0.4, metrics={"Overall": 0.4})
+    with session_scope(seeded) as s:
+        runs.mark_running(s, run_id, attempt=1)
+        runs.mark_completed(s, run_id, primary_metric=0.4, metrics={"Overall": 0.4})
     text = notes.run_note(seeded, run_id, SITE)
     assert text.startswith(f"eval run {run_id}: demo-shapes-mcq {X} demo-tiny-idefics3 → 0.4000 (")
     assert f"({SITE}/api/evals/ui/leaderboard?task=demo-shapes-mcq&run={run_id})" in text
@@ -36,7 +37,8 @@ def test_note_of_a_scored_run_names_the_pair_the_score_and_links_the_board(seede
 @pytest.mark.integration
 def test_note_of_a_failed_run_carries_the_error_and_fits_airflows_column(seeded) -> None:
     run_id = _new(seeded)
-    runs.mark_failed(seeded, run_id, "queue: dataset missing " + "x" * 3000)
+    with session_scope(seeded) as s:
+        runs.mark_failed(s, run_id, "queue: dataset missing " + "x" * 3000)
     text = notes.run_note(seeded, run_id, SITE)
     assert f"eval run {run_id}: demo-shapes-mcq {X} demo-tiny-idefics3 → failed: queue: dataset missing" in text
     assert len(text) <= notes.NOTE_MAX_CHARS and text.endswith(f"&run={run_id})"), "the link survives truncation"

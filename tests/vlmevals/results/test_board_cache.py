@@ -65,13 +65,15 @@ def test_finishing_run_and_backfill_resync_move_the_stamp(runs) -> None:
     running = add_run(engine, TASKS[1], MODELS[1], status="running")
     _boards(engine)
     before = _stamp(engine)
-    assert lifecycle.mark_completed(engine, running, primary_metric=0.01, metrics={})
+    with session_scope(engine) as s:
+        assert lifecycle.mark_completed(s, running, primary_metric=0.01, metrics={})
     assert _stamp(engine) != before
     after, fresh = _boards(engine)
     assert after == fresh
     before = _stamp(engine)
     run_id = ids[(TASKS[1], MODELS[1])]
-    backfilled.resync_backfilled(engine, run_id, {"status": "failed", "primary_metric": None}, "re-synced")
+    with session_scope(engine) as s:
+        backfilled.resync_backfilled(s.connection(), run_id, {"status": "failed", "primary_metric": None}, "re-synced")
     assert _stamp(engine) != before
     resynced, fresh = _boards(engine)
     assert resynced == fresh
@@ -108,7 +110,8 @@ def test_a_verdict_stored_after_completion_moves_the_stamp(runs) -> None:
     engine, _ = runs
     later = add_run(engine, TASKS[0], MODELS[0], score=0.1)  # a drop against the fixture's run of the pair
     before = _stamp(engine)
-    verdict = regression.check_run(engine, later, force=True)
+    with session_scope(engine) as s:
+        verdict = regression.check_run(s, later, force=True)
     assert verdict is not None and verdict.regression
     assert _stamp(engine) != before
     with session_scope(engine) as s:

@@ -28,9 +28,11 @@ def _run(engine: Any, checkpoint_id: int | None, score: float | None, status: st
     with session_scope(engine) as s:
         run_id = lifecycle.create_run(s, TASK, MODEL, triggered_by="api", checkpoint_id=checkpoint_id).id
     if status == "completed":
-        lifecycle.mark_completed(engine, run_id, primary_metric=score, metrics={})
+        with session_scope(engine) as s:
+            lifecycle.mark_completed(s, run_id, primary_metric=score, metrics={})
     else:
-        lifecycle.mark_failed(engine, run_id, "boom")
+        with session_scope(engine) as s:
+            lifecycle.mark_failed(s, run_id, "boom")
     return run_id
 
 
@@ -43,12 +45,15 @@ def _stored(engine: Any, run_id: int) -> tuple[bool, dict[str, Any] | None, int 
 def test_drop_against_the_previous_checkpoint_is_flagged(seeded: Any) -> None:
     step0, step400, step100 = _checkpoint(seeded, 0), _checkpoint(seeded, 400), _checkpoint(seeded, 100)
     r0 = _run(seeded, step0, 0.30)
-    assert regression.check_run(seeded, r0) is None  # the first checkpoint has nothing to compare with
+    with session_scope(seeded) as s:
+        assert regression.check_run(s, r0) is None  # the first checkpoint has nothing to compare with
     r400 = _run(seeded, step400, 0.50)  # step 400 is registered before step 100: the order is by step
     r100 = _run(seeded, step100, 0.60)
-    v100 = regression.check_run(seeded, r100)
+    with session_scope(seeded) as s:
+        v100 = regression.check_run(s, r100)
     assert v100 is not None and not v100.regression and v100.baseline_run_id == r0
-    v = regression.check_run(seeded, r400)
+    with session_scope(seeded) as s:
+        v = regression.check_run(s, r400)
     assert v is not None and v.regression and v.baseline_run_id == r100 and v.delta == pytest.approx(-0.10)
     flagged, detail, baseline = _stored(seeded, r400)
     assert flagged and baseline == r100 and detail is not None
@@ -63,7 +68,8 @@ def test_within_tolerance_and_skipping_failed_checkpoints(seeded: Any) -> None:
     r1 = _run(seeded, c1, 0.500)
     _run(seeded, c2, None, status="failed")  # step 2 has no completed run: step 1 is the one before "final"
     r3 = _run(seeded, c3, 0.495)
-    v = regression.check_run(seeded, r3)
+    with session_scope(seeded) as s:
+        v = regression.check_run(s, r3)
     assert v is not None and not v.regression and v.baseline_run_id == r1
     assert _stored(seeded, r3)[1]["previous_checkpoint"]["step"] == 1  # type: ignore[index]
 
@@ -72,10 +78,12 @@ def test_nightly_baselines_ignore_checkpoint_runs(seeded: Any) -> None:
     cp = _checkpoint(seeded, 5)
     with session_scope(seeded) as s:
         first = lifecycle.create_run(s, TASK, MODEL, triggered_by="nightly").id
-    lifecycle.mark_completed(seeded, first, primary_metric=0.4, metrics={})
+    with session_scope(seeded) as s:
+        lifecycle.mark_completed(s, first, primary_metric=0.4, metrics={})
     _run(seeded, cp, 0.9)  # a checkpoint's run in between must not become the nightly baseline
     with session_scope(seeded) as s:
         nightly = lifecycle.create_run(s, TASK, MODEL, triggered_by="nightly").id
-    lifecycle.mark_completed(seeded, nightly, primary_metric=0.4, metrics={})
-    v = regression.check_run(seeded, nightly)
+    with session_scope(seeded) as s:
+        lifecycle.mark_completed(s, nightly, primary_metric=0.4, metrics={})
+        v = regression.check_run(s, nightly)
     assert v is not None and not v.regression and v.baseline_run_id == first

@@ -30,11 +30,12 @@ def _run(engine: Any, scores: list[float | None], failed: Collection[int] = ()) 
         SampleRecord(str(i), "even" if i % 2 == 0 else "odd", "q", "A", "A", sc, i in failed)
         for i, sc in enumerate(scores)
     ]
-    store(engine, run_id, recs)
     valid = [sc or 0.0 for i, sc in enumerate(scores) if i not in failed]
-    lifecycle.mark_completed(
-        engine, run_id, primary_metric=sum(valid) / len(scores), metrics={}, extra={"samples_total": len(scores)}
-    )
+    with session_scope(engine) as s:
+        store(s, run_id, recs)
+        lifecycle.mark_completed(
+            s, run_id, primary_metric=sum(valid) / len(scores), metrics={}, extra={"samples_total": len(scores)}
+        )
     return run_id
 
 
@@ -70,7 +71,8 @@ def test_runs_without_shared_scored_samples_are_refused(seeded: Any) -> None:
 def test_paired_regression_reads_the_comparison(seeded: Any) -> None:
     base = _run(seeded, [1.0] * 30 + [0.0] * 10)
     worse = _run(seeded, [0.0] * 15 + [1.0] * 15 + [0.0] * 10)
-    v = regression.check_run(seeded, worse)
+    with session_scope(seeded) as s:
+        v = regression.check_run(s, worse)
     assert v is not None and v.regression and v.method == "paired_bootstrap+exact_mcnemar"
     assert v.baseline_run_id == base and v.extra["paired_samples"] == 40 and v.extra["right_to_wrong"] == 15
     with session_scope(seeded) as s:
@@ -78,5 +80,6 @@ def test_paired_regression_reads_the_comparison(seeded: Any) -> None:
         assert run is not None and run.regression and run.baseline_run_id == base
         assert run.regression_detail is not None and run.regression_detail["ci_high"] < 0
     same = _run(seeded, [1.0] * 30 + [0.0] * 10)
-    again = regression.check_run(seeded, same)
+    with session_scope(seeded) as s:
+        again = regression.check_run(s, same)
     assert again is not None and not again.regression and again.baseline_run_id == worse

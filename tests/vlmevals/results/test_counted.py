@@ -36,7 +36,8 @@ def _run(
             s, TASK, MODEL, triggered_by=triggered_by, options=options, checkpoint_id=checkpoint_id
         )
         run_id = run.id
-    lifecycle.mark_completed(engine, run_id, primary_metric=score, metrics={})
+    with session_scope(engine) as s:
+        lifecycle.mark_completed(s, run_id, primary_metric=score, metrics={})
     return run_id
 
 
@@ -124,9 +125,11 @@ def test_nightly_baseline_is_never_a_limited_run(seeded: Any) -> None:
     full = _run(seeded, 10.0, triggered_by="nightly")
     limited = _run(seeded, 20.0, limit=5)
     nightly = _run(seeded, 10.0, triggered_by="nightly")  # equal to the full run: no regression
-    v = regression.check_run(seeded, nightly)
+    with session_scope(seeded) as s:
+        v = regression.check_run(s, nightly)
     assert v is not None and v.baseline_run_id == full and not v.regression
-    assert regression.check_run(seeded, limited, force=True) is None  # 5 samples are not checked either
+    with session_scope(seeded) as s:
+        assert regression.check_run(s, limited, force=True) is None  # 5 samples are not checked either
     with session_scope(seeded) as s:
         assert s.get_one(EvalRun, limited).baseline_run_id is None
 
@@ -136,7 +139,8 @@ def test_checkpoint_drop_baseline_is_never_a_limited_run(seeded: Any) -> None:
     first = _run(seeded, 10.0, checkpoint_id=c1)
     _run(seeded, 20.0, limit=5, checkpoint_id=c2)  # step 2 only has a smoke test: step 1 is the one before 3
     third = _run(seeded, 10.0, checkpoint_id=c3)
-    v = regression.check_run(seeded, third)
+    with session_scope(seeded) as s:
+        v = regression.check_run(s, third)
     assert v is not None and v.baseline_run_id == first and not v.regression
 
 

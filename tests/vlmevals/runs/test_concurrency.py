@@ -22,7 +22,8 @@ def _served_run(engine, name: str, nproc: int | None, url: str = URL) -> int:
         s.flush()
         run = runs.create_run(s, "demo-shapes-mcq", name, triggered_by="airflow_rest")
         run_id = run.id
-    assert runs.mark_running(engine, run_id, attempt=1)
+    with session_scope(engine) as s:
+        assert runs.mark_running(s, run_id, attempt=1)
     return run_id
 
 
@@ -44,7 +45,8 @@ def test_second_run_on_one_endpoint_gets_what_is_left(seeded) -> None:
     # another endpoint is not affected; a finished run releases its share
     d = _served_run(seeded, "served-d", 12, url="http://127.0.0.1:10/v1")
     assert concurrency.claim(seeded, d, "http://127.0.0.1:10/v1", 12, _settings())["api_nproc"] == 12
-    assert runs.mark_completed(seeded, a, primary_metric=0.5, metrics={})
+    with session_scope(seeded) as s:
+        assert runs.mark_completed(s, a, primary_metric=0.5, metrics={})
     assert concurrency.claim(seeded, c, URL, 2, _settings())["api_nproc"] == 2
 
 
@@ -56,7 +58,8 @@ def test_a_waiting_run_starts_when_a_share_is_released(seeded) -> None:
     waiter.start()
     waiter.join(timeout=0.3)
     assert waiter.is_alive() and not got  # nothing free: it waits
-    assert runs.mark_failed(seeded, a, "gone")
+    with session_scope(seeded) as s:
+        assert runs.mark_failed(s, a, "gone")
     waiter.join(timeout=60)
     assert got["api_nproc"] == 8
 

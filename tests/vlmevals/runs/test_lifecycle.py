@@ -17,10 +17,11 @@ def _new(engine, **kw) -> int:
 
 def test_life_cycle_and_history(seeded) -> None:
     run_id = _new(seeded, user="alice", options={"limit": 5})
-    assert runs.mark_running(seeded, run_id, attempt=1)
-    runs.set_progress(seeded, run_id, 7, 5)  # clamped, never above the total
-    assert runs.mark_completed(seeded, run_id, primary_metric=0.5, metrics={"table": {"Overall": 0.5}})
-    assert not runs.mark_failed(seeded, run_id, "late callback")  # terminal rows stay as they are
+    with session_scope(seeded) as s:
+        assert runs.mark_running(s, run_id, attempt=1)
+        runs.set_progress(s, run_id, 7, 5)  # clamped, never above the total
+        assert runs.mark_completed(s, run_id, primary_metric=0.5, metrics={"table": {"Overall": 0.5}})
+        assert not runs.mark_failed(s, run_id, "late callback")  # terminal rows stay as they are
     with session_scope(seeded) as s:
         run = runs.get_run(s, run_id)
         assert (run.status, run.primary_metric, run.progress_done, run.error) == ("completed", 0.5, 5, None)
@@ -33,16 +34,20 @@ def test_life_cycle_and_history(seeded) -> None:
 
 def test_cancelled_is_not_overwritten(seeded) -> None:
     run_id = _new(seeded)
-    assert runs.mark_cancelled(seeded, run_id, user="bob")
-    assert not runs.mark_running(seeded, run_id, 1)
-    assert not runs.mark_failed(seeded, run_id, "task killed")
+    with session_scope(seeded) as s:
+        assert runs.mark_cancelled(s, run_id, user="bob")
+    with session_scope(seeded) as s:  # late writers, each in a transaction of its own
+        assert not runs.mark_running(s, run_id, 1)
+    with session_scope(seeded) as s:
+        assert not runs.mark_failed(s, run_id, "task killed")
     with session_scope(seeded) as s:
         assert runs.get_run(s, run_id).status == "cancelled"
 
 
 def test_failure_message_kept_readable(seeded) -> None:
     run_id = _new(seeded)
-    runs.mark_failed(seeded, run_id, "x" * 20000)
+    with session_scope(seeded) as s:
+        runs.mark_failed(s, run_id, "x" * 20000)
     with session_scope(seeded) as s:
         err = runs.get_run(s, run_id).error
     assert err.endswith("[truncated]") and len(err) < 9000
@@ -89,14 +94,31 @@ def test_completion_follow_up_commits_with_it_and_its_failure_alone_is_dropped(s
         raise RuntimeError("comparison failed")
 
     ok = _new(seeded)
-    assert runs.mark_completed(seeded, ok, primary_metric=0.5, metrics={}, then=flag)
+    with session_scope(seeded) as s:
+        assert runs.mark_completed(s, ok, primary_metric=0.5, metrics={}, then=flag)
     bad = _new(seeded)
-    assert runs.mark_completed(seeded, bad, primary_metric=0.4, metrics={}, then=broken)
+    with session_scope(seeded) as s:
+        assert runs.mark_completed(s, bad, primary_metric=0.4, metrics={}, then=broken)
     called: list[int] = []
-    assert not runs.mark_completed(seeded, bad, primary_metric=0.1, metrics={}, then=lambda s: called.append(1))
+    with session_scope(seeded) as s:
+        assert not runs.mark_completed(s, bad, primary_metric=0.1, metrics={}, then=lambda t: called.append(1))
     with session_scope(seeded) as s:
         assert seen == ["completed"]
         assert (runs.get_run(s, ok).status, runs.get_run(s, ok).regression) == ("completed", True)
         got = runs.get_run(s, bad)
         assert (got.status, got.regression, got.regression_detail) == ("completed", False, None)
         assert got.primary_metric == 0.4 and called == [], "no follow-up when nothing changed"
+
+
+def test_transitions_join_the_callers_unit_of_work(seeded) -> None:
+    """No life-cycle function commits: a caller whose unit of work fails leaves the run as it was, events too."""
+    run_id = _new(seeded)
+    with pytest.raises(RuntimeError, match="the step failed"), session_scope(seeded) as s:
+        assert runs.mark_running(s, run_id, attempt=1)
+        runs.record_preparation(s, run_id, "dataset downloaded")
+        assert runs.mark_failed(s, run_id, "boom")
+        raise RuntimeError("the step failed")
+    with session_scope(seeded) as s:
+        run = runs.get_run(s, run_id)
+        assert (run.status, run.attempts, run.error) == ("queued", 0, None)
+        assert [e.status for e in run.events] == ["queued"]

@@ -76,7 +76,8 @@ def test_forced_runs_are_exempt_and_a_finished_run_frees_the_pair(seeded) -> Non
     with pytest.raises(ConflictError) as err:
         _create(seeded)
     assert err.value.existing_id == first and forced != first
-    assert runs.mark_completed(seeded, first, primary_metric=0.5, metrics={})
+    with session_scope(seeded) as s:
+        assert runs.mark_completed(s, first, primary_metric=0.5, metrics={})
     again = _create(seeded)  # the forced run still active does not count
     assert {r.id for r in _active(seeded)} == {again}
 
@@ -116,16 +117,18 @@ def test_airflow_rest_duplicate_fails_at_queue_with_its_own_row(seeded) -> None:
 def test_nightly_skips_a_pair_another_path_won(seeded) -> None:
     first = _create(seeded)
     d = nightly.Decision(MCQ, DEMO, "trigger", "new", "no completed run yet")
-    assert nightly.create_runs(seeded, [d], nightly_run_id="scheduled__x") == []
+    with session_scope(seeded) as s:
+        assert nightly.create_runs(s, [d], nightly_run_id="scheduled__x") == []
     assert (d.action, d.reason, d.last_run_id, d.eval_run_id) == ("skip", "active", first, None)
     assert d.detail == f"eval run {first} of {MCQ} x {DEMO} is already queued"
 
 
 def test_nightly_retry_triggers_what_its_earlier_attempt_recorded(seeded) -> None:
     d = nightly.Decision(MCQ, DEMO, "trigger", "new", "no completed run yet")
-    (made,) = nightly.create_runs(seeded, [d], nightly_run_id="scheduled__2026-12-02T02:00:00+00:00")
-    assert nightly.pending_from_earlier_attempt(seeded, "scheduled__2026-12-02T02:00:00+00:00") == [made]
-    assert nightly.pending_from_earlier_attempt(seeded, "scheduled__other") == []
+    with session_scope(seeded) as s:
+        (made,) = nightly.create_runs(s, [d], nightly_run_id="scheduled__2026-12-02T02:00:00+00:00")
+        assert nightly.pending_from_earlier_attempt(s, "scheduled__2026-12-02T02:00:00+00:00") == [made]
+        assert nightly.pending_from_earlier_attempt(s, "scheduled__other") == []
 
 
 def test_every_path_at_once_one_active_run(seeded, monkeypatch) -> None:
@@ -144,7 +147,12 @@ def test_every_path_at_once_one_active_run(seeded, monkeypatch) -> None:
 
     def night(i: int) -> Callable[[], Any]:
         d = nightly.Decision(MCQ, DEMO, "trigger", "new", "no completed run yet")
-        return lambda: nightly.create_runs(seeded, [d], nightly_run_id=f"scheduled__{i}") or d
+
+        def plan() -> Any:
+            with session_scope(seeded) as s:
+                return nightly.create_runs(s, [d], nightly_run_id=f"scheduled__{i}") or d
+
+        return plan
 
     calls = [plugin] * 4 + [rest(i) for i in range(4)] + [night(i) for i in range(4)]
     got = _race(calls)

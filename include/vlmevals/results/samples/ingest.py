@@ -1,6 +1,6 @@
 """The ingest_metrics hook for per-sample results: read the run's per-sample file, store its rows, summarise.
 
-Idempotent: a rerun replaces the run's samples in one transaction, so it can never leave half a run.
+Idempotent: a rerun replaces the run's samples in the caller's transaction, so it can never leave half a run.
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun
 from vlmevals.results.samples.parse import read_records, read_samples
 from vlmevals.results.samples.store import record_rows, store
@@ -21,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def ingest(
-    engine: Engine | None, run_id: int, pred_root: Path, model: str, data: str, scale: float = 1.0
+    session: Session, run_id: int, pred_root: Path, model: str, data: str, scale: float = 1.0
 ) -> SampleSummary | None:
     """Read, store and summarise one run's samples (a rerun replaces them). None: no per-sample file."""
     got = read_samples(pred_root, model, data)
@@ -29,7 +28,7 @@ def ingest(
         log.info("no per-sample file for %s x %s in %s", model, data, pred_root)
         return None
     records, path = got
-    store(engine, run_id, records)
+    store(session, run_id, records)
     summary = summarise(records, path.name, scale)
     log.info("ingested %s samples of run %s from %s (%s failed)", summary.total, run_id, path.name, summary.failed)
     return summary
@@ -47,20 +46,20 @@ def read_summarised(path: Path, scale: float) -> PerSample:
     return record_rows(records), summary.as_metrics(), summary.run_columns()
 
 
-def _metric_scale(engine: Engine | None, run_id: int) -> float:
-    with session_scope(engine) as s:
-        run = s.get(EvalRun, run_id)
-        return float(run.task.metric_scale) if run is not None else 1.0
+def _metric_scale(session: Session, run_id: int) -> float:
+    run = session.get(EvalRun, run_id)
+    return float(run.task.metric_scale) if run is not None else 1.0
 
 
 def ingest_for_run(
-    engine: Engine | None, run_id: int, pred_root: Path, model: str, data: str, metrics: dict[str, Any]
+    session: Session, run_id: int, pred_root: Path, model: str, data: str, metrics: dict[str, Any]
 ) -> dict[str, Any]:
     """The ingest_metrics hook: store the run's samples, add their summary to `metrics["samples"]` and return
     eval_runs' summary columns. Never raises: the official metrics must be recorded even if a per-sample file
-    is unreadable (the reason goes to `metrics["samples_error"]`)."""
+    is unreadable (the reason goes to `metrics["samples_error"]`; its writes roll back to a savepoint)."""
     try:
-        summary = ingest(engine, run_id, pred_root, model, data, scale=_metric_scale(engine, run_id))
+        with session.begin_nested():
+            summary = ingest(session, run_id, pred_root, model, data, scale=_metric_scale(session, run_id))
     except Exception as err:  # a per-sample parser problem must not lose the run's official score
         log.exception("per-sample ingestion failed for run %s", run_id)
         metrics["samples_error"] = f"{type(err).__name__}: {err}"

@@ -11,10 +11,9 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, get_args
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from vlmevals.db.engine import get_engine
 from vlmevals.db.models import EvalSample
 from vlmevals.results.samples.parse import SampleRecord
 from vlmevals.results.schemas import Outcome, SampleOutcome
@@ -77,11 +76,9 @@ def replace_samples(conn: Connection, runs: Sequence[tuple[int, Sequence[tuple[A
     return len(values)
 
 
-def store(engine: Engine | None, run_id: int, records: Iterable[SampleRecord]) -> int:
-    """Replace run_id's samples with `records` in one transaction (COPY on psycopg 3, else executemany)."""
-    eng = engine or get_engine()
-    with eng.begin() as conn:
-        return replace_samples(conn, [(run_id, record_rows(records))])
+def store(session: Session, run_id: int, records: Iterable[SampleRecord]) -> int:
+    """Replace run_id's samples with `records` in the caller's transaction (COPY on psycopg 3, else executemany)."""
+    return replace_samples(session.connection(), [(run_id, record_rows(records))])
 
 
 def outcome_filter(outcome: str) -> ColumnElement[bool] | None:

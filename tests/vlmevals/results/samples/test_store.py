@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vlmevals.db.engine import session_scope
 from vlmevals.results.samples.ingest import ingest_for_run
 from vlmevals.results.samples.store import categories, list_samples, outcome_of
 
@@ -14,12 +15,12 @@ from tests.vlmeval_outputs import MODEL_NAME
 
 @pytest.mark.integration
 def test_ingest_stores_rows_idempotently(seeded, run_id: int, real: dict[str, Any]) -> None:
-    from vlmevals.db.engine import session_scope
-
     md = real["cases"]["ok"]["model_dir"]
     metrics: dict[str, Any] = {}
-    cols = ingest_for_run(seeded, run_id, md, MODEL_NAME, "DEMO_SHAPES_MCQ", metrics)
-    cols2 = ingest_for_run(seeded, run_id, md, MODEL_NAME, "DEMO_SHAPES_MCQ", metrics)
+    with session_scope(seeded) as s:
+        cols = ingest_for_run(s, run_id, md, MODEL_NAME, "DEMO_SHAPES_MCQ", metrics)
+    with session_scope(seeded) as s:  # a rerun, in a transaction of its own
+        cols2 = ingest_for_run(s, run_id, md, MODEL_NAME, "DEMO_SHAPES_MCQ", metrics)
     assert cols == cols2 and cols["samples_total"] == 20 and cols["samples_failed"] == 0
     assert 0 <= cols["ci_low"] <= metrics["samples"]["official"] <= cols["ci_high"] <= 1
     with session_scope(seeded) as s:
@@ -42,9 +43,11 @@ def test_ingest_stores_rows_idempotently(seeded, run_id: int, real: dict[str, An
 def test_ingest_hook_never_loses_the_run(seeded, run_id: int, tmp_path: Path) -> None:
     (tmp_path / f"{MODEL_NAME}_D_exact_matching_result.xlsx").write_text("not a spreadsheet")
     metrics: dict[str, Any] = {}
-    assert ingest_for_run(seeded, run_id, tmp_path, MODEL_NAME, "D", metrics) == {}
+    with session_scope(seeded) as s:
+        assert ingest_for_run(s, run_id, tmp_path, MODEL_NAME, "D", metrics) == {}
     assert "samples_error" in metrics and "samples" not in metrics
-    assert ingest_for_run(seeded, run_id, tmp_path, MODEL_NAME, "NONE", {}) == {}
+    with session_scope(seeded) as s:
+        assert ingest_for_run(s, run_id, tmp_path, MODEL_NAME, "NONE", {}) == {}
 
 
 def test_outcome_of_tells_unscored_apart() -> None:
