@@ -74,7 +74,14 @@ def _run_queue(dag: Any, model: str, ti: _TaskInstance) -> str:
         conf={"task": TASK, "model": model},
     )
     params = {name: dag.params[name] for name in dag.params}
-    branch: str = queue.python_callable(params=params, dag_run=dag_run, ti=ti)
+    context = {"params": params, "dag_run": dag_run, "ti": ti}  # what Airflow's task runner would provide
+    callable_globals = queue.python_callable.__globals__
+    saved = callable_globals["get_current_context"]
+    callable_globals["get_current_context"] = lambda: context
+    try:
+        branch: str = queue.python_callable()
+    finally:
+        callable_globals["get_current_context"] = saved
     return branch
 
 

@@ -16,6 +16,7 @@ from vlmevals.cli import output
 from vlmevals.cli.catalogue import seed
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import get_settings
+from vlmevals.core.vocabulary import ACTIVE_STATUSES, RunStatus, TriggeredBy
 
 if TYPE_CHECKING:
     import httpx
@@ -107,7 +108,7 @@ def trigger(task: str = DEMO_TASK, model: str = DEMO_MODEL, wait: bool = True, t
     wait_for_dag(client, EVAL_RUN_DAG_ID)
     r = client.post(
         "/api/v2/dags/eval_run/dagRuns",
-        json={"logical_date": None, "conf": {"task": task, "model": model, "triggered_by": "rest"}},
+        json={"logical_date": None, "conf": {"task": task, "model": model, "triggered_by": TriggeredBy.AIRFLOW_REST}},
     )
     if r.status_code >= 300:
         raise typer.Exit(f"trigger failed: HTTP {r.status_code} {r.text}")  # type: ignore[arg-type]
@@ -138,20 +139,20 @@ def _wait_and_report(stack: Stack, client: httpx.Client, dag_run_id: str, timeou
                         f"eval run {run.id}: {run.status} {run.progress_done}/{run.progress_total or '?'}"
                         f" samples (DAG run {dag_state})"
                     )
-            if dag_state in ("success", "failed") and (run is None or run.status not in ("queued", "running")):
+            if dag_state in ("success", "failed") and (run is None or run.status not in ACTIVE_STATUSES):
                 break
             time.sleep(1)
     if run is None:
         output.console.print(f"[red]no eval run recorded[/] (DAG run {dag_state}); see the Airflow UI")
         raise typer.Exit(1)
     print_result(run, label, f"{stack.api_url}/dags/{EVAL_RUN_DAG_ID}/runs/{dag_run_id}")
-    if run.status != "completed":
+    if run.status != RunStatus.COMPLETED:
         raise typer.Exit(1)
 
 
 def print_result(run: EvalRun, label: str, airflow_url: str) -> None:
     """The outcome of one eval run: status, score, error, artifacts folder and the Airflow run's URL."""
-    colour = "green" if run.status == "completed" else "red"
+    colour = "green" if run.status == RunStatus.COMPLETED else "red"
     output.console.print(f"[{colour}]eval run {run.id}: {run.status}[/]")
     if run.primary_metric is not None:
         output.console.print(f"score ({label}): [bold]{run.primary_metric:.4f}[/]")

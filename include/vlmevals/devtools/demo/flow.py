@@ -19,6 +19,7 @@ from rich.table import Table
 
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import get_settings
+from vlmevals.core.vocabulary import RunStatus
 from vlmevals.devtools.airflow_api import wait_for_dag
 from vlmevals.devtools.demo.progress import TERMINAL, RunView, current_task, reporter, run_view
 from vlmevals.devtools.stack import Stack
@@ -163,7 +164,7 @@ def run_learning_demo(
     board = api.get(f"/suites/{SUITE}/leaderboard", params={"pick": "best"})
     board.raise_for_status()
     console.print(overall_table(board.json()))
-    failed = {i: s for i, s in status.items() if s != "completed"}
+    failed = {i: s for i, s in status.items() if s != RunStatus.COMPLETED}
     if failed:
         console.print(f"[red]runs not completed:[/] {failed}")
     return not failed

@@ -14,7 +14,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-TERMINAL = ("completed", "failed", "cancelled")
+from vlmevals.core.vocabulary import FINAL_STATUSES, RunStatus
+
+TERMINAL = FINAL_STATUSES
 ACTIVE_TI_STATES = ("running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "deferred")
 
 
@@ -133,7 +135,7 @@ class LiveReport:
             state = v.state if not v.finished or v.score is None else f"{v.status}, score {v.score:.1f}"
             if v.id not in self.rows:
                 self.rows[v.id] = self.progress.add_task(f"  run {v.id} {v.label}", total=v.total, state=state)
-            completed = (v.total or v.done) if v.status == "completed" else v.done
+            completed = (v.total or v.done) if v.status == RunStatus.COMPLETED else v.done
             self.progress.update(self.rows[v.id], completed=completed, total=v.total, state=state)
             if v.finished:
                 self.progress.stop_task(self.rows[v.id])  # its clock stops, failed or not
