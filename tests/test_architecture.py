@@ -26,12 +26,14 @@ LAYERS = {
     "results": 6,
     "nightly": 7,
     "backfill": 7,
+    "exports": 7,
     "pipeline": 8,
     "api": 8,
     "devtools": 9,
     "cli": 10,
     "cli_datasets": 9,  # the `vlmevals datasets` sub-commands, hooked into cli
     "cli_enrolments": 9,  # `vlmevals enrol / unenrol / enrolments`, hooked into cli
+    "cli_exports": 9,  # `vlmevals exports list / retry / deliver`, hooked into cli
 }
 
 

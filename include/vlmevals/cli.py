@@ -13,6 +13,7 @@ from rich.console import Console
 
 from vlmevals.cli_datasets import datasets_app
 from vlmevals.cli_enrolments import enrol, enrolments, unenrol
+from vlmevals.cli_exports import exports_app
 from vlmevals.core.constants import EVAL_RUN_DAG_ID
 from vlmevals.core.settings import get_settings
 from vlmevals.devtools.stack import USERS, Stack, wait_for_dag
@@ -27,6 +28,7 @@ app = typer.Typer(no_args_is_help=True, help="VLM evaluation service (VLMEvalKit
 db_app = typer.Typer(help="Our tables' migrations (Alembic, in sql/).")
 app.add_typer(db_app, name="db")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(exports_app, name="exports")
 for _command in (enrol, unenrol, enrolments):
     app.command()(_command)
 console = Console(soft_wrap=True)

@@ -1,0 +1,135 @@
+"""MLflow: one tracker run per eval run, or a model's checkpoint curve; through MlflowClient only.
+
+A run is found again by its tag `vlmevals.run_id` (a checkpoint curve by `vlmevals.series`, each delivered eval
+run marked by a tag `vlmevals.eval_run.<id>`), and metrics carry the run's finish time as their timestamp, so a
+delivery repeated after a crash or a tracker outage neither duplicates the run nor its points.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vlmevals.core.settings import Settings
+from vlmevals.exports.records import ExportRecord, summary_json
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+# the outbox retries with backoff: one quick attempt per delivery, not MLflow's minutes of HTTP retries
+_CLIENT_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+_MAX_TAG = 5000
+
+
+class MlflowExporter:
+    name = "mlflow"
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.mlflow_tracking_uri:
+            raise ValueError("EVALS_EXPORTERS names mlflow but MLFLOW_TRACKING_URI is not set; set it to the server")
+        for key, value in _CLIENT_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        from mlflow import MlflowClient  # heavy: only where a delivery happens
+
+        self.client: MlflowClient = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+        self.settings = settings
+
+    def deliver(self, record: ExportRecord) -> str:
+        return self._into_series(record) if record.in_series else self._own_run(record)
+
+    def _experiment(self, name: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(self.client.create_experiment(name))
+        except MlflowException:  # created meanwhile by another deliverer
+            again = self.client.get_experiment_by_name(name)
+            if again is None:
+                raise
+            return str(again.experiment_id)
+
+    def _find(self, experiment_id: str, tag: str, value: str) -> Run | None:
+        runs = self.client.search_runs([experiment_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=1)
+        return runs[0] if runs else None
+
+    def _own_run(self, record: ExportRecord) -> str:
+        exp = self._experiment(self.settings.mlflow_experiment.format(task=record.task, model=record.model))
+        run = self._find(exp, "vlmevals.run_id", str(record.run_id))
+        if run is not None and run.data.tags.get("vlmevals.delivered") == "true":
+            return str(run.info.run_id)
+        tags = record.tags()
+        if run is None:
+            name = f"{record.model} · {record.task} #{record.run_id}"
+            run = self.client.create_run(exp, start_time=_ms(record), tags=tags, run_name=name)
+        run_id = str(run.info.run_id)
+        self._log(run_id, record, prefix="", step=0)
+        params = {k: v for k, v in tags.items() if not k.startswith("vlmevals.")}
+        self._log_params(run_id, params)
+        if record.error:
+            self.client.set_tag(run_id, "error", record.error[:_MAX_TAG])
+        self._artifacts(run_id, record, "")
+        status = "FINISHED" if record.status == "completed" else "FAILED"
+        self.client.set_terminated(run_id, status=status, end_time=_ms(record))
+        self.client.set_tag(run_id, "vlmevals.delivered", "true")
+        return run_id
+
+    def _into_series(self, record: ExportRecord) -> str:
+        suite = record.suite or "-"
+        exp = self._experiment(self.settings.mlflow_checkpoint_experiment.format(model=record.model, suite=suite))
+        series = f"{record.model}@{suite}"
+        run = self._find(exp, "vlmevals.series", series)
+        if run is None:
+            tags = {"vlmevals.series": series, "model": record.model, "suite": suite}
+            run = self.client.create_run(exp, tags=tags, run_name=f"{record.model} checkpoints ({suite})")
+        run_id = str(run.info.run_id)
+        marker = f"vlmevals.eval_run.{record.run_id}"
+        if marker in run.data.tags:
+            return run_id
+        assert record.checkpoint_step is not None
+        self._log(run_id, record, prefix=f"eval/{record.task}", step=record.checkpoint_step)
+        self._artifacts(run_id, record, f"eval_runs/{record.run_id}")
+        self.client.set_terminated(run_id, status="FINISHED")
+        outcome = record.status if not record.error else f"{record.status}: {record.error}"
+        self.client.set_tag(run_id, marker, outcome[:_MAX_TAG])
+        return run_id
+
+    def _log(self, run_id: str, record: ExportRecord, *, prefix: str, step: int) -> None:
+        from mlflow.entities import Metric
+
+        ts = _ms(record)
+        numbers = record.numbers()
+        if prefix:  # on a curve: the primary metric is the curve itself (`eval/<task>`)
+            primary = numbers.pop("primary_metric", None)
+            numbers = {f"{prefix}/{k}": v for k, v in numbers.items()}
+            if primary is not None:
+                numbers[prefix] = primary
+        metrics = [Metric(key=k, value=v, timestamp=ts, step=step) for k, v in sorted(numbers.items())]
+        for i in range(0, len(metrics), 900):  # MLflow's log_batch takes 1,000 metrics at most
+            self.client.log_batch(run_id, metrics=metrics[i : i + 900])
+
+    def _log_params(self, run_id: str, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(run_id).data.params
+        fresh = [Param(k, v[:6000]) for k, v in params.items() if k not in existing]
+        if fresh:
+            self.client.log_batch(run_id, params=fresh)
+
+    def _artifacts(self, run_id: str, record: ExportRecord, path: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="vlmevals-export-") as tmp:
+            summary = Path(tmp) / "vlmevals_result.json"
+            summary.write_text(json.dumps(summary_json(record), indent=2, default=str))
+            self.client.log_artifact(run_id, str(summary), path or None)
+        if record.metric_file is not None:
+            self.client.log_artifact(run_id, str(record.metric_file), path or None)
+
+
+def _ms(record: ExportRecord) -> int:
+    return int(record.finished_at.timestamp() * 1000)
