@@ -27,3 +27,4 @@ def test_viewer_reads_the_outbox(clients, seeded, monkeypatch) -> None:
     one = clients.viewer.get("/api/evals/exports", params={"run_id": bad, "state": "pending", "limit": 1}).json()
     assert one["count"] == 2 and len(one["data"]) == 1 and one["data"][0]["run_id"] == bad
     assert clients.viewer.get("/api/evals/exports", params={"state": "lost"}).status_code == 422
+    assert clients.anon.get("/api/evals/exports").status_code == 401
