@@ -1,5 +1,6 @@
 """export outbox: one row per (eval run, exporter), written with the run's completion or failure and sent to the
-experiment trackers (MLflow, TensorBoard) by the deliver_exports DAG
+experiment trackers (MLflow, TensorBoard) by the deliver_exports DAG; a checkpoint's training run in those trackers
+(checkpoints.mlflow_run_id, checkpoints.tensorboard_dir) to log its eval scores into
 
 Revision ID: 0008_export_outbox
 Revises: 0006
@@ -39,8 +40,12 @@ def upgrade() -> None:
     op.create_index(
         "ix_export_outbox_due", "export_outbox", ["next_attempt_at"], postgresql_where=sa.text("state = 'pending'")
     )
+    op.add_column("checkpoints", sa.Column("mlflow_run_id", sa.String(length=64), nullable=True))
+    op.add_column("checkpoints", sa.Column("tensorboard_dir", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("checkpoints", "tensorboard_dir")
+    op.drop_column("checkpoints", "mlflow_run_id")
     op.drop_index("ix_export_outbox_due", table_name="export_outbox")
     op.drop_table("export_outbox")

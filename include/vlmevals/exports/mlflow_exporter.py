@@ -1,4 +1,5 @@
-"""MLflow: one tracker run per eval run, or a model's checkpoint curve; through MlflowClient only.
+"""MLflow: one tracker run per eval run, a checkpoint's training run (mlflow_run_id), or a model's checkpoint
+curve; through MlflowClient only.
 
 A run is found again by its tag `vlmevals.run_id` (a checkpoint curve by `vlmevals.series`, each delivered eval
 run marked by a tag `vlmevals.eval_run.<id>`), and metrics carry the run's finish time as their timestamp, so a
@@ -40,6 +41,8 @@ class MlflowExporter:
         self.settings = settings
 
     def deliver(self, record: ExportRecord) -> str:
+        if record.in_series and record.training_mlflow_run:
+            return self._into_training_run(record, record.training_mlflow_run)
         return self._into_series(record) if record.in_series else self._own_run(record)
 
     def _experiment(self, name: str) -> str:
@@ -88,6 +91,22 @@ class MlflowExporter:
         if run is None:
             tags = {"vlmevals.series": series, "model": record.model, "suite": suite}
             run = self.client.create_run(exp, tags=tags, run_name=f"{record.model} checkpoints ({suite})")
+        return self._onto_curve(run, record, finish=True)
+
+    def _into_training_run(self, record: ExportRecord, run_id: str) -> str:
+        """The checkpoint's own training run (registered with mlflow_run_id): eval curves beside the loss."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as err:
+            raise LookupError(
+                f"checkpoint's mlflow_run_id {run_id} is not a run of {self.settings.mlflow_tracking_uri}: {err}"
+            ) from err
+        return self._onto_curve(run, record, finish=False)  # its status belongs to the training job
+
+    def _onto_curve(self, run: Run, record: ExportRecord, *, finish: bool) -> str:
+        """`eval/<task>` at the checkpoint's step; the tag `vlmevals.eval_run.<id>` marks it delivered."""
         run_id = str(run.info.run_id)
         marker = f"vlmevals.eval_run.{record.run_id}"
         if marker in run.data.tags:
@@ -95,7 +114,8 @@ class MlflowExporter:
         assert record.checkpoint_step is not None
         self._log(run_id, record, prefix=f"eval/{record.task}", step=record.checkpoint_step)
         self._artifacts(run_id, record, f"eval_runs/{record.run_id}")
-        self.client.set_terminated(run_id, status="FINISHED")
+        if finish:
+            self.client.set_terminated(run_id, status="FINISHED")
         outcome = record.status if not record.error else f"{record.status}: {record.error}"
         self.client.set_tag(run_id, marker, outcome[:_MAX_TAG])
         return run_id

@@ -40,6 +40,8 @@ class ExportRecord:
     error: str | None = None
     checkpoint_step: int | None = None
     checkpoint_label: str | None = None
+    training_mlflow_run: str | None = None  # the checkpoint's training run: scores go there at the step
+    training_tensorboard_dir: str | None = None
     suite: str | None = None
     judge: str | None = None
     fingerprint_hash: str | None = None
@@ -124,6 +126,8 @@ def load_record(session: Session, run_id: int) -> ExportRecord:
         error=run.error,
         checkpoint_step=ckpt.step if ckpt else None,
         checkpoint_label=ckpt.label if ckpt else None,
+        training_mlflow_run=ckpt.mlflow_run_id if ckpt else None,
+        training_tensorboard_dir=ckpt.tensorboard_dir if ckpt else None,
         suite=run.model.suite.name if run.model.suite else None,
         judge=(run.metrics or {}).get("judge_model") or fp_judge,
         fingerprint_hash=run.fingerprint_hash,

@@ -1,8 +1,9 @@
-"""TensorBoard: event files written with SummaryWriter under EVALS_TENSORBOARD_DIR.
+"""TensorBoard: event files written with SummaryWriter.
 
-A checkpoint with a step lands on its model's curve, `checkpoints/<model>/<suite>/`, at step = the checkpoint's
-step; any other run under `runs/<task>/<model>/` at step = our run id (a pair's runs in order). Each eval run
-writes one event file of its own (suffix `.vlmevals-run-<id>`), replaced on re-delivery: never a point twice.
+A checkpoint with a step lands in its training run's log dir when registered with `tensorboard_dir`, else on
+its model's curve, `EVALS_TENSORBOARD_DIR/checkpoints/<model>/<suite>/`, at step = the checkpoint's step; any
+other run under `runs/<task>/<model>/` at step = our run id (a pair's runs in order). Each eval run writes one
+event file of its own (suffix `.vlmevals-run-<id>`), replaced on re-delivery: never a point twice.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class TensorBoardExporter:
         self.root = Path(settings.tensorboard_dir)
 
     def log_dir(self, record: ExportRecord) -> Path:
+        if record.in_series and record.training_tensorboard_dir:
+            return Path(record.training_tensorboard_dir)  # beside the training run's own curves
         if record.in_series:
             return self.root / "checkpoints" / _safe(record.model) / _safe(record.suite or "-")
         return self.root / "runs" / _safe(record.task) / _safe(record.model)

@@ -14,11 +14,12 @@ TABLE = {"split=dev|Overall": 0.6, "split=dev|circle": 0.5, "split=dev|square": 
 METRIC_FILE = "demo-tiny-idefics3_demo-shapes-mcq_acc.csv"
 
 
-def checkpoint(engine, step: int) -> int:
+def checkpoint(engine, step: int, **trackers: str) -> int:
+    """A checkpoint of the demo model; `trackers`: mlflow_run_id, tensorboard_dir of its training run."""
     with session_scope(engine) as s:
         model = s.scalar(select(Model).where(Model.name == MODEL))
         assert model is not None
-        c = Checkpoint(model_id=model.id, step=step, weights_path=f"/ckpt/{step}")
+        c = Checkpoint(model_id=model.id, step=step, weights_path=f"/ckpt/{step}", **trackers)
         s.add(c)
         s.flush()
         return c.id

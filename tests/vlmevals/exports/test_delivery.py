@@ -66,3 +66,16 @@ def test_failures_back_off_then_fail_and_retry_requeues(seeded, unreachable) -> 
         assert retry_failed(s, run_id=run_id) == 1
     row = _row(seeded, run_id)
     assert (row.state, row.attempts) == ("pending", 0)
+
+
+def test_checkpoint_registration_carries_the_training_run() -> None:
+    from pydantic import ValidationError
+    from vlmevals.catalogue.checkpoint_schemas import CheckpointEvent
+
+    body = {"model": "m", "step": 5, "weights_path": "/w", "mlflow_run_id": "a" * 32, "tensorboard_dir": "/logs/run1"}
+    event = CheckpointEvent.model_validate(body)
+    assert (event.mlflow_run_id, event.tensorboard_dir) == ("a" * 32, "/logs/run1")
+    with pytest.raises(ValidationError, match="mlflow_run_id"):
+        CheckpointEvent.model_validate({**body, "mlflow_run_id": "x'; drop"})
+    with pytest.raises(ValidationError, match="tensorboard_dir"):
+        CheckpointEvent.model_validate({**body, "tensorboard_dir": "relative/logs"})

@@ -95,6 +95,24 @@ def test_checkpoints_make_one_curve_with_their_steps(seeded, client) -> None:
     assert len(client.get_metric_history(series.info.run_id, f"eval/{TASK}")) == 3
 
 
+def test_checkpoints_with_a_training_run_land_beside_its_loss(seeded, client) -> None:
+    exp = client.create_experiment(f"{PREFIX}/training")
+    training = client.create_run(exp, run_name="pretrain-7b").info.run_id
+    for step in (100, 200, 300):
+        client.log_metric(training, "loss", 3.0 - step / 100, step=step)
+        completed(seeded, score=step / 1000, checkpoint_id=checkpoint(seeded, step, mlflow_run_id=training))
+    ghost = completed(seeded, checkpoint_id=checkpoint(seeded, 400, mlflow_run_id="0" * 32))
+    report = deliver_pending(seeded)
+    assert (report.delivered, report.retrying) == (3, 1)
+    assert "mlflow_run_id 00000000000000000000000000000000 is not a run" in (_outbox(seeded, ghost).last_error or "")
+    history = client.get_metric_history(training, f"eval/{TASK}")
+    assert sorted((h.step, h.value) for h in history) == [(100, 0.1), (200, 0.2), (300, 0.3)]
+    run = client.get_run(training)
+    assert run.info.status == "RUNNING"  # the training job owns its run's status
+    assert len(client.get_metric_history(training, "loss")) == 3
+    assert {f"vlmevals.eval_run.{i}" for i in (1, 2, 3)} <= set(run.data.tags)
+
+
 def test_server_down_delays_delivery_and_restart_delivers_exactly_once(
     seeded, client, mlflow_server, monkeypatch
 ) -> None:

@@ -60,3 +60,19 @@ def test_plain_and_failed_runs(seeded, tb_dir: Path) -> None:
     acc.Reload()
     texts = {e.step: e.tensor_proto.string_val[0].decode() for e in acc.Tensors(f"eval/{TASK}/run/text_summary")}
     assert "judge unreachable" in texts[bad] and f"vlmevals.run_id: {ok}" in texts[ok]
+
+
+def test_checkpoints_with_a_training_log_dir_land_beside_its_loss(seeded, tb_dir: Path, tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    training = tmp_path / "train-logs"
+    writer = SummaryWriter(str(training))
+    for step in (100, 200):
+        writer.add_scalar("loss", 3.0 - step / 100, step)
+        completed(seeded, score=step / 1000, checkpoint_id=checkpoint(seeded, step, tensorboard_dir=str(training)))
+    writer.close()
+    assert deliver_pending(seeded).delivered == 2
+    got = _scalars(training)
+    assert sorted(got[f"eval/{TASK}"]) == [(100, 0.1), (200, 0.2)]
+    assert [s for s, _ in got["loss"]] == [100, 200]
+    assert not (tb_dir / "checkpoints").exists()
