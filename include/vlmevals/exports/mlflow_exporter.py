@@ -1,9 +1,10 @@
 """MLflow: one tracker run per eval run, a checkpoint's training run (mlflow_run_id), or a model's checkpoint
 curve; through MlflowClient only.
 
-A run is found again by its tag `vlmevals.run_id` (a checkpoint curve by `vlmevals.series`, each delivered eval
-run marked by a tag `vlmevals.eval_run.<id>`), and metrics carry the run's finish time as their timestamp, so a
-delivery repeated after a crash or a tracker outage neither duplicates the run nor its points.
+A run is found again by its tags `vlmevals.run_id` and `vlmevals.run_created` (ids restart when our database
+is recreated), a checkpoint curve by `vlmevals.series` with each delivered eval run marked by a tag
+`vlmevals.eval_run.<id>` whose value starts with the same creation key; metrics carry the run's finish time as
+their timestamp. So a delivery repeated after a crash or a tracker outage duplicates neither runs nor points.
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ class MlflowExporter:
                 raise
             return str(again.experiment_id)
 
-    def _find(self, experiment_id: str, tag: str, value: str) -> Run | None:
-        runs = self.client.search_runs([experiment_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=1)
+    def _find(self, experiment_id: str, tags: dict[str, str]) -> Run | None:
+        where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        runs = self.client.search_runs([experiment_id], filter_string=where, max_results=1)
         return runs[0] if runs else None
 
     def _own_run(self, record: ExportRecord) -> str:
         exp = self._experiment(self.settings.mlflow_experiment.format(task=record.task, model=record.model))
-        run = self._find(exp, "vlmevals.run_id", str(record.run_id))
+        run = self._find(exp, {"vlmevals.run_id": str(record.run_id), "vlmevals.run_created": record.created_key})
         if run is not None and run.data.tags.get("vlmevals.delivered") == "true":
             return str(run.info.run_id)
         tags = record.tags()
@@ -87,7 +89,7 @@ class MlflowExporter:
         suite = record.suite or "-"
         exp = self._experiment(self.settings.mlflow_checkpoint_experiment.format(model=record.model, suite=suite))
         series = f"{record.model}@{suite}"
-        run = self._find(exp, "vlmevals.series", series)
+        run = self._find(exp, {"vlmevals.series": series})
         if run is None:
             tags = {"vlmevals.series": series, "model": record.model, "suite": suite}
             run = self.client.create_run(exp, tags=tags, run_name=f"{record.model} checkpoints ({suite})")
@@ -109,14 +111,14 @@ class MlflowExporter:
         """`eval/<task>` at the checkpoint's step; the tag `vlmevals.eval_run.<id>` marks it delivered."""
         run_id = str(run.info.run_id)
         marker = f"vlmevals.eval_run.{record.run_id}"
-        if marker in run.data.tags:
+        if run.data.tags.get(marker, "").startswith(f"{record.created_key} "):
             return run_id
         assert record.checkpoint_step is not None
         self._log(run_id, record, prefix=f"eval/{record.task}", step=record.checkpoint_step)
         self._artifacts(run_id, record, f"eval_runs/{record.run_id}")
         if finish:
             self.client.set_terminated(run_id, status="FINISHED")
-        outcome = record.status if not record.error else f"{record.status}: {record.error}"
+        outcome = f"{record.created_key} {record.status}" + (f": {record.error}" if record.error else "")
         self.client.set_tag(run_id, marker, outcome[:_MAX_TAG])
         return run_id
 
@@ -141,12 +143,12 @@ class MlflowExporter:
             if primary is not None:
                 numbers[prefix] = primary
         metrics = [Metric(key=k, value=v, timestamp=ts, step=step) for k, v in sorted(numbers.items())]
-        ps = [Param(k, v) for k, v in (params or {}).items()]
-        ts_ = [RunTag(k, v) for k, v in (tags or {}).items()]
+        first_params = [Param(k, v) for k, v in (params or {}).items()]
+        first_tags = [RunTag(k, v) for k, v in (tags or {}).items()]
         for i in range(0, max(len(metrics), 1), 900):
-            self.client.log_batch(
-                run_id, metrics=metrics[i : i + 900], params=ps if i == 0 else [], tags=ts_ if i == 0 else []
-            )
+            batch = metrics[i : i + 900]
+            self.client.log_batch(run_id, metrics=batch, params=first_params, tags=first_tags)
+            first_params, first_tags = [], []
 
     def _artifacts(self, run_id: str, record: ExportRecord, path: str) -> None:
         """The metric file and our record of the run, uploaded in one call."""

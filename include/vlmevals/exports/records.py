@@ -30,6 +30,7 @@ class ExportRecord:
     task: str
     model: str
     finished_at: dt.datetime
+    created_at: dt.datetime
     primary_metric: float | None = None
     categories: dict[str, float] = field(default_factory=dict)  # tracker-safe key -> value
     ci_low: float | None = None
@@ -47,6 +48,11 @@ class ExportRecord:
     fingerprint_hash: str | None = None
     link: str = ""
     metric_file: Path | None = None
+
+    @property
+    def created_key(self) -> str:
+        """Our run id alone is not an identity across a recreated database; with its creation time (ms) it is."""
+        return str(int(self.created_at.timestamp() * 1000))
 
     @property
     def in_series(self) -> bool:
@@ -72,6 +78,7 @@ class ExportRecord:
         """Searchable identity: `vlmevals.run_id` finds the tracker run again on re-delivery."""
         raw = {
             "vlmevals.run_id": str(self.run_id),
+            "vlmevals.run_created": self.created_key,
             "vlmevals.status": self.status,
             "task": self.task,
             "model": self.model,
@@ -116,6 +123,7 @@ def load_record(session: Session, run_id: int) -> ExportRecord:
         task=run.task.name,
         model=run.model.name,
         finished_at=run.finished_at or dt.datetime.now(dt.UTC),
+        created_at=run.created_at,
         primary_metric=run.primary_metric,
         categories=_categories((run.metrics or {}).get("table")),
         ci_low=run.ci_low,
@@ -139,6 +147,6 @@ def load_record(session: Session, run_id: int) -> ExportRecord:
 def summary_json(record: ExportRecord) -> dict[str, Any]:
     """The record as the JSON artifact beside the metric file (what a reader needs without our database)."""
     out = {k: getattr(record, k) for k in record.__dataclass_fields__ if k != "metric_file"}
-    out["finished_at"] = record.finished_at.isoformat()
+    out["finished_at"], out["created_at"] = record.finished_at.isoformat(), record.created_at.isoformat()
     out["metric_file"] = os.fspath(record.metric_file) if record.metric_file else None
     return out

@@ -3,7 +3,7 @@
 A checkpoint with a step lands in its training run's log dir when registered with `tensorboard_dir`, else on
 its model's curve, `EVALS_TENSORBOARD_DIR/checkpoints/<model>/<suite>/`, at step = the checkpoint's step; any
 other run under `runs/<task>/<model>/` at step = our run id (a pair's runs in order). Each eval run writes one
-event file of its own (suffix `.vlmevals-run-<id>`), replaced on re-delivery: never a point twice.
+event file of its own (suffix `.vlmevals-run-<id>-<created ms>`), replaced on re-delivery: never a point twice.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class TensorBoardExporter:
         from torch.utils.tensorboard import SummaryWriter  # heavy: only where a delivery happens
 
         folder = self.log_dir(record)
-        suffix = f".vlmevals-run-{record.run_id}"
+        suffix = f".vlmevals-run-{record.run_id}-{record.created_key}"  # ids restart with a recreated database
         for old in folder.glob(f"events.out.tfevents.*{suffix}"):
             old.unlink()  # re-delivery rewrites this run's own file
         step = record.checkpoint_step if record.in_series else record.run_id

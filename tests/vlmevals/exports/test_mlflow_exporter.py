@@ -69,6 +69,19 @@ def test_completed_run_lands_with_metrics_tags_params_and_artifacts(seeded, clie
     assert {a.path for a in client.list_artifacts(found.info.run_id)} == {METRIC_FILE, "vlmevals_result.json"}
 
 
+def test_a_recreated_database_reusing_run_ids_gets_new_tracker_runs(seeded, client) -> None:
+    from sqlalchemy import text
+
+    first = completed(seeded, score=0.25)
+    assert deliver_pending(seeded).delivered == 1
+    with seeded.begin() as conn:  # what a recreated database does to our ids
+        conn.execute(text("TRUNCATE eval_runs RESTART IDENTITY CASCADE"))
+    again = completed(seeded, score=0.75)
+    assert again == first and deliver_pending(seeded).delivered == 1
+    found = _by_run_id(client, first)
+    assert sorted(r.data.metrics["primary_metric"] for r in found) == [0.25, 0.75]
+
+
 def test_failed_run_lands_as_failed_with_its_error(seeded, client) -> None:
     run_id = failed(seeded, "VLMEvalKit reported a failure: CUDA out of memory")
     assert deliver_pending(seeded).delivered == 1
