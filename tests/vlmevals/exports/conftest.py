@@ -37,7 +37,8 @@ class MlflowServer:
         cmd += ["--backend-store-uri", f"sqlite:///{self.home}/mlflow.db"]
         cmd += ["--artifacts-destination", str(self.home / "artifacts")]
         log = (self.home / "server.log").open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # its own venv's mlflow, not our client
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
