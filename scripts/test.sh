@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The MLflow tracking server the exporter tests run (a venv of its own; stamped, a no-op once built)
+scripts/setup_mlflow_server.sh
 # System packages the tests use: Debian's chromium (browser test) and redis-server (CeleryExecutor test)
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "include" / "vlmevals"
-DOMAIN = ("runs", "results", "catalogue", "nightly", "backfill", "gpu")
+DOMAIN = ("runs", "results", "catalogue", "nightly", "backfill", "gpu", "exports")
 
 # (module, function): they own their transactions, and their docstrings (or their module's) say why
 ENGINE_OWNERS = {
@@ -23,6 +23,7 @@ ENGINE_OWNERS = {
     ("backfill/importer.py", "_write"),
     ("backfill/writes.py", "insert_new"),
     ("backfill/writes.py", "update_known"),
+    ("exports/delivery.py", "deliver_pending"),  # one outbox row per short transaction (FOR UPDATE SKIP LOCKED)
 }
 GPU_OWNERS = "gpu/"  # leases: SKIP LOCKED takes, heartbeats and NOTIFY releases commit on their own
 

@@ -21,6 +21,7 @@ from vlmevals.api.routers import artifacts, checkpoints, leaderboard, models, ru
 from vlmevals.api.routers import checkpoint_scores as checkpoint_scores_api
 from vlmevals.api.routers import compare as compare_api
 from vlmevals.api.routers import enrolments as enrolments_api
+from vlmevals.api.routers import exports as exports_api
 from vlmevals.api.routers import pages as trust_pages
 from vlmevals.api.routers import samples as samples_api
 from vlmevals.api.routers import suites as suites_api
@@ -39,6 +40,7 @@ ROUTERS: list[APIRouter] = [
     suites_api.router,
     checkpoint_scores_api.router,  # before checkpoints: /models/{name}/checkpoints/scores is not a checkpoint
     checkpoints.router,
+    exports_api.router,
 ]
 
 DESCRIPTION = """Catalogue, eval runs and leaderboards of the VLM evaluation service, served by Airflow's

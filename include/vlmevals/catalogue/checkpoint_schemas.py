@@ -48,6 +48,17 @@ class CheckpointCreate(BaseModel):
         "model's revision",
     )
     suite: Slug | None = Field(default=None, description="suite to evaluate it on (default: the model's suite)")
+    mlflow_run_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="the training run in MLflow: the suite's scores are logged into it at `step` (eval/<task>)",
+    )
+    tensorboard_dir: str | None = Field(
+        default=None,
+        max_length=4096,
+        pattern=r"^/[^\x00-\x1f\x7f]*$",
+        description="the training run's TensorBoard log dir (absolute): eval/<task> scalars go there at `step`",
+    )
 
     @model_validator(mode="after")
     def _step_or_label_one_source(self) -> CheckpointCreate:
@@ -76,6 +87,8 @@ class CheckpointPublic(BaseModel):
     hub_revision: str | None
     created_at: dt.datetime
     created_by: str | None
+    mlflow_run_id: str | None = None
+    tensorboard_dir: str | None = None
 
 
 class CheckpointRef(BaseModel):

@@ -109,6 +109,8 @@ def register(
         weights_path=body.weights_path,
         hub_revision=body.hub_revision,
         created_by=user,
+        mlflow_run_id=body.mlflow_run_id,
+        tensorboard_dir=body.tensorboard_dir,
     )
     try:
         with session.begin_nested():
@@ -138,4 +140,6 @@ def to_public(cp: Checkpoint) -> CheckpointPublic:
         hub_revision=cp.hub_revision,
         created_at=cp.created_at,
         created_by=cp.created_by,
+        mlflow_run_id=cp.mlflow_run_id,
+        tensorboard_dir=cp.tensorboard_dir,
     )

@@ -1,7 +1,7 @@
 """`vlmevals` command line: one typer app assembled from its command groups, one module per group.
 
 A group module loads only typer, rich and `vlmevals.core` when the app is built; each command imports what it
-needs when it runs. So a production command (`db`, `seed`, `datasets`, `enrol…`, `sync-outputs`) never loads
+needs when it runs. So a production command (`db`, `seed`, `datasets`, `enrol…`, `exports`, `sync-outputs`) never loads
 the local stack (`vlmevals.devtools`) or VLMEvalKit: only the local-stack commands in `stack` reach them.
 """
 
@@ -12,11 +12,12 @@ import warnings
 
 import typer
 
-from vlmevals.cli import backfill, catalogue, datasets, db, enrolments, output, stack
+from vlmevals.cli import backfill, catalogue, datasets, db, enrolments, exports, output, stack
 
 app = typer.Typer(no_args_is_help=True, help="VLM evaluation service (VLMEvalKit on Airflow).")
 app.add_typer(db.db_app, name="db")
 app.add_typer(datasets.datasets_app, name="datasets")
+app.add_typer(exports.exports_app, name="exports")
 for _name, _command in (
     ("enrol", enrolments.enrol),
     ("unenrol", enrolments.unenrol),

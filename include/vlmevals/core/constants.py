@@ -8,6 +8,7 @@ from __future__ import annotations
 EVAL_RUN_DAG_ID = "eval_run"
 NIGHTLY_DAG_ID = "nightly_evals"
 SYNC_OUTPUTS_DAG_ID = "sync_outputs"
+DELIVER_EXPORTS_DAG_ID = "deliver_exports"
 
 API_PREFIX = "/api/evals"
 """Where the plugin mounts the evals API inside Airflow's api-server (below Airflow's own base path)."""

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 LOCAL_DIR = PROJECT_ROOT / ".local"
+EXPORTERS = ("mlflow", "tensorboard")
 
 
 class GpuSettings(BaseSettings):
@@ -79,6 +80,28 @@ class Settings(BaseSettings):
     engine_python_sglang: str | None = Field(default=None, alias="EVALS_ENGINE_PYTHON_SGLANG")
     engine_python_lmdeploy: str | None = Field(default=None, alias="EVALS_ENGINE_PYTHON_LMDEPLOY")
     engine_python_transformers: str | None = Field(default=None, alias="EVALS_ENGINE_PYTHON_TRANSFORMERS")
+    exporters: str = Field(
+        default="",
+        alias="EVALS_EXPORTERS",
+        description="experiment trackers every finished run is delivered to: 'mlflow,tensorboard' (empty: none)",
+    )
+    mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
+    mlflow_experiment: str = Field(
+        default="vlmevals/{task}", alias="EVALS_MLFLOW_EXPERIMENT", description="experiment of a run: {task}, {model}"
+    )
+    mlflow_checkpoint_experiment: str = Field(
+        default="vlmevals/checkpoints/{model}",
+        alias="EVALS_MLFLOW_CHECKPOINT_EXPERIMENT",
+        description="experiment of a model's checkpoint curves (one tracker run per model and suite): {model}, {suite}",
+    )
+    tensorboard_dir: Path = Field(default=LOCAL_DIR / "tensorboard", alias="EVALS_TENSORBOARD_DIR")
+    public_url: str = Field(
+        default="http://localhost:8080", alias="EVALS_PUBLIC_URL", description="Airflow's address, for links back"
+    )
+    export_max_attempts: int = Field(default=12, ge=1, alias="EVALS_EXPORT_MAX_ATTEMPTS")
+    export_backoff_s: float = Field(
+        default=10.0, gt=0, alias="EVALS_EXPORT_BACKOFF_S", description="first retry delay; doubles, up to 1 h"
+    )
     _gpu: GpuSettings = PrivateAttr(default_factory=GpuSettings)
 
     @field_validator("database_url")
@@ -89,6 +112,22 @@ class Settings(BaseSettings):
             if v.startswith(prefix):
                 return "postgresql+psycopg://" + v[len(prefix) :]
         return v
+
+    @field_validator("exporters")
+    @classmethod
+    def _known_exporters(cls, v: str) -> str:
+        names = [n.strip().lower() for n in v.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(EXPORTERS))
+        if unknown:
+            raise ValueError(
+                f"EVALS_EXPORTERS names unknown exporter(s) {', '.join(unknown)}; use a comma-separated list of "
+                f"{', '.join(EXPORTERS)} (W&B is not built yet)"
+            )
+        return ",".join(dict.fromkeys(names))
+
+    @property
+    def exporter_names(self) -> list[str]:
+        return [n for n in self.exporters.split(",") if n]
 
     @model_validator(mode="after")
     def _default_outputs(self) -> Settings:

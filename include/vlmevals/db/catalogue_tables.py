@@ -126,6 +126,9 @@ class Checkpoint(Base):
     hub_revision: Mapped[str | None] = mapped_column(String(256))
     created_by: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # the training run in the experiment trackers: its eval scores are logged there at `step`
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    tensorboard_dir: Mapped[str | None] = mapped_column(Text)
 
     model: Mapped[Model] = relationship()
 

@@ -15,10 +15,12 @@ from vlmevals.db.base import (
     Base,
 )
 from vlmevals.db.catalogue_tables import Checkpoint, Enrolment, Model, Suite, SuiteTask, Task
+from vlmevals.db.export_tables import EXPORT_STATES, ExportOutbox
 from vlmevals.db.run_tables import EvalRun, EvalRunEvent, EvalSample, GpuLease
 
 __all__ = [
     "CHECKPOINT_LABEL_PATTERN",
+    "EXPORT_STATES",
     "LAUNCH_MODES",
     "MODEL_TYPES",
     "ONE_ACTIVE_INDEX",
@@ -29,6 +31,7 @@ __all__ = [
     "EvalRun",
     "EvalRunEvent",
     "EvalSample",
+    "ExportOutbox",
     "GpuLease",
     "Model",
     "Suite",

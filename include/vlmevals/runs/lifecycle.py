@@ -32,6 +32,7 @@ from vlmevals.db.models import (
     Model,
     Task,
 )
+from vlmevals.runs.export_outbox import EXPORTED_STATUSES, enqueue_exports
 from vlmevals.runs.schemas import RunOptions
 
 MAX_ERROR_CHARS = 8000
@@ -204,6 +205,8 @@ def _transition(
     changed = bool(getattr(res, "rowcount", 0) == 1)  # an UPDATE's CursorResult
     if changed and "status" in values:
         _event(session, run_id, values["status"], message or values.get("error"))
+    if changed and values.get("status") in EXPORTED_STATUSES:
+        enqueue_exports(session, run_id)  # the trackers learn of it exactly when our readers do
     if changed and then is not None:
         _in_savepoint(session, run_id, then)
     return changed

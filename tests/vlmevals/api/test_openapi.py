@@ -22,6 +22,7 @@ ROUTES = {
     ("/runs/{run_id}/artifacts", "get"),
     ("/runs/{run_id}/artifacts/{path}", "get"),
     ("/me", "get"),
+    ("/exports", "get"),
 }
 
 

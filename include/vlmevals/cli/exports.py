@@ -1,0 +1,59 @@
+"""`vlmevals exports …`: the experiment-tracker outbox: list, deliver now, re-queue failed rows.
+
+A typer sub-app of its own, added to the app as `exports` in `vlmevals.cli`; each command imports the database
+and the exporters when it runs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+exports_app = typer.Typer(no_args_is_help=True, help="Results in experiment trackers (MLflow, TensorBoard).")
+console = Console(soft_wrap=True)
+
+
+@exports_app.command("list")
+def list_cmd(
+    state: Annotated[str | None, typer.Option(help="pending, delivered or failed")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Outbox rows, newest first, with the last error of each."""
+    from vlmevals.db.engine import get_engine, session_scope
+    from vlmevals.exports.outbox import list_exports
+
+    with session_scope(get_engine()) as s:
+        got = list_exports(s, state=state, limit=limit)
+    table = Table("id", "run", "exporter", "state", "attempts", "tracker / last error")
+    for r in got.data:
+        table.add_row(
+            str(r.id), str(r.run_id), r.exporter, r.state, str(r.attempts), r.tracker_ref or r.last_error or ""
+        )
+    console.print(table)
+    console.print(", ".join(f"{k}: {v}" for k, v in got.states.items()))
+
+
+@exports_app.command("retry")
+def retry(
+    run_id: Annotated[int | None, typer.Option("--run-id", help="only this eval run")] = None,
+    exporter: Annotated[str | None, typer.Option(help="only this exporter (mlflow, tensorboard)")] = None,
+) -> None:
+    """Put failed rows back in the queue (attempts reset); the deliver_exports DAG sends them within a minute."""
+    from vlmevals.db.engine import get_engine, session_scope
+    from vlmevals.exports.outbox import retry_failed
+
+    with session_scope(get_engine()) as s:
+        n = retry_failed(s, run_id=run_id, exporter=exporter)
+    console.print(f"re-queued {n} failed export(s)")
+
+
+@exports_app.command("deliver")
+def deliver() -> None:
+    """Send every due row now (what one deliver_exports DAG run does)."""
+    from vlmevals.db.engine import get_engine
+    from vlmevals.exports.delivery import deliver_pending
+
+    console.print(deliver_pending(get_engine()).as_dict())

@@ -1,0 +1,66 @@
+"""Read and re-queue the export outbox (the API's list and `vlmevals exports retry`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from vlmevals.db.models import EXPORT_STATES, ExportOutbox
+
+
+class ExportPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    run_id: int
+    exporter: str
+    state: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: dt.datetime
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+    tracker_ref: str | None
+
+
+class ExportList(BaseModel):
+    data: list[ExportPublic]
+    count: int
+    states: dict[str, int]  # the whole outbox by state, whatever the filter
+
+
+def list_exports(
+    session: Session, *, state: str | None = None, run_id: int | None = None, limit: int = 50, offset: int = 0
+) -> ExportList:
+    """Newest first; `count` is the filtered total, `states` the outbox's shape at a glance."""
+    where = []
+    if state is not None:
+        where.append(ExportOutbox.state == state)
+    if run_id is not None:
+        where.append(ExportOutbox.run_id == run_id)
+    rows = session.scalars(
+        select(ExportOutbox).where(*where).order_by(ExportOutbox.id.desc()).limit(limit).offset(offset)
+    ).all()
+    count = session.scalar(select(func.count()).select_from(ExportOutbox).where(*where)) or 0
+    grouped = session.execute(select(ExportOutbox.state, func.count()).group_by(ExportOutbox.state))
+    by_state: dict[str, int] = {state: n for state, n in grouped}
+    return ExportList(
+        data=[ExportPublic.model_validate(r) for r in rows],
+        count=count,
+        states={s: by_state.get(s, 0) for s in EXPORT_STATES},
+    )
+
+
+def retry_failed(session: Session, *, run_id: int | None = None, exporter: str | None = None) -> int:
+    """Failed rows back to pending, attempts reset, due now; how many."""
+    where = [ExportOutbox.state == "failed"]
+    if run_id is not None:
+        where.append(ExportOutbox.run_id == run_id)
+    if exporter is not None:
+        where.append(ExportOutbox.exporter == exporter)
+    fresh = {"state": "pending", "attempts": 0, "next_attempt_at": func.now()}
+    res = session.execute(update(ExportOutbox).where(*where).values(**fresh))
+    return int(getattr(res, "rowcount", 0))
