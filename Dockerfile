@@ -21,9 +21,13 @@ RUN apt-get update \
 WORKDIR /opt/airflow/project
 COPY pyproject.toml constraints.txt ./
 # The dependencies before the code, so that a code change does not reinstall them: torch first, exactly pinned (as
-# scripts/setup.sh does), then [project.dependencies] read from pyproject.toml
+# scripts/setup.sh does), then [project.dependencies] read from pyproject.toml, plus the optional extras named in
+# EXTRAS (comma-separated, e.g. `trackers` for EVALS_EXPORTERS; compose passes EVALS_IMAGE_EXTRAS)
+ARG EXTRAS=""
 RUN pip install -c constraints.txt torch torchvision \
-    && python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' \
+    && EXTRAS="$EXTRAS" python -c 'import os, tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+extras = [e for e in os.environ["EXTRAS"].split(",") if e]; \
+print(*p["project"]["dependencies"], *(d for e in extras for d in p["project"]["optional-dependencies"][e]), sep="\n")' \
         > /tmp/runtime.txt \
     && pip install -r /tmp/runtime.txt -c constraints.txt \
     && rm /tmp/runtime.txt

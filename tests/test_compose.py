@@ -109,6 +109,8 @@ def test_init_migrates_seeds_and_creates_the_pool(config: dict[str, Any]) -> Non
     # the runtime set only: [project.dependencies] read from pyproject.toml, pinned by constraints.txt; no dev group
     assert '["project"]["dependencies"]' in dockerfile and "-r /tmp/runtime.txt -c constraints.txt" in dockerfile
     assert "--group" not in dockerfile
+    # optional extras only when asked for (EVALS_IMAGE_EXTRAS=trackers for EVALS_EXPORTERS)
+    assert 'ARG EXTRAS=""' in dockerfile and '["optional-dependencies"][e]' in dockerfile
     for part in ("include", "dags", "plugins", "sql"):
         assert f"COPY {part} ./{part}" in dockerfile
 
@@ -119,6 +121,9 @@ def test_settings_count_and_no_secret_committed(tmp_path: Path) -> None:
     gpu = yaml.safe_load(res.stdout)["services"]["airflow-gpu-worker"]
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["count"] == 2
     assert gpu["command"][4:6] == ["--concurrency", "2"]
+    assert gpu["build"]["args"]["EXTRAS"] == ""  # the runtime set alone unless EVALS_IMAGE_EXTRAS names extras
+    res = _config(tmp_path, {**SECRETS, "EVALS_IMAGE_EXTRAS": "trackers"})
+    assert yaml.safe_load(res.stdout)["services"]["airflow-worker"]["build"]["args"]["EXTRAS"] == "trackers"
     # the example leaves every secret empty, and compose refuses to start without them, naming the variable
     example = dict(
         line.split("=", 1)
