@@ -45,6 +45,7 @@ def main(out: Path) -> None:
                 time.sleep(0.5)
         os.environ.update({"MLFLOW_TRACKING_URI": url, "EVALS_EXPORTERS": "mlflow"})
         from vlmevals.core.settings import get_settings
+        from vlmevals.core.vocabulary import RunStatus
         from vlmevals.exports.mlflow_exporter import MlflowExporter
         from vlmevals.exports.records import ExportRecord, leaderboard_link
 
@@ -56,8 +57,8 @@ def main(out: Path) -> None:
                 run_id += 1
                 at = t0 + dt.timedelta(minutes=run_id)
                 record = ExportRecord(
-                    run_id=run_id, status="completed", task=task, model="llava-ft-7b", finished_at=at, created_at=at,
-                    primary_metric=score, ci_low=score - 0.06, ci_high=score + 0.06, samples_total=400,
+                    run_id=run_id, status=RunStatus.COMPLETED, task=task, model="llava-ft-7b", finished_at=at,
+                    created_at=at, primary_metric=score, ci_low=score - 0.06, ci_high=score + 0.06, samples_total=400,
                     samples_failed=0, checkpoint_step=step, suite="core", link=leaderboard_link(task, run_id),
                 )  # fmt: skip
                 ref = exporter.deliver(record)
