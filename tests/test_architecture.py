@@ -21,7 +21,7 @@ LAYERS = {
     "core": 0,
     "db": 1,
     "airflow": 2,  # the Airflow adapter: Connections, REST client, DAG runs, notifier, API auth (uses core, db)
-    "toolkit": 2,
+    "vlmevalkit": 2,  # the VLMEvalKit adapter: command lines, subprocess runner, output files, datasets
     "gpu": 3,
     "serving": 3.5,  # inference engines as managed servers; the catalogue validates serve specs against them
     "catalogue": 4,

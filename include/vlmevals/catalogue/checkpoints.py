@@ -19,7 +19,7 @@ from vlmevals.catalogue.suites import get_suite
 from vlmevals.core.errors import ConflictError, InvalidRequestError
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.db.models import Checkpoint, Model, Suite
-from vlmevals.toolkit import hub
+from vlmevals.vlmevalkit import hub
 
 # the order checkpoints follow (lists, charts, "the previous checkpoint"): by step, label-only ones after, by time
 CHECKPOINT_ORDER = (Checkpoint.step.asc().nulls_last(), Checkpoint.created_at.asc(), Checkpoint.id.asc())
