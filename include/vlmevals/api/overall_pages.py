@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import Response
 from pydantic import TypeAdapter
 
-from vlmevals.api.overall_schemas import OverallBoardResponse, OverallColumn, OverallRow, OverallSuite
+from vlmevals.api.schemas.overall import OverallBoardResponse, OverallColumn, OverallRow, OverallSuite
 from vlmevals.db.models import Suite
 from vlmevals.results import overall
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vlmevals.catalogue.checkpoint_schemas import CheckpointCreate, CheckpointPublic
+from vlmevals.catalogue.schemas.checkpoints import CheckpointCreate, CheckpointPublic
 from vlmevals.catalogue.specs import model_spec
 from vlmevals.catalogue.store import get_model
 from vlmevals.catalogue.suites import get_suite

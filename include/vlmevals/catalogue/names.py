@@ -10,7 +10,7 @@ import difflib
 import logging
 from dataclasses import dataclass
 
-from vlmevals.catalogue.schemas import ModelCreate, TaskCreate
+from vlmevals.catalogue.schemas.tasks_models import ModelCreate, TaskCreate
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.vlmevalkit import registry

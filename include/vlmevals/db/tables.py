@@ -102,7 +102,7 @@ class Model(Base):
     revision: Mapped[str | None] = mapped_column(String(256))  # Hub weights: branch, tag or commit to pin
     # served models: concurrent requests VLMEvalKit sends (--api-nproc); NULL means the service default
     api_nproc: Mapped[int | None] = mapped_column(Integer)
-    # managed serving: {engine, args, gpus, startup_timeout_s, idle_timeout_s} (vlmevals.catalogue.serve_schemas)
+    # managed serving: {engine, args, gpus, startup_timeout_s, idle_timeout_s} (vlmevals.catalogue.schemas.serve)
     serve: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     # the suite a new checkpoint of this model is evaluated on
     suite_id: Mapped[int | None] = mapped_column(ForeignKey("suites.id", ondelete="SET NULL", name="fk_models_suite"))

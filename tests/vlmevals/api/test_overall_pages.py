@@ -8,7 +8,7 @@ import json
 
 import pytest
 from vlmevals.api import overall_pages
-from vlmevals.api.overall_schemas import OverallBoardResponse
+from vlmevals.api.schemas.overall import OverallBoardResponse
 from vlmevals.db.models import Model, Suite, SuiteTask, Task
 from vlmevals.results.overall import Cell, OverallBoard, Row
 

@@ -11,7 +11,7 @@ from vlmevals.api import overall_pages, represent
 from vlmevals.api.deps import CanTrigger, PageDep, Paging, SessionDep, UserDep, body_model_known, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.resources import RunPublic, RunSummary, TriggerRequest
-from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList
+from vlmevals.api.schemas.envelopes import CancelResponse, ConflictResponse, RunList
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, NotFoundError
 from vlmevals.core.vocabulary import RunStatus
