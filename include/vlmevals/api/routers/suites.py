@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
-from vlmevals.api import overall_pages
+from vlmevals.api import board_cache, overall_pages
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, body_model_known, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.represent import api_root
@@ -25,7 +25,6 @@ from vlmevals.catalogue.schemas.suites import SuiteCreate, SuiteList, SuitePubli
 from vlmevals.catalogue.suites import create_suite, get_suite, list_suites, to_public
 from vlmevals.db.engine import get_engine, session_scope
 from vlmevals.db.models import SLUG_PATTERN
-from vlmevals.results import board_cache
 from vlmevals.runs.suite_runs import trigger_suite
 
 router = APIRouter(prefix="/suites", tags=["suites"])
