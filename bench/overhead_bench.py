@@ -54,7 +54,7 @@ def main() -> None:
         from vlmevals.db.engine import get_engine, session_scope
         from vlmevals.db.models import Model, Task
         from vlmevals.devtools.demo.benchmark import render_benchmark
-        from vlmevals.toolkit.command import (
+        from vlmevals.vlmevalkit.command import (
             FREEZE_AT_EXIT,
             ModelSpec,
             TaskSpec,

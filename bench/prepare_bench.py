@@ -69,7 +69,7 @@ def timed_leases(holds: list[float]) -> Iterator[None]:
 
 
 def dataset_throughput(mb: int, lmu: Path) -> dict[str, Any]:
-    from vlmevals.toolkit.download import Source, fetch
+    from vlmevals.vlmevalkit.download import Source, fetch
 
     from tests.doubles.dataset_host import dataset_host
 
@@ -87,7 +87,7 @@ def dataset_throughput(mb: int, lmu: Path) -> dict[str, Any]:
 
 def one_eval(engine: Any, name: str, hf_home: Path, prefetch: bool) -> dict[str, Any]:
     from vlmevals.pipeline import prepare, steps
-    from vlmevals.toolkit import hub
+    from vlmevals.vlmevalkit import hub
 
     os.environ["HF_HOME"] = str(hf_home)
     hub._online_cache.clear()

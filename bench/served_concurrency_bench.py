@@ -35,7 +35,7 @@ DATA = "BENCH_SERVED_MCQ"
 
 def run_once(server: Any, settings: Any, root: Path, nproc: int) -> dict[str, Any]:
     """One VLMEvalKit process at `nproc`; its wall time split at the server's first and last request."""
-    from vlmevals.toolkit.command import ModelSpec, TaskSpec, build_invocation
+    from vlmevals.vlmevalkit.command import ModelSpec, TaskSpec, build_invocation
 
     wd = root / f"nproc{nproc}"
     wd.mkdir()

@@ -39,7 +39,7 @@ from vlmevals.db.engine import get_engine, session_scope, upgrade
 from vlmevals.devtools.demo.benchmark import write_benchmark
 from vlmevals.devtools.demo.model import build_demo_model
 from vlmevals.core.settings import get_settings
-from vlmevals.toolkit.command import build_invocation
+from vlmevals.vlmevalkit.command import build_invocation
 
 settings = get_settings()
 upgrade(settings.database_url)

@@ -215,7 +215,7 @@ def live_stack(airflow_db: str, demo_assets: dict[str, Path]):
     res = stack.airflow("pools", "set", "gpu", "2", "GPU slots", check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     from vlmevals.core.settings import get_settings
-    from vlmevals.toolkit import registry
+    from vlmevals.vlmevalkit import registry
 
     warming = registry.warm_in_background(get_settings())  # as `vlmevals up` does
     stack.start_components()

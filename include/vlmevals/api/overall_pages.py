@@ -6,7 +6,7 @@ dumped) took ~60 ms and Airflow's GZipMiddleware compressing it again on every r
   JSON joined under a validated header (any sort or offset after that costs a join);
 - a page keeps its gzip bytes, answered with `Content-Encoding: gzip` (the middleware then passes them on
   untouched) when the client accepts gzip, the plain bytes otherwise.
-Everything lives in the board's `rendered` dict, so it is valid exactly as long as the cached board.
+Everything lives in the cached board's `rendered` dict (api.board_cache), so it is valid exactly as long as the board.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 from fastapi import Response
 from pydantic import TypeAdapter
 
-from vlmevals.api.overall_schemas import OverallBoardResponse, OverallColumn, OverallRow, OverallSuite
+from vlmevals.api.board_cache import CachedBoard
+from vlmevals.api.schemas.overall import OverallBoardResponse, OverallColumn, OverallRow, OverallSuite
 from vlmevals.db.models import Suite
 from vlmevals.results import overall
 
@@ -151,7 +152,7 @@ def body(
     )
 
 
-def _renderings(api: str, s: Suite, board: overall.OverallBoard) -> _Renderings:
+def _renderings(api: str, s: Suite, board: CachedBoard) -> _Renderings:
     """This board's rows as JSON for links under `api`, every row at once on first use (see the module)."""
     key = ("overall_pages", api)
     got: _Renderings | None = board.rendered.get(key)
@@ -167,7 +168,7 @@ def _renderings(api: str, s: Suite, board: overall.OverallBoard) -> _Renderings:
 def page(
     api: str,
     s: Suite,
-    board: overall.OverallBoard,
+    board: CachedBoard,
     sort: str,
     order: overall.Order | None,
     limit: int,

@@ -9,7 +9,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 
 from vlmevals.api import resources as s
-from vlmevals.catalogue.checkpoint_schemas import checkpoint_ref
+from vlmevals.catalogue.schemas.checkpoints import checkpoint_ref
 from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID, WORKER_STDERR_LOG
 from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.models import EvalRun, Task

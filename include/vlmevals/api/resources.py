@@ -1,6 +1,6 @@
 """The resources the evals API computes from eval runs (a run, a leaderboard, a score history, an artifact
-file), each defined once. Catalogue resources (tasks, models, enrolments) are in catalogue/schemas.py; the
-envelopes around them (lists, conflicts, cancellations) in api/schemas.py."""
+file), each defined once. Catalogue resources (tasks, models, enrolments) are in catalogue/schemas/; the
+envelopes around them (lists, conflicts, cancellations) in api/schemas/envelopes.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from vlmevals.catalogue.checkpoint_schemas import CheckpointRef
 from vlmevals.catalogue.fields import Slug
+from vlmevals.catalogue.schemas.checkpoints import CheckpointRef
 from vlmevals.core.vocabulary import RunStatus, TriggeredBy
 from vlmevals.runs.schemas import RunOptions
 

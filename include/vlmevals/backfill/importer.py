@@ -1,7 +1,7 @@
 """Backfill: record results already sitting in a VLMEvalKit work dir as eval runs.
 
 Matching: the folder's model name to `models.vlmeval_model`, the dataset to `tasks.vlmeval_data`. A finished
-result becomes a completed run with its metrics (read with `vlmevals.toolkit.outputs`, the same readers the
+result becomes a completed run with its metrics (read with `vlmevals.vlmevalkit.outputs`, the same readers the
 pipeline uses), a result VLMEvalKit recorded as failed becomes a failed run with its error. Unknown models or
 tasks are reported (or created with `create_unknown`), malformed results are reported with the file and the
 reason; nothing stops the scan.

@@ -14,7 +14,7 @@ from vlmevals.backfill.scanner import STATUS_FILE, ResultRef
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.vocabulary import RunStatus
 from vlmevals.results.samples.parse import pick_result_file
-from vlmevals.toolkit import outputs
+from vlmevals.vlmevalkit import outputs
 
 INFER_STATUSES = ("pending", "infer")  # what VLMEvalKit's status.json says before a prediction file exists
 METRIC_SUFFIXES = ("_acc.csv", "_score.csv", "_acc.xlsx", "_score.xlsx", "_acc.json", "_score.json")

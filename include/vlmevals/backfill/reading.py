@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.results.samples.ingest import PerSample, read_summarised
-from vlmevals.toolkit import outputs
+from vlmevals.vlmevalkit import outputs
 
 PARALLEL_MIN = 400  # below this many results to read, a process pool costs more than it saves
 

@@ -12,14 +12,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vlmevals.catalogue.checkpoint_schemas import CheckpointCreate, CheckpointPublic
+from vlmevals.catalogue.schemas.checkpoints import CheckpointCreate, CheckpointPublic
 from vlmevals.catalogue.specs import model_spec
 from vlmevals.catalogue.store import get_model
 from vlmevals.catalogue.suites import get_suite
 from vlmevals.core.errors import ConflictError, InvalidRequestError
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.db.models import Checkpoint, Model, Suite
-from vlmevals.toolkit import hub
+from vlmevals.vlmevalkit import hub
 
 # the order checkpoints follow (lists, charts, "the previous checkpoint"): by step, label-only ones after, by time
 CHECKPOINT_ORDER = (Checkpoint.step.asc().nulls_last(), Checkpoint.created_at.asc(), Checkpoint.id.asc())

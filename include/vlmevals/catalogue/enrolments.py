@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from vlmevals.catalogue.schemas import EnrolmentCreate, EnrolmentPublic
+from vlmevals.catalogue.schemas.tasks_models import EnrolmentCreate, EnrolmentPublic
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.catalogue.suites import get_suite
 from vlmevals.core.errors import InvalidRequestError, NotFoundError

@@ -1,7 +1,7 @@
 """Names checked when the catalogue changes: a task's `vlmeval_data` and a model's `vlmeval_model` must be
 something VLMEvalKit can run, so a typo is a 422 with the closest registered names, not a failed run later.
 
-Lookups go through vlmevals.toolkit.registry (a cached file per VLMEvalKit version): no `import vlmeval` here.
+Lookups go through vlmevals.vlmevalkit.registry (a cached file per VLMEvalKit version): no `import vlmeval` here.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import difflib
 import logging
 from dataclasses import dataclass
 
-from vlmevals.catalogue.schemas import ModelCreate, TaskCreate
+from vlmevals.catalogue.schemas.tasks_models import ModelCreate, TaskCreate
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings, get_settings
-from vlmevals.toolkit import registry
+from vlmevals.vlmevalkit import registry
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vlmevals.catalogue.enrolments import seed_enrolments
-from vlmevals.catalogue.schemas import ModelCreate, TaskCreate
+from vlmevals.catalogue.schemas.suites import SuiteCreate
+from vlmevals.catalogue.schemas.tasks_models import ModelCreate, TaskCreate
 from vlmevals.catalogue.store import model_columns
-from vlmevals.catalogue.suite_schemas import SuiteCreate
 from vlmevals.catalogue.suites import upsert_suite
 from vlmevals.db.models import Model, Task
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.db.models import Checkpoint, Model, Task
-from vlmevals.toolkit.command import ModelSpec, TaskSpec
+from vlmevals.vlmevalkit.command import ModelSpec, TaskSpec
 
 
 def task_spec(task: Task) -> TaskSpec:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from vlmevals.catalogue.suite_schemas import SuiteCreate, SuiteMemberPublic, SuitePublic
+from vlmevals.catalogue.schemas.suites import SuiteCreate, SuiteMemberPublic, SuitePublic
 from vlmevals.core.errors import ConflictError, InvalidRequestError, NotFoundError
 from vlmevals.db.models import Suite, SuiteTask, Task
 

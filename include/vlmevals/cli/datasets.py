@@ -26,7 +26,7 @@ def fetch(task: Annotated[str, typer.Argument(help="catalogue name of the task")
     """Download and verify the task's dataset into LMUData now (what the queue step would do)."""
     from vlmevals.catalogue.store import get_task
     from vlmevals.db.engine import get_engine, session_scope
-    from vlmevals.toolkit.download import prepare_dataset
+    from vlmevals.vlmevalkit.download import prepare_dataset
 
     settings = get_settings()
     try:
@@ -53,8 +53,8 @@ def dataset_rows() -> list[dict[str, Any]]:
 
     from vlmevals.db.engine import get_engine, session_scope
     from vlmevals.db.models import Task
-    from vlmevals.toolkit import registry
-    from vlmevals.toolkit.datasets import file_md5
+    from vlmevals.vlmevalkit import registry
+    from vlmevals.vlmevalkit.datasets import file_md5
 
     settings = get_settings()
     reg = registry.load(settings)

@@ -50,7 +50,7 @@ def _gpu_slots(stack: Stack) -> int:
 
 def bring_up(stack: Stack) -> None:
     """Database, migrations, catalogue, demo assets, pool, Airflow components: everything but a run."""
-    from vlmevals.toolkit import registry
+    from vlmevals.vlmevalkit import registry
 
     with output.console.status("starting PostgreSQL"):
         stack.start_database()

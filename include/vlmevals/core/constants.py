@@ -16,7 +16,7 @@ API_PREFIX = "/api/evals"
 # served models: the most concurrent requests one run may send (VLMEvalKit --api-nproc)
 API_NPROC_MAX = 256
 
-# VLMEvalKit's stdout/stderr in a run's artifacts folder (written by toolkit.runner; linked by the API only
+# VLMEvalKit's stdout/stderr in a run's artifacts folder (written by vlmevalkit.runner; linked by the API only
 # when present: a backfilled run has none)
 WORKER_STDOUT_LOG = "worker_stdout.log"
 WORKER_STDERR_LOG = "worker_stderr.log"

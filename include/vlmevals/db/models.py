@@ -14,9 +14,19 @@ from vlmevals.db.base import (
     SLUG_PATTERN,
     Base,
 )
-from vlmevals.db.catalogue_tables import Checkpoint, Enrolment, Model, Suite, SuiteTask, Task
 from vlmevals.db.export_tables import EXPORT_STATES, ExportOutbox
-from vlmevals.db.run_tables import EvalRun, EvalRunEvent, EvalSample, GpuLease
+from vlmevals.db.tables import (
+    Checkpoint,
+    Enrolment,
+    EvalRun,
+    EvalRunEvent,
+    EvalSample,
+    GpuLease,
+    Model,
+    Suite,
+    SuiteTask,
+    Task,
+)
 
 __all__ = [
     "CHECKPOINT_LABEL_PATTERN",

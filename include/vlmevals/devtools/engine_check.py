@@ -28,7 +28,7 @@ from vlmevals.devtools.demo.benchmark import write_benchmark
 from vlmevals.devtools.demo.model import build_demo_model
 from vlmevals.serving.engines import EngineError, engine_version, launch
 from vlmevals.serving.process import ManagedServer, free_port, start
-from vlmevals.toolkit.command import ModelSpec, TaskSpec, build_invocation
+from vlmevals.vlmevalkit.command import ModelSpec, TaskSpec, build_invocation
 
 SETUP = "scripts/setup_engines.sh"
 

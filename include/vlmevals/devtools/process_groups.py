@@ -1,13 +1,13 @@
 """The process groups of the local stack's components. Each component starts in a session of its own, so its group
 holds everything it forks (LocalExecutor workers, serve-logs on port 8793, task processes). A component killed
 alone (the OOM killer's way) leaves those behind in its old group; the stack remembers every group it started
-and ends them all on stop (`toolkit.runner.kill_groups`), instead of only the group of the pid it started last."""
+and ends them all on stop (`vlmevalkit.runner.kill_groups`), instead of only the group of the pid it started last."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from vlmevals.toolkit.runner import group_alive
+from vlmevals.vlmevalkit.runner import group_alive
 
 
 class GroupLog:

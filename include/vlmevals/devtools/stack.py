@@ -25,7 +25,7 @@ from vlmevals.devtools.airflow_api import wait_for_dag
 from vlmevals.devtools.localpg import LocalPostgres, port_open
 from vlmevals.devtools.process_groups import GroupLog
 from vlmevals.devtools.stack_settings import DERIVED_VAR, StackSettings, get_stack_settings, user_environ
-from vlmevals.toolkit.runner import kill_groups
+from vlmevals.vlmevalkit.runner import kill_groups
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from vlmevals.gpu.notify import listening, notify, wait_for_release
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from vlmevals.toolkit.command import ModelSpec
+    from vlmevals.vlmevalkit.command import ModelSpec
 
 log = logging.getLogger(__name__)
 

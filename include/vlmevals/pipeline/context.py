@@ -16,9 +16,9 @@ from vlmevals.core.settings import Settings
 from vlmevals.db.engine import session_scope
 from vlmevals.runs import lifecycle as runs
 from vlmevals.runs.schemas import RunOptions
-from vlmevals.toolkit import outputs
-from vlmevals.toolkit.command import ModelSpec, TaskSpec, build_invocation, write_config
-from vlmevals.toolkit.runner import run_streaming
+from vlmevals.vlmevalkit import outputs
+from vlmevals.vlmevalkit.command import ModelSpec, TaskSpec, build_invocation, write_config
+from vlmevals.vlmevalkit.runner import run_streaming
 
 log = logging.getLogger(__name__)
 

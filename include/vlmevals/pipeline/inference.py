@@ -19,8 +19,8 @@ from vlmevals.pipeline.ingest import store_if_scored
 from vlmevals.results import fingerprint
 from vlmevals.runs import concurrency
 from vlmevals.runs import lifecycle as runs
-from vlmevals.toolkit import hub, outputs
-from vlmevals.toolkit.command import effective_nproc
+from vlmevals.vlmevalkit import hub, outputs
+from vlmevals.vlmevalkit.command import effective_nproc
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.pipeline.context import RunContext, load_context
 from vlmevals.runs import lifecycle as runs
-from vlmevals.toolkit import outputs
+from vlmevals.vlmevalkit import outputs
 
 log = logging.getLogger(__name__)
 

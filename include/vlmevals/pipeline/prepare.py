@@ -19,10 +19,10 @@ from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
 from vlmevals.db.engine import session_scope
 from vlmevals.runs import lifecycle as runs
-from vlmevals.toolkit import hub, registry
-from vlmevals.toolkit.datasets import DatasetInfo
-from vlmevals.toolkit.download import Fetched, offline, prepare_dataset
-from vlmevals.toolkit.hub import HubWeights
+from vlmevals.vlmevalkit import hub, registry
+from vlmevals.vlmevalkit.datasets import DatasetInfo
+from vlmevals.vlmevalkit.download import Fetched, offline, prepare_dataset
+from vlmevals.vlmevalkit.hub import HubWeights
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.pipeline.context import load_context
 from vlmevals.pipeline.prepare import prepare_inputs
 from vlmevals.runs import lifecycle as runs
-from vlmevals.toolkit.command import build_invocation, python_executable
-from vlmevals.toolkit.versions import vlmeval_version
+from vlmevals.vlmevalkit.command import build_invocation, python_executable
+from vlmevals.vlmevalkit.versions import vlmeval_version
 
 OPTION_KEYS = ("judge", "reuse", "limit", "api_nproc", "api_retry")
 SOURCES_BY_RUN_TYPE = {"scheduled": TriggeredBy.NIGHTLY, "backfill": TriggeredBy.BACKFILL}

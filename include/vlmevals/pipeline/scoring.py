@@ -12,7 +12,7 @@ from vlmevals.core.settings import Settings, get_settings
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, run_vlmeval
 from vlmevals.pipeline.inference import inference_mode
 from vlmevals.pipeline.ingest import scored_in_process
-from vlmevals.toolkit import outputs
+from vlmevals.vlmevalkit import outputs
 
 log = logging.getLogger(__name__)
 

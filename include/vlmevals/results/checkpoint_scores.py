@@ -27,15 +27,15 @@ from vlmevals.catalogue.store import get_model
 from vlmevals.catalogue.suites import get_suite
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.db.models import Checkpoint, EvalRun, Model, Suite
-from vlmevals.results.checkpoint_schemas import (
+from vlmevals.results.counted import counted
+from vlmevals.results.overall import normalise
+from vlmevals.results.schemas.checkpoints import (
     CheckpointCell,
     CheckpointedModel,
     CheckpointScores,
     CheckpointScoresRow,
     CheckpointTask,
 )
-from vlmevals.results.counted import counted
-from vlmevals.results.overall import normalise
 
 DROP_KIND = "checkpoint_drop"  # regression_detail.kind of a run flagged against the previous checkpoint's run
 

@@ -19,7 +19,7 @@ from vlmevals.db.models import EvalRun
 from vlmevals.results import stats
 from vlmevals.results.fingerprint import comparability_breaks
 from vlmevals.results.samples.store import FULL_MARKS, ScoredSample, scores_of
-from vlmevals.results.schemas import CategoryDelta, ComparedRun, Comparison, Flip, Flips, SampleCounts
+from vlmevals.results.schemas.samples_compare import CategoryDelta, ComparedRun, Comparison, Flip, Flips, SampleCounts
 from vlmevals.runs.lifecycle import get_run
 
 MAX_FLIPS = 500

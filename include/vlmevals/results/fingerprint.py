@@ -20,10 +20,10 @@ from typing import Any
 
 from vlmevals.core.settings import Settings
 from vlmevals.gpu.detect import nvidia_smi
-from vlmevals.toolkit import hub
-from vlmevals.toolkit.command import ModelSpec, TaskSpec, expand_paths, python_executable
-from vlmevals.toolkit.datasets import file_md5
-from vlmevals.toolkit.versions import package_versions, vlmeval_version
+from vlmevals.vlmevalkit import hub
+from vlmevals.vlmevalkit.command import ModelSpec, TaskSpec, expand_paths, python_executable
+from vlmevals.vlmevalkit.datasets import file_md5
+from vlmevals.vlmevalkit.versions import package_versions, vlmeval_version
 
 HASHED_PARTS = ("toolkit", "model", "dataset", "judge", "generation")
 GENERATION_KEYS = (

@@ -63,8 +63,6 @@ class OverallBoard:
     ranked: list[Row]
     partial: list[Row] = field(default_factory=list)
     include_limited: bool = False
-    # what the API rendered from this very board (its rows' JSON, pages), kept with it by board_cache
-    rendered: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
 def normalise(score: float, task: Task) -> float:

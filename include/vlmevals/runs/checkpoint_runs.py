@@ -19,8 +19,8 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from vlmevals.airflow import dag_runs
-from vlmevals.catalogue.checkpoint_schemas import CheckpointCreate, CheckpointEvent, CheckpointPublic
 from vlmevals.catalogue.checkpoints import register, to_public
+from vlmevals.catalogue.schemas.checkpoints import CheckpointCreate, CheckpointEvent, CheckpointPublic
 from vlmevals.core.errors import EvalsError, InvalidRequestError
 from vlmevals.core.vocabulary import TriggeredBy
 from vlmevals.db.engine import session_scope

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from vlmevals.serving.engines import EngineLaunch
-from vlmevals.toolkit.runner import group_alive, kill_groups
+from vlmevals.vlmevalkit.runner import group_alive, kill_groups
 
 STOP_GRACE_S = 10.0
 LOG_TAIL_LINES = 30

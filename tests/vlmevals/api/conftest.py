@@ -73,7 +73,7 @@ def airflow_api(airflow_db: str, tmp_path_factory: pytest.TempPathFactory) -> It
     assert set_eval_run_paused(False) is not None, "eval_run not serialised"
     from airflow.api_fastapi.app import create_app
     from vlmevals.core.settings import get_settings
-    from vlmevals.toolkit import registry
+    from vlmevals.vlmevalkit import registry
 
     registry.warm_in_background(get_settings()).join()  # as `vlmevals up` does while Airflow starts
     yield create_app()

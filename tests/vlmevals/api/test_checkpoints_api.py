@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Checkpoint, EvalRun, Model
-from vlmevals.toolkit import hub
+from vlmevals.vlmevalkit import hub
 
 from tests.doubles.fake_hub import FakeHub, fake_hub
 

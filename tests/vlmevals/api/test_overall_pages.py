@@ -8,14 +8,15 @@ import json
 
 import pytest
 from vlmevals.api import overall_pages
-from vlmevals.api.overall_schemas import OverallBoardResponse
+from vlmevals.api.board_cache import CachedBoard
+from vlmevals.api.schemas.overall import OverallBoardResponse
 from vlmevals.db.models import Model, Suite, SuiteTask, Task
-from vlmevals.results.overall import Cell, OverallBoard, Row
+from vlmevals.results.overall import Cell, Row
 
 API = "/api/evals"
 
 
-def _board() -> tuple[Suite, OverallBoard]:
+def _board() -> tuple[Suite, CachedBoard]:
     tasks = [Task(name=n, display_name=n.upper(), higher_is_better=True, metric_scale=1.0) for n in ("a", "b")]
     suite = Suite(
         name="s", display_name="S", members=[SuiteTask(task=t, task_id=i, weight=1.0) for i, t in enumerate(tasks)]
@@ -33,7 +34,7 @@ def _board() -> tuple[Suite, OverallBoard]:
         for i, m in enumerate(models[:4])
     ]
     partial = [Row(models[4], {"b": Cell(30, 0.2, 20.0)}, 1, 20.0)]
-    return suite, OverallBoard(suite, "best", ranked, partial)
+    return suite, CachedBoard(suite, "best", ranked, partial)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vlmevals.api import represent
 from vlmevals.api.deps import paging
-from vlmevals.api.schemas import RunList
+from vlmevals.api.schemas.envelopes import RunList
 from vlmevals.db.models import EvalRun
 from vlmevals.runs import lifecycle
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from vlmevals.catalogue.names import check_model, check_task, closest
-from vlmevals.catalogue.schemas import ModelCreate, TaskCreate
+from vlmevals.catalogue.schemas.tasks_models import ModelCreate, TaskCreate
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from vlmevals.catalogue.schemas import ModelPublic
+from vlmevals.catalogue.schemas.tasks_models import ModelPublic
 from vlmevals.catalogue.seed import seed
 from vlmevals.catalogue.store import get_model
 

@@ -14,7 +14,7 @@ import pytest
 from vlmevals.devtools.process_groups import GroupLog
 from vlmevals.devtools.stack import Stack
 from vlmevals.devtools.stack_settings import StackSettings
-from vlmevals.toolkit.runner import group_alive, kill_groups
+from vlmevals.vlmevalkit.runner import group_alive, kill_groups
 
 # a leader in its own session that forks a long-lived child (as the scheduler forks its workers), then waits
 LEADER = """

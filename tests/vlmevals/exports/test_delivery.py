@@ -70,7 +70,7 @@ def test_failures_back_off_then_fail_and_retry_requeues(seeded, unreachable) -> 
 
 def test_checkpoint_registration_carries_the_training_run() -> None:
     from pydantic import ValidationError
-    from vlmevals.catalogue.checkpoint_schemas import CheckpointEvent
+    from vlmevals.catalogue.schemas.checkpoints import CheckpointEvent
 
     body = {"model": "m", "step": 5, "weights_path": "/w", "mlflow_run_id": "a" * 32, "tensorboard_dir": "/logs/run1"}
     event = CheckpointEvent.model_validate(body)

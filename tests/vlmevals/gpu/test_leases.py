@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from vlmevals.core.settings import GpuSettings, Settings
 from vlmevals.gpu import leases as gpus
 from vlmevals.gpu.leases import GpuUnavailable
-from vlmevals.toolkit.command import ModelSpec, TaskSpec, build_invocation
+from vlmevals.vlmevalkit.command import ModelSpec, TaskSpec, build_invocation
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -14,7 +14,7 @@ from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
 from vlmevals.db.models import Checkpoint, Model
 from vlmevals.results import fingerprint
-from vlmevals.toolkit.command import ModelSpec, TaskSpec, build_invocation
+from vlmevals.vlmevalkit.command import ModelSpec, TaskSpec, build_invocation
 
 TASK = TaskSpec("CK_MCQ", "CustomMCQDataset")
 SPEC = {"class": "DOCLING", "model_path": "{models_dir}/demo", "max_new_tokens": 1}

@@ -26,7 +26,7 @@ from vlmevals.devtools.demo.model import DEMO_MODEL_SPEC
 from vlmevals.nightly import planning
 from vlmevals.pipeline import prepare, steps
 from vlmevals.runs import lifecycle as runs
-from vlmevals.toolkit import hub
+from vlmevals.vlmevalkit import hub
 
 from tests.doubles.dataset_host import DatasetHost, dataset_host
 from tests.doubles.fake_hub import FakeHub, fake_hub

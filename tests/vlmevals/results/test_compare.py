@@ -15,7 +15,7 @@ from vlmevals.results.compare import compare_runs
 from vlmevals.results.leaderboard import latest_with_samples
 from vlmevals.results.samples.parse import SampleRecord
 from vlmevals.results.samples.store import store
-from vlmevals.results.schemas import Comparison
+from vlmevals.results.schemas.samples_compare import Comparison
 from vlmevals.runs import lifecycle
 
 pytestmark = pytest.mark.integration

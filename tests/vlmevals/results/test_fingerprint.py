@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from vlmevals.core.settings import Settings
 from vlmevals.results import drift, fingerprint
-from vlmevals.toolkit.command import ModelSpec, TaskSpec
+from vlmevals.vlmevalkit.command import ModelSpec, TaskSpec
 
 TASK = TaskSpec("FP_MCQ", "CustomMCQDataset")
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from vlmevals.api.deps import SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.resources import ArtifactFile
-from vlmevals.api.schemas import ArtifactList
+from vlmevals.api.schemas.envelopes import ArtifactList
 from vlmevals.core.errors import InvalidRequestError, NotFoundError
 from vlmevals.runs import lifecycle as run_rows
 

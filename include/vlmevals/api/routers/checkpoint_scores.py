@@ -10,8 +10,8 @@ from fastapi import APIRouter, Path, Query
 from vlmevals.api.deps import SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.db.models import SLUG_PATTERN
-from vlmevals.results.checkpoint_schemas import CheckpointedModelList, CheckpointScores
 from vlmevals.results.checkpoint_scores import checkpoint_scores, checkpointed_models
+from vlmevals.results.schemas.checkpoints import CheckpointedModelList, CheckpointScores
 
 router = APIRouter(tags=["checkpoints"])
 ModelName = Annotated[str, Path(pattern=SLUG_PATTERN, description="catalogue name of the model")]

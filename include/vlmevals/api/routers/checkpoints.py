@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path, Request, status
 
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, user_name
 from vlmevals.api.errors import responses
-from vlmevals.api.overall_schemas import CheckpointTriggerResponse, SuiteRunActive, SuiteRunFailed, SuiteRunStarted
 from vlmevals.api.represent import api_root
-from vlmevals.catalogue.checkpoint_schemas import CheckpointCreate, CheckpointList
+from vlmevals.api.schemas.overall import CheckpointTriggerResponse, SuiteRunActive, SuiteRunFailed, SuiteRunStarted
 from vlmevals.catalogue.checkpoints import list_checkpoints, to_public
+from vlmevals.catalogue.schemas.checkpoints import CheckpointCreate, CheckpointList
 from vlmevals.db.engine import get_engine
 from vlmevals.db.models import SLUG_PATTERN
 from vlmevals.runs.checkpoint_runs import register_and_trigger

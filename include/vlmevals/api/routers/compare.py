@@ -18,7 +18,7 @@ from vlmevals.core.errors import InvalidRequestError
 from vlmevals.db.models import SLUG_PATTERN
 from vlmevals.results.compare import compare_runs
 from vlmevals.results.leaderboard import latest_with_samples
-from vlmevals.results.schemas import Comparison
+from vlmevals.results.schemas.samples_compare import Comparison
 from vlmevals.runs.lifecycle import get_run
 
 router = APIRouter(prefix="/tasks/{task_name}/compare", tags=["compare"])

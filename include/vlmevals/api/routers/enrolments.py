@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Response, status
 from vlmevals.api.deps import CanTrigger, SessionDep, UserDep, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.params import query_object
-from vlmevals.api.schemas import EnrolmentList, Unenrolled
+from vlmevals.api.schemas.envelopes import EnrolmentList, Unenrolled
 from vlmevals.catalogue.enrolments import enrol, list_enrolments, public, unenrol
-from vlmevals.catalogue.schemas import EnrolmentCreate, EnrolmentPair, EnrolmentPublic
+from vlmevals.catalogue.schemas.tasks_models import EnrolmentCreate, EnrolmentPair, EnrolmentPublic
 from vlmevals.nightly.planning import resolve_pairs
 
 router = APIRouter(prefix="/enrolments", tags=["nightly"])

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from vlmevals.api import represent
+from vlmevals.api import board_cache, represent
 from vlmevals.api.deps import SessionDep
 from vlmevals.api.errors import responses
 from vlmevals.api.overall_pages import RenderedPage, respond
@@ -14,7 +14,6 @@ from vlmevals.api.represent import api_root
 from vlmevals.api.resources import HistoryPointOut, HistoryResponse, HistorySeriesOut, LeaderboardResponse
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.db.models import SLUG_PATTERN
-from vlmevals.results import board_cache
 from vlmevals.results import leaderboard as queries
 
 router = APIRouter(prefix="/tasks/{task_name}/leaderboard", tags=["leaderboard"])

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Path, status
 from vlmevals.api.crud import insert_named, page_by_name
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep
 from vlmevals.api.errors import responses
-from vlmevals.api.schemas import ModelList
+from vlmevals.api.schemas.envelopes import ModelList
 from vlmevals.catalogue.choices import write_choices
 from vlmevals.catalogue.names import check_model
-from vlmevals.catalogue.schemas import ModelCreate, ModelPublic, ModelUpdate
+from vlmevals.catalogue.schemas.tasks_models import ModelCreate, ModelPublic, ModelUpdate
 from vlmevals.catalogue.store import get_model, model_columns
 from vlmevals.db.models import SLUG_PATTERN, Model
 

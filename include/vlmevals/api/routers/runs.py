@@ -7,17 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session, selectinload
 
-from vlmevals.api import overall_pages, represent
+from vlmevals.api import board_cache, overall_pages, represent
 from vlmevals.api.deps import CanTrigger, PageDep, Paging, SessionDep, UserDep, body_model_known, user_name
 from vlmevals.api.errors import responses
 from vlmevals.api.resources import RunPublic, RunSummary, TriggerRequest
-from vlmevals.api.schemas import CancelResponse, ConflictResponse, RunList
+from vlmevals.api.schemas.envelopes import CancelResponse, ConflictResponse, RunList
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, NotFoundError
 from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import get_engine, session_scope
 from vlmevals.db.models import SLUG_PATTERN, EvalRun, Model, Task
-from vlmevals.results import board_cache
 from vlmevals.runs import lifecycle as run_rows
 from vlmevals.runs import triggering
 from vlmevals.runs.queries import list_runs

@@ -12,7 +12,7 @@ from vlmevals.api.errors import responses
 from vlmevals.core.settings import get_settings
 from vlmevals.results.samples import images
 from vlmevals.results.samples.store import categories, list_samples, outcome_of
-from vlmevals.results.schemas import Outcome, SampleList, SampleOut
+from vlmevals.results.schemas.samples_compare import Outcome, SampleList, SampleOut
 from vlmevals.runs.lifecycle import get_run
 
 router = APIRouter(prefix="/runs/{run_id}/samples", tags=["samples"])

@@ -9,23 +9,22 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
-from vlmevals.api import overall_pages
+from vlmevals.api import board_cache, overall_pages
 from vlmevals.api.deps import CanTrigger, PageDep, SessionDep, UserDep, body_model_known, user_name
 from vlmevals.api.errors import responses
-from vlmevals.api.overall_schemas import (
+from vlmevals.api.represent import api_root
+from vlmevals.api.resources import TriggerRequest
+from vlmevals.api.schemas.overall import (
     OverallBoardResponse,
     SuiteRunActive,
     SuiteRunFailed,
     SuiteRunStarted,
     SuiteTriggerResponse,
 )
-from vlmevals.api.represent import api_root
-from vlmevals.api.resources import TriggerRequest
-from vlmevals.catalogue.suite_schemas import SuiteCreate, SuiteList, SuitePublic
+from vlmevals.catalogue.schemas.suites import SuiteCreate, SuiteList, SuitePublic
 from vlmevals.catalogue.suites import create_suite, get_suite, list_suites, to_public
 from vlmevals.db.engine import get_engine, session_scope
 from vlmevals.db.models import SLUG_PATTERN
-from vlmevals.results import board_cache
 from vlmevals.runs.suite_runs import trigger_suite
 
 router = APIRouter(prefix="/suites", tags=["suites"])

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from vlmevals.api.deps import UserDep, can_trigger, user_name
 from vlmevals.api.errors import responses
-from vlmevals.api.schemas import Me
+from vlmevals.api.schemas.envelopes import Me
 from vlmevals.core.errors import NotFoundError
 
 STATIC = Path(__file__).resolve().parents[1] / "static"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmevals.devtools.demo.benchmark import COLOURS, DEMO_BENCHMARKS, IMAGE_SIZE, draw_shape
-from vlmevals.toolkit.quiet_import import import_quietly
+from vlmevals.vlmevalkit.quiet_import import import_quietly
 
 BENCH_BOX = (6, 6, IMAGE_SIZE - 7, IMAGE_SIZE - 7)
 TRAIN_SEED = 7001  # any seed: the images are disjoint from the benchmarks' by construction (tested)

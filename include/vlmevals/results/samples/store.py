@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from vlmevals.db.models import EvalSample
 from vlmevals.results.samples.parse import SampleRecord
-from vlmevals.results.schemas import Outcome, SampleOutcome
+from vlmevals.results.schemas.samples_compare import Outcome, SampleOutcome
 
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 FULL_MARKS = 1.0  # a sample scored at least this is right

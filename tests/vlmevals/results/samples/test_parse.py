@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from vlmevals.results.samples.parse import parse_frame, read_samples, result_file
 from vlmevals.results.samples.summary import summarise
-from vlmevals.toolkit import outputs
+from vlmevals.vlmevalkit import outputs
 
 from tests.vlmeval_outputs import MODEL_NAME, _vlmeval_env, make_real_outputs
 

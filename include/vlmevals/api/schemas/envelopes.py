@@ -1,6 +1,6 @@
 """The evals API's envelopes around its resources: lists are `{data, count}` (count: all rows matching, not
 the page), like Airflow's and the full-stack-fastapi-template's APIs; conflicts, cancellations, the user.
-The resources themselves are defined once, in catalogue/schemas.py and api/resources.py."""
+The resources themselves are defined once, in catalogue/schemas/ and api/resources.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, Field
 
 from vlmevals.api.resources import ArtifactFile, RunSummary
-from vlmevals.catalogue.schemas import EnrolmentPair, EnrolmentPublic, ModelPublic, TaskPublic
+from vlmevals.catalogue.schemas.tasks_models import EnrolmentPair, EnrolmentPublic, ModelPublic, TaskPublic
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from vlmevals.core.settings import Settings
-from vlmevals.toolkit import registry, versions
+from vlmevals.vlmevalkit import registry, versions
 
 REGISTRY = {"datasets": {"D": {"class": "ImageMCQDataset", "type": "MCQ"}}, "models": {"M": {"class": "X"}}}
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vlmevals.toolkit import versions
+from vlmevals.vlmevalkit import versions
 
 
 def _clear() -> None:

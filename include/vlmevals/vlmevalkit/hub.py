@@ -19,8 +19,8 @@ from typing import Any
 
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
-from vlmevals.toolkit import registry
-from vlmevals.toolkit.command import ModelSpec, expand_paths
+from vlmevals.vlmevalkit import registry
+from vlmevals.vlmevalkit.command import ModelSpec, expand_paths
 
 log = logging.getLogger(__name__)
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import VLMEvalFailure
-from vlmevals.toolkit import metric_csv
+from vlmevals.vlmevalkit import metric_csv
 
 if TYPE_CHECKING:
     import pandas as pd  # imported where a table is read: ~0.5 s at every task start otherwise

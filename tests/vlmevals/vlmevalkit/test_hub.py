@@ -10,8 +10,8 @@ import pytest
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
 from vlmevals.results import fingerprint
-from vlmevals.toolkit import hub, registry
-from vlmevals.toolkit.command import ModelSpec, TaskSpec
+from vlmevals.vlmevalkit import hub, registry
+from vlmevals.vlmevalkit.command import ModelSpec, TaskSpec
 
 from tests.doubles.fake_hub import FakeHub, fake_hub
 

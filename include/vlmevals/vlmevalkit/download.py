@@ -1,7 +1,7 @@
 """Datasets fetched before the GPU slot: VLMEvalKit would download a missing (or md5-mismatched) TSV itself,
 but only after the model is loaded on the GPUs.
 
-The URL and md5 are VLMEvalKit's own (its DATASET_URL / DATASET_MD5, via vlmevals.toolkit.registry) or the
+The URL and md5 are VLMEvalKit's own (its DATASET_URL / DATASET_MD5, via vlmevals.vlmevalkit.registry) or the
 task's `dataset_url` + `dataset_md5`; `EVALS_DATASET_MIRROR` replaces the host part. The body goes to a temp
 file in LMUData's filesystem, is md5-checked and renamed atomically; a file lock makes concurrent runs
 download once. `EVALS_OFFLINE=1` fails fast instead of downloading.
@@ -24,8 +24,8 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
-from vlmevals.toolkit import registry
-from vlmevals.toolkit.datasets import DatasetInfo, check_columns, file_md5
+from vlmevals.vlmevalkit import registry
+from vlmevals.vlmevalkit.datasets import DatasetInfo, check_columns, file_md5
 
 log = logging.getLogger(__name__)
 MIRROR_ENV = "EVALS_DATASET_MIRROR"
@@ -193,7 +193,7 @@ def prepare_dataset(
 
 def _present(data: str, tsv: Path, settings: Settings, src: Source | None, *, custom: bool = False) -> DatasetInfo:
     """Presence, md5 and (for a TSV VLMEvalKit does not ship: `custom` or without md5) the columns it needs."""
-    from vlmevals.toolkit.outputs import count_rows
+    from vlmevals.vlmevalkit.outputs import count_rows
 
     if not tsv.exists():
         raise InvalidRequestError(

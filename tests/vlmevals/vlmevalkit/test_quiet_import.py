@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from vlmevals.toolkit.quiet_import import vlmeval_logging_quiet
+from vlmevals.vlmevalkit.quiet_import import vlmeval_logging_quiet
 
 ROOT = Path(__file__).resolve().parents[3]
 NOISE = "Did not detect the .env file"
@@ -63,7 +63,7 @@ def test_the_demo_training_import_of_vlmeval_prints_nothing(tmp_path: Path) -> N
 def test_the_registry_warm_up_at_start_prints_nothing(tmp_path: Path) -> None:
     res = _python(
         "from vlmevals.core.settings import get_settings\n"
-        "from vlmevals.toolkit import registry\n"
+        "from vlmevals.vlmevalkit import registry\n"
         "registry.warm_in_background(get_settings()).join()\n"
         "print(sorted(p.name for p in registry.cache_dir().glob('*.json')))\n",
         tmp_path,

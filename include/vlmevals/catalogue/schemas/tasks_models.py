@@ -26,7 +26,7 @@ from vlmevals.catalogue.fields import (
     Slug,
     VlmevalName,
 )
-from vlmevals.catalogue.serve_schemas import ServeSpec, check_served_model
+from vlmevals.catalogue.schemas.serve import ServeSpec, check_served_model
 from vlmevals.core.constants import API_NPROC_MAX
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from vlmevals.core.errors import VLMEvalFailure
-from vlmevals.toolkit.outputs import (
+from vlmevals.vlmevalkit.outputs import (
     collect_metrics,
     dataset_entry,
     entry_error,

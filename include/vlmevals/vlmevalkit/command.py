@@ -31,7 +31,7 @@ class ModelSpec:
     endpoint_key_env: str | None = None
     gpus: int = 1
     launch_mode: str = "single"
-    revision: str | None = None  # Hub weights pinned to a branch, tag or commit (vlmevals.toolkit.hub)
+    revision: str | None = None  # Hub weights pinned to a branch, tag or commit (vlmevals.vlmevalkit.hub)
     api_nproc: int | None = None  # served models: concurrent requests; None = EVALS_API_NPROC_DEFAULT
 
     def with_weights(self, *, weights_path: str | None = None, hub_revision: str | None = None) -> ModelSpec:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vlmevals.toolkit.command import FREEZE_AT_EXIT
+from vlmevals.vlmevalkit.command import FREEZE_AT_EXIT
 
 
 def _run(cwd: Path, *entry: str) -> subprocess.CompletedProcess[str]:

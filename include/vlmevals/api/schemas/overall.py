@@ -1,10 +1,10 @@
-"""API representations of suite triggers and the overall board (kept apart from api/schemas.py)."""
+"""API representations of suite triggers and the overall board (beside the envelopes in api/schemas/envelopes.py)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from vlmevals.catalogue.checkpoint_schemas import CheckpointPublic
+from vlmevals.catalogue.schemas.checkpoints import CheckpointPublic
 
 
 class SuiteRunStarted(BaseModel):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import Settings
-from vlmevals.toolkit import download, registry
-from vlmevals.toolkit.download import DatasetDownloadError, prepare_dataset
+from vlmevals.vlmevalkit import download, registry
+from vlmevals.vlmevalkit.download import DatasetDownloadError, prepare_dataset
 
 from tests.doubles.dataset_host import DatasetHost, dataset_host
 

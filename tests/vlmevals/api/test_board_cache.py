@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select, update
+from vlmevals.api import board_cache
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, Model, Suite
-from vlmevals.results import board_cache, regression
+from vlmevals.results import regression
 from vlmevals.results.overall import OverallBoard, overall_board
 from vlmevals.runs import backfilled, lifecycle
 

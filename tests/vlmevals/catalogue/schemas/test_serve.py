@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from vlmevals.catalogue.schemas import ModelCreate, ModelPublic
-from vlmevals.catalogue.serve_schemas import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_STARTUP_TIMEOUT_S
+from vlmevals.catalogue.schemas.serve import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_STARTUP_TIMEOUT_S
+from vlmevals.catalogue.schemas.tasks_models import ModelCreate, ModelPublic
 
 SPEC = {"class": "DOCLING", "model_path": "/models/tiny"}
 

@@ -1,4 +1,5 @@
-"""A per-process cache of computed overall boards (and of rendered leaderboard and run-listing pages): at 1,000 models
+"""A per-process cache of computed overall boards (and of rendered leaderboard and run-listing pages), kept by the
+API layer (results/ only computes; the routes cache what they serve): at 1,000 models
 x 100 tasks computing one takes ~1 s (a 100,000-row query and 100,000 cells), far above the board's 50 ms budget,
 while results change rarely.
 
@@ -21,6 +22,7 @@ import gc
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -52,8 +54,17 @@ _LIVE_STAMP = text(
     " (SELECT md5(coalesce(string_agg(t.id::text || ':' || t.xmin::text, ',' ORDER BY t.id), '')) FROM tasks t)"
 )
 
+
+@dataclass
+class CachedBoard(OverallBoard):
+    """A board from the cache, with what the API rendered from it (its rows' JSON, pages: api.overall_pages),
+    valid exactly as long as the board."""
+
+    rendered: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+
+
 _lock = threading.Lock()
-_entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], OverallBoard]] = OrderedDict()
+_entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], CachedBoard]] = OrderedDict()
 _pages: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
 
 
@@ -69,7 +80,7 @@ def _key(suite: Suite, pick: Pick, include_limited: bool) -> tuple[Any, ...]:
     return (suite.id, members, pick, include_limited)
 
 
-def cached_board(session: Session, suite: Suite, pick: Pick = "best", *, include_limited: bool = False) -> OverallBoard:
+def cached_board(session: Session, suite: Suite, pick: Pick = "best", *, include_limited: bool = False) -> CachedBoard:
     """`overall_board`, computed again only when the stamp moved (read first: a change meanwhile shows next time).
 
     The cached rows are shared between requests and threads: callers sort and page them, never change them;
@@ -80,8 +91,9 @@ def cached_board(session: Session, suite: Suite, pick: Pick = "best", *, include
         hit = _entries.get(key)
         if hit is not None and hit[0] == stamp:
             _entries.move_to_end(key)
-            return OverallBoard(suite, pick, hit[1].ranked, hit[1].partial, include_limited, hit[1].rendered)
-    board = overall_board(session, suite, pick, include_limited=include_limited)
+            return CachedBoard(suite, pick, hit[1].ranked, hit[1].partial, include_limited, hit[1].rendered)
+    fresh = overall_board(session, suite, pick, include_limited=include_limited)
+    board = CachedBoard(suite, pick, fresh.ranked, fresh.partial, include_limited)
     _detach(session, board)
     with _lock:
         _entries[key] = (stamp, board)

@@ -20,8 +20,8 @@ from typing import Any
 
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import LOCAL_DIR, Settings
-from vlmevals.toolkit.command import python_executable
-from vlmevals.toolkit.versions import vlmeval_version
+from vlmevals.vlmevalkit.command import python_executable
+from vlmevals.vlmevalkit.versions import vlmeval_version
 
 log = logging.getLogger(__name__)
 CACHE_ENV = "EVALS_CACHE_DIR"

@@ -134,6 +134,6 @@ def check_dataset(data: str, settings: Settings, *, python: str, version: str) -
         )
     if not expected:
         check_columns(tsv)
-    from vlmevals.toolkit.outputs import count_rows
+    from vlmevals.vlmevalkit.outputs import count_rows
 
     return DatasetInfo(tsv, md5, count_rows(tsv), bool(info.get("registered")), str(expected) if expected else None)

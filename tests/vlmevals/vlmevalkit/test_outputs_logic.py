@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from vlmevals.core.errors import VLMEvalFailure
-from vlmevals.toolkit.outputs import collect_metrics, count_rows, entry_error, flatten_table, pick_primary
+from vlmevals.vlmevalkit.outputs import collect_metrics, count_rows, entry_error, flatten_table, pick_primary
 
 
 def test_flatten_split_rows_and_pick_primary() -> None:

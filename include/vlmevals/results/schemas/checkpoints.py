@@ -1,5 +1,5 @@
 """The result types of a model's checkpoint scores, defined once: `results.checkpoint_scores` builds them and
-the API serves them as they are (kept apart from results/schemas.py, which holds samples and compare)."""
+the API serves them as they are (beside samples_compare.py, which holds samples and compare)."""
 
 from __future__ import annotations
 

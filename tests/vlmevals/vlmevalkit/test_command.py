@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from vlmevals.core.settings import Settings
-from vlmevals.toolkit.command import ModelSpec, TaskSpec, build_invocation, default_dataset_class
+from vlmevals.vlmevalkit.command import ModelSpec, TaskSpec, build_invocation, default_dataset_class
 
 
 def _settings(tmp_path: Path, **kw) -> Settings:

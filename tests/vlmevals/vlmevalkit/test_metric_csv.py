@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from vlmevals.core.errors import VLMEvalFailure
-from vlmevals.toolkit import metric_csv
-from vlmevals.toolkit.outputs import LABEL_COLUMNS, flatten_table, read_metric_file
+from vlmevals.vlmevalkit import metric_csv
+from vlmevals.vlmevalkit.outputs import LABEL_COLUMNS, flatten_table, read_metric_file
 
 FAST = {
     "mcq": '"split","Overall","colour","shape"\n"none","0.25","0.3","0.2"\n',

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import FrameType
 
 import pytest
-from vlmevals.toolkit.runner import PIDFILE, kill_leftover, run_streaming
+from vlmevals.vlmevalkit.runner import PIDFILE, kill_leftover, run_streaming
 
 
 def _alive(pid: int) -> bool:
