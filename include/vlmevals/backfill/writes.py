@@ -59,8 +59,9 @@ def row_for(r: ResultRef, model_id: int, t: TaskInfo, o: Outcome) -> dict[str, A
 
 
 def insert_new(engine: Engine, new: list[tuple[dict[str, Any], Outcome]], report: SyncReport) -> None:
-    """In batches of BATCH rows, each one transaction: the runs and their events (one executemany each, see
-    `runs.backfilled.insert_backfilled`), then the per-sample rows of the runs this sync inserted, in one COPY."""
+    """In batches of BATCH rows, each one transaction: the runs, their events and export outbox rows (one
+    executemany each, see `runs.backfilled.insert_backfilled`), then the per-sample rows of the runs this sync
+    inserted, in one COPY."""
     for i in range(0, len(new), BATCH):
         chunk = new[i : i + BATCH]
         samples = {row["source_path"]: o.sample_rows for row, o in chunk if o.sample_rows is not None}

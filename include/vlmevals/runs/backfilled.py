@@ -9,14 +9,16 @@ from sqlalchemy import Connection, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from vlmevals.db.models import EvalRun, EvalRunEvent
+from vlmevals.runs.export_outbox import enqueue_backfilled
 
 # the columns a re-synced backfilled run takes from its source again
 RESYNC_COLUMNS = ("status", "primary_metric", "metrics", "error", "finished_at", "fingerprint", "vlmeval_version")
 
 
 def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, str | None]]:
-    """Backfilled runs in one executemany INSERT ... ON CONFLICT (source_path) DO NOTHING, with their events;
-    (id, status, source_path) of the rows inserted (a concurrent sync may have recorded the others)."""
+    """Backfilled runs in one executemany INSERT ... ON CONFLICT (source_path) DO NOTHING, with their events and
+    their export outbox rows; (id, status, source_path) of the rows inserted (a concurrent sync may have recorded
+    the others)."""
     stmt = (
         pg_insert(EvalRun)
         .on_conflict_do_nothing(index_elements=[EvalRun.source_path], index_where=EvalRun.source_path.isnot(None))
@@ -26,6 +28,7 @@ def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> lis
     if got:
         events = [{"run_id": rid, "status": st, "message": f"backfilled from {sp}"} for rid, st, sp in got]
         connection.execute(pg_insert(EvalRunEvent), events)
+        enqueue_backfilled(connection, [(rid, st) for rid, st, _ in got])
     return got
 
 

@@ -7,8 +7,8 @@ never completed without its rows, and no tracker call ever happens inside the ru
 
 from __future__ import annotations
 
-from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Connection, func
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
 from vlmevals.core.settings import get_settings
@@ -18,11 +18,23 @@ from vlmevals.db.models import ExportOutbox
 EXPORTED_STATUSES: tuple[RunStatus, ...] = (RunStatus.COMPLETED, RunStatus.FAILED)
 
 
-def enqueue_exports(session: Session, run_id: int) -> None:
-    """One pending row per configured exporter; a run finished again (re-judged) is queued afresh."""
-    names = get_settings().exporter_names
-    if not names:
-        return
-    stmt = insert(ExportOutbox).values([{"run_id": run_id, "exporter": n} for n in names])
+def _queue() -> Insert:
+    """A run finished again (re-judged) is queued afresh: pending, attempts reset, due now."""
     fresh = {"state": "pending", "attempts": 0, "last_error": None, "next_attempt_at": func.now(), "delivered_at": None}
-    session.execute(stmt.on_conflict_do_update(constraint="uq_export_outbox_run_exporter", set_=fresh))
+    return insert(ExportOutbox).on_conflict_do_update(constraint="uq_export_outbox_run_exporter", set_=fresh)
+
+
+def enqueue_exports(session: Session, run_id: int) -> None:
+    """One pending row per configured exporter."""
+    names = get_settings().exporter_names
+    if names:
+        session.execute(_queue(), [{"run_id": run_id, "exporter": n} for n in names])
+
+
+def enqueue_backfilled(connection: Connection, runs: list[tuple[int, str]]) -> None:
+    """Backfill's batch of (run id, status): one row per configured exporter for each completed or failed run,
+    in one executemany within the batch's transaction (backfilled runs export as pipeline runs do)."""
+    names = get_settings().exporter_names
+    rows = [{"run_id": rid, "exporter": n} for rid, status in runs if status in EXPORTED_STATUSES for n in names]
+    if rows:
+        connection.execute(_queue(), rows)

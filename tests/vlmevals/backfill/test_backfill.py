@@ -19,8 +19,9 @@ from vlmevals.backfill import sync_outputs
 from vlmevals.backfill.scanner import FolderListing, datasets_in
 from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import InvalidRequestError
+from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
-from vlmevals.db.models import EvalRun, EvalSample, Model, Task
+from vlmevals.db.models import EvalRun, EvalSample, ExportOutbox, Model, Task
 from vlmevals.results.compare import compare_runs
 
 from tests.vlmevals.backfill import trees
@@ -115,6 +116,31 @@ def test_failures_recorded_only_in_status_json(catalogue, tmp_path: Path) -> Non
     assert sync_outputs(real["cases"]["failed"]["work_dir"], engine=catalogue).counts()["created"] == 0
     # a model folder whose run crashed before any dataset (status.json with no datasets) yields nothing
     assert sync_outputs(real["cases"]["bad_model"]["work_dir"], engine=catalogue).results_seen == 0
+
+
+def _outbox(engine) -> list[tuple[int, str, str]]:
+    with session_scope(engine) as s:
+        rows = s.scalars(select(ExportOutbox).order_by(ExportOutbox.run_id, ExportOutbox.exporter))
+        return [(r.run_id, r.exporter, r.state) for r in rows]
+
+
+def test_backfilled_runs_are_queued_for_the_configured_exporters(catalogue, tmp_path: Path, monkeypatch) -> None:
+    real, copy = trees.flat_tree(tmp_path / "a"), trees.flat_tree(tmp_path / "b")
+    try:
+        monkeypatch.setenv("EVALS_EXPORTERS", "")
+        get_settings.cache_clear()
+        assert sync_outputs(real["cases"]["ok"]["work_dir"], engine=catalogue).counts()["created"] == 3
+        assert _outbox(catalogue) == [], "no exporter configured, no rows"
+        monkeypatch.setenv("EVALS_EXPORTERS", "mlflow,tensorboard")
+        get_settings.cache_clear()
+        assert sync_outputs(real["cases"]["failed"]["work_dir"], engine=catalogue).counts()["created"] == 2
+        assert sync_outputs(copy["cases"]["ok"]["work_dir"], engine=catalogue).counts()["created"] == 3
+    finally:
+        get_settings.cache_clear()
+    copied = str(tmp_path / "b")
+    queued = [r for r in _runs(catalogue) if r.status == "failed" or (r.source_path or "").startswith(copied)]
+    assert sorted(r.status for r in queued) == ["completed"] * 3 + ["failed"] * 2
+    assert _outbox(catalogue) == [(r.id, n, "pending") for r in queued for n in ("mlflow", "tensorboard")]
 
 
 def test_upstream_tfolders_symlinks_are_not_extra_runs(catalogue, tmp_path: Path) -> None:
