@@ -1,4 +1,4 @@
-"""`vlmevals exports …`: the experiment-tracker outbox: list, deliver now, re-queue failed rows.
+"""`vlmevals exports …`: the experiment-tracker outbox: list, deliver now, re-queue failed rows, queue history.
 
 A typer sub-app of its own, added to the app as `exports` in `vlmevals.cli`; each command imports the database
 and the exporters when it runs.
@@ -6,6 +6,7 @@ and the exporters when it runs.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 import typer
@@ -57,3 +58,27 @@ def deliver() -> None:
     from vlmevals.exports.delivery import deliver_pending
 
     console.print(deliver_pending(get_engine()).as_dict())
+
+
+@exports_app.command("backfill")
+def backfill(
+    since: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="runs finished on or after this day (UTC)")],
+    exporter: Annotated[str | None, typer.Option(help="only this exporter; default: those in EVALS_EXPORTERS")] = None,
+) -> None:
+    """Queue completed and failed runs finished since a day that this exporter has not had yet (once: a second
+    call adds nothing); the deliver_exports DAG sends them."""
+    from vlmevals.core.settings import get_settings
+    from vlmevals.db.engine import get_engine, session_scope
+    from vlmevals.exports.outbox import backfill_exports
+
+    names = [exporter.strip().lower()] if exporter else get_settings().exporter_names
+    if not names:
+        console.print("[red]error:[/] no exporter: set EVALS_EXPORTERS (mlflow, tensorboard) or pass --exporter")
+        raise typer.Exit(1)
+    try:
+        with session_scope(get_engine()) as s:
+            n = backfill_exports(s, since=since.replace(tzinfo=dt.UTC), exporters=names)
+    except ValueError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1) from e
+    console.print(f"queued {n} export(s) of runs finished since {since:%Y-%m-%d} for {', '.join(names)}")

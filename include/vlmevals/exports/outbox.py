@@ -1,14 +1,17 @@
-"""Read and re-queue the export outbox (the API's list and `vlmevals exports retry`)."""
+"""Read, re-queue and backfill the export outbox (the API's list, `vlmevals exports retry|backfill`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from vlmevals.db.models import EXPORT_STATES, ExportOutbox
+from vlmevals.core.settings import EXPORTERS
+from vlmevals.db.models import EXPORT_STATES, EvalRun, ExportOutbox
+from vlmevals.runs.export_outbox import EXPORTED_STATUSES
 
 
 class ExportPublic(BaseModel):
@@ -64,3 +67,21 @@ def retry_failed(session: Session, *, run_id: int | None = None, exporter: str |
     fresh = {"state": "pending", "attempts": 0, "next_attempt_at": func.now()}
     res = session.execute(update(ExportOutbox).where(*where).values(**fresh))
     return int(getattr(res, "rowcount", 0))
+
+
+def backfill_exports(session: Session, *, since: dt.datetime, exporters: list[str]) -> int:
+    """Queue (pending) the completed and failed runs finished since `since` that have no row for an exporter
+    yet, one INSERT ... SELECT per exporter: history reaches a tracker once, and a second call adds nothing
+    (rows already there, whatever their state, are left alone). How many rows were queued."""
+    unknown = sorted(set(exporters) - set(EXPORTERS))
+    if unknown:
+        raise ValueError(f"no exporter named {', '.join(unknown)}; use one of {', '.join(EXPORTERS)}")
+    queued = 0
+    for name in exporters:
+        has_row = select(ExportOutbox.id).where(ExportOutbox.run_id == EvalRun.id, ExportOutbox.exporter == name)
+        runs = select(EvalRun.id, literal(name)).where(
+            EvalRun.status.in_(EXPORTED_STATUSES), EvalRun.finished_at >= since, ~has_row.exists()
+        )
+        stmt = insert(ExportOutbox).from_select(["run_id", "exporter"], runs).on_conflict_do_nothing()
+        queued += len(session.scalars(stmt.returning(ExportOutbox.id)).all())
+    return queued
