@@ -59,8 +59,11 @@ def test_trigger_through_evals_api_and_read_leaderboard(live_stack, seeded, demo
     assert [e["status"] for e in done["events"]] == ["queued", "running", "completed"]
     assert done["progress_done"] == done["progress_total"] == 10 and done["categories"]
 
-    board = viewer.get("/api/evals/tasks/e2e-shapes/leaderboard").json()
+    # a 10-sample run is a smoke test: off the board by default, listed (marked) when asked for
+    assert viewer.get("/api/evals/tasks/e2e-shapes/leaderboard").json()["data"] == []
+    board = viewer.get("/api/evals/tasks/e2e-shapes/leaderboard?include_limited=true").json()
     assert [(row["rank"], row["model_name"], row["run_id"]) for row in board["data"]] == [(1, "e2e-tiny", run["id"])]
+    assert board["data"][0]["limited"] is True and board["data"][0]["sample_limit"] == 10
     assert board["data"][0]["score"] == pytest.approx(done["primary_metric"])
     assert board["data"][0]["categories"] == done["categories"]
 
@@ -76,4 +79,4 @@ def test_trigger_through_evals_api_and_read_leaderboard(live_stack, seeded, demo
     assert cancel.status_code == 200 and cancel.json()["run"]["status"] == "cancelled"
     assert wait_dag_run_over(viewer, second["dag_run_id"]) == "failed"
     assert viewer.get(f"/api/evals/runs/{second['id']}").json()["status"] == "cancelled"
-    assert viewer.get("/api/evals/tasks/e2e-shapes/leaderboard").json()["count"] == 1
+    assert viewer.get("/api/evals/tasks/e2e-shapes/leaderboard?include_limited=true").json()["count"] == 1

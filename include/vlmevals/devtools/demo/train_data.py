@@ -66,11 +66,18 @@ def build_examples(processor: Any, work: Path, per_task: int) -> list[Example]:
     """Tokenised examples of all three demo tasks (VLMEvalKit reads the rows from ``work``/LMUData)."""
     lmu = work / "LMUData"
     lmu.mkdir(parents=True, exist_ok=True)
+    before = os.environ.get("LMUData")
     os.environ["LMUData"] = str(lmu)  # read by VLMEvalKit when a dataset is instantiated
-    examples: list[Example] = []
-    for name in DEMO_BENCHMARKS:
-        examples += _task_examples(processor, lmu, name, training_rows(name, per_task))
-    return examples
+    try:
+        examples: list[Example] = []
+        for name in DEMO_BENCHMARKS:
+            examples += _task_examples(processor, lmu, name, training_rows(name, per_task))
+        return examples
+    finally:  # `work` is temporary: nothing after the training may read datasets from it
+        if before is None:
+            os.environ.pop("LMUData", None)
+        else:
+            os.environ["LMUData"] = before
 
 
 def _task_examples(processor: Any, lmu: Path, name: str, rows: list[dict[str, str]]) -> list[Example]:
