@@ -195,6 +195,24 @@ def demo_assets(pg_server: str) -> dict[str, Path]:
     return out
 
 
+@pytest.fixture()
+def queued_run(seeded, demo_assets: dict[str, Path]) -> int:
+    """A demo eval run (demo-shapes-mcq x demo-tiny-idefics3) recorded by the real `queue` step, ready to infer."""
+    import time
+
+    from vlmevals.pipeline import steps
+
+    info = steps.queue_step(
+        seeded,
+        {"task": "demo-shapes-mcq", "model": "demo-tiny-idefics3"},
+        dag_id="eval_run",
+        dag_run_id=f"t__{time.time_ns()}",
+        run_type="manual",
+        user=None,
+    )
+    return int(info["eval_run_id"])
+
+
 @pytest.fixture(scope="session")
 def live_stack(airflow_db: str, demo_assets: dict[str, Path]):
     """A running Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor) on this session's

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,18 +16,6 @@ from vlmevals.pipeline import steps
 pytestmark = pytest.mark.integration
 
 
-def _run(engine: Any) -> int:
-    info = steps.queue_step(
-        engine,
-        {"task": "demo-shapes-mcq", "model": "demo-tiny-idefics3"},
-        dag_id="eval_run",
-        dag_run_id=f"t__{time.time_ns()}",
-        run_type="manual",
-        user=None,
-    )
-    return int(info["eval_run_id"])
-
-
 def _held(engine: Any, run_id: int) -> int:
     with session_scope(engine) as s:
         return int(s.scalar(select(func.count()).where(GpuLease.run_id == run_id)) or 0)
@@ -40,16 +26,16 @@ def _lease(engine: Any, run_id: int) -> gpus.Lease:
     return gpus.acquire(engine, 1, holder=f"inference of {run_id}", run_id=run_id, settings=settings)
 
 
-def test_finalize_frees_a_lease_its_killed_holder_left(seeded: Any, demo_assets: dict[str, Path]) -> None:
-    run_id = _run(seeded)
+def test_finalize_frees_a_lease_its_killed_holder_left(seeded: Any, queued_run: int) -> None:
+    run_id = queued_run
     _lease(seeded, run_id)  # never released: the holder was SIGKILLed
     assert _held(seeded, run_id) == 1
     assert steps.finalize_step(seeded, run_id, "t__dag-run") == "failed"
     assert _held(seeded, run_id) == 0, "the final run holds no GPU"
 
 
-def test_the_holder_gets_its_grace_before_the_lease_is_taken(seeded: Any, demo_assets: dict[str, Path]) -> None:
-    run_id = _run(seeded)
+def test_the_holder_gets_its_grace_before_the_lease_is_taken(seeded: Any, queued_run: int) -> None:
+    run_id = queued_run
     lease = _lease(seeded, run_id)
     threading.Timer(0.5, lease.release).start()  # still ending VLMEvalKit's group when the teardown starts
     assert gpus.release_run(seeded, run_id, wait_s=10) == [], "released by its holder, not taken from it"
