@@ -1,24 +1,27 @@
 """
 ### Evaluate one model on one task with VLMEvalKit
 
-`queue` validates the request and records the eval run (or adopts the one the evals API created, when the
-conf carries `eval_run_id`); it fails before any GPU slot is taken on an unknown task or model or a missing
-dataset, and it is the branch: it picks the inference task matching the model's GPUs (one task per slot count
-of the pool `gpu`; the others are skipped). `inference` runs VLMEvalKit as a subprocess holding those slots
-(and scores in the same process when the judge is offline exact matching); retries resume from VLMEvalKit's
-partial results; when that process scored, `inference` also stores the result (the leaderboard need not wait
-for two more task starts). `scoring` runs VLMEvalKit's evaluation (or checks the metric file the inference
-process wrote), `ingest_metrics` stores every metric and marks the run completed (unless `inference` did) and
-checks nightly and checkpoint runs for regressions. `finalize` (a teardown)
-guarantees that no run stays queued or running and writes the DAG run's note: "eval run N: task x model →
-score" (or the failure) with a link to the leaderboard page. It fails when the eval run failed
-(`on_failure_fail_dagrun`): Airflow leaves teardowns out of a DAG run's state, so after "Mark failed" the
-skipped leaves alone would end the DAG run as success. "Mark success" on an unfinished run cancels it (no
-metrics); either way the run's error names who did it, from Airflow's audit log. At most one queued or
-running evaluation per task x model unless `force`: a duplicate fails at `queue` naming the active run.
+`queue` validates the request and records the eval run (or adopts the one the evals API created, when the conf
+carries `eval_run_id`); it fails before any GPU slot is taken on an unknown task or model or a missing dataset, and
+it is the branch: it picks the inference task matching the model's GPUs (one task per slot count of the pool `gpu`;
+the others are skipped). A served model (one with a `serve` spec) takes the other way: the run joins its (model,
+checkpoint)'s live server or requests one, `start_server` triggers that server's `model_server` DAG run (skipped
+when another run did), `wait_for_server` waits in reschedule mode (no slot held while waiting), and
+`inference_served` sends the run's requests to the engine concurrently, holding no GPU slot of its own. `inference`
+runs VLMEvalKit as a subprocess holding those slots (and scores in the same process when the judge is offline exact
+matching); retries resume from VLMEvalKit's partial results; when that process scored, `inference` also stores the
+result (the leaderboard need not wait for two more task starts). `scoring` runs VLMEvalKit's evaluation (or checks
+the metric file the inference process wrote), `ingest_metrics` stores every metric and marks the run completed
+(unless `inference` did) and checks nightly and checkpoint runs for regressions. `finalize` (a teardown) guarantees
+that no run stays queued or running and writes the DAG run's note: "eval run N: task x model → score" (or the
+failure) with a link to the leaderboard page. It fails when the eval run failed (`on_failure_fail_dagrun`): Airflow
+leaves teardowns out of a DAG run's state, so after "Mark failed" the skipped leaves alone would end the DAG run as
+success. "Mark success" on an unfinished run cancels it (no metrics); either way the run's error names who did it,
+from Airflow's audit log. At most one queued or running evaluation per task x model unless `force`: a duplicate
+fails at `queue` naming the active run.
 
-Trigger from the form, from `POST /api/v2/dags/eval_run/dagRuns` with `{"conf": {"task": ..., "model": ...}}`,
-or from `POST /api/evals/tasks/{task}/runs`.
+Trigger from the form, from `POST /api/v2/dags/eval_run/dagRuns` with `{"conf": {"task": ..., "model": ...}}`, or
+from `POST /api/evals/tasks/{task}/runs`.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, cast
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 from vlmevals.catalogue.choices import read_choices
-from vlmevals.core.constants import EVAL_RUN_DAG_ID
+from vlmevals.core.constants import EVAL_RUN_DAG_ID, MODEL_SERVER_DAG_ID
 from vlmevals.gpu.slots import GPU_POOL, GPU_QUEUE, GPU_SLOT_BUCKETS, inference_task_id
 
 if TYPE_CHECKING:
@@ -111,6 +115,56 @@ def _inference_task(slots: int) -> Task[[dict[str, Any]], dict[str, Any]]:
     return _inference
 
 
+# a served model (its `serve` spec): the server's DAG run, once per server (a second trigger is skipped)
+SERVER_INFO = "ti.xcom_pull(task_ids='queue', key='" + RUN_INFO_KEY + "')"
+
+
+def _start_server() -> TriggerDagRunOperator:
+    return TriggerDagRunOperator(
+        task_id="start_server",
+        trigger_dag_id=MODEL_SERVER_DAG_ID,
+        trigger_run_id="{{ " + SERVER_INFO + "['server_dag_run_id'] }}",
+        conf={"server_id": "{{ " + SERVER_INFO + "['server_id'] }}"},
+        logical_date=None,
+        wait_for_completion=False,
+        skip_when_already_exists=True,
+        retries=2,
+        retry_delay=dt.timedelta(seconds=5),
+        on_failure_callback=_on_failure,
+    )
+
+
+@task.sensor(
+    poke_interval=5,
+    timeout=dt.timedelta(hours=24).total_seconds(),
+    mode="reschedule",  # no worker slot between pokes, no GPU slot: the server holds the GPUs
+    trigger_rule="none_failed",  # start_server is skipped when another run started the server
+    on_failure_callback=_on_failure,
+)
+def wait_for_server(info: dict[str, Any]) -> bool:
+    from vlmevals.pipeline.serve import server_ready
+
+    try:
+        return server_ready(_engine(), info["eval_run_id"])
+    except Exception as err:
+        raise _as_airflow_error(err) from err
+
+
+@task(
+    retries=2,
+    retry_delay=dt.timedelta(seconds=5),
+    execution_timeout=dt.timedelta(hours=24),
+    on_failure_callback=_on_failure,
+)
+def inference_served(info: dict[str, Any]) -> dict[str, Any]:
+    from vlmevals.pipeline.steps import served_inference_step
+
+    try:
+        return served_inference_step(_engine(), info["eval_run_id"], get_current_context()["ti"].try_number)
+    except Exception as err:
+        raise _as_airflow_error(err) from err
+
+
 @dag(
     dag_id=EVAL_RUN_DAG_ID,
     schedule=None,
@@ -168,7 +222,7 @@ def _inference_task(slots: int) -> Task[[dict[str, Any]], dict[str, Any]]:
 )
 def eval_run() -> None:
     @task.branch(retries=1, retry_delay=dt.timedelta(seconds=5), on_failure_callback=_on_failure)
-    def queue() -> str:
+    def queue() -> list[str]:
         """Also the branch (no separate routing task: each task start costs a scheduler loop and a fork)."""
         from vlmevals.pipeline.steps import queue_step
 
@@ -187,7 +241,7 @@ def eval_run() -> None:
         except Exception as err:
             raise _as_airflow_error(err) from err
         ti.xcom_push(key=RUN_INFO_KEY, value=info)
-        return str(info["inference_task"])
+        return list(info["branch"])
 
     @task(
         trigger_rule="none_failed_min_one_success",
@@ -237,8 +291,13 @@ def eval_run() -> None:
         return status
 
     # a task receives the XCom's value; Airflow's types know only the XComArg that the wiring holds
-    info: Any = cast("PlainXComArg", queue())[RUN_INFO_KEY]
-    branches = [_inference_task(s)(info) for s in GPU_SLOT_BUCKETS]
+    queued = queue()
+    info: Any = cast("PlainXComArg", queued)[RUN_INFO_KEY]
+    waited = wait_for_server(info)
+    queued >> _start_server() >> waited
+    served = inference_served(info)
+    waited >> served
+    branches = [*(_inference_task(s)(info) for s in GPU_SLOT_BUCKETS), served]
     scored = scoring(info)
     branches >> scored
     ingested = ingest_metrics(info)

@@ -243,3 +243,21 @@ def live_stack(airflow_db: str, demo_assets: dict[str, Path]):
         yield stack
     finally:
         stack.stop(database=False)
+
+
+# A bin folder that looks like an engine's virtualenv, its commands being the stand-in engine
+# (tests/doubles/engine_standin.py): the serving tests and the pipeline's serving steps use it.
+STANDIN = Path(__file__).parent / "doubles" / "engine_standin.py"
+# command in the bin folder -> the engine it stands in for (`python` takes `-m sglang.launch_server`)
+COMMANDS = {"vllm": "vllm", "lmdeploy": "lmdeploy", "transformers": "transformers", "python": "sglang"}
+
+
+@pytest.fixture()
+def standin_bin(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "engine-venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for command, engine in COMMANDS.items():
+        path = bin_dir / command
+        path.write_text(f'#!/bin/sh\nexec {sys.executable} {STANDIN} {engine} "$@"\n')
+        path.chmod(0o755)
+    return bin_dir

@@ -82,16 +82,37 @@ def test_eval_run_shape() -> None:
         "scoring",
         "ingest_metrics",
         "finalize",
+        "start_server",
+        "wait_for_server",
+        "inference_served",
     } == ids
     for tid, slots in [("inference", 1), ("inference_2gpu", 2), ("inference_4gpu", 4), ("inference_8gpu", 8)]:
         t = dag.task_dict[tid]
         assert (t.pool, t.pool_slots, t.queue, t.retries) == ("gpu", slots, "gpu", 2)
     assert dag.task_dict["finalize"].is_teardown
     assert dag.task_dict["finalize"].on_failure_fail_dagrun, "a failed eval run must fail its DAG run"
+    # a served run holds no GPU slot: the server's task does; it waits without holding a worker slot either
+    served, waiting = dag.task_dict["inference_served"], dag.task_dict["wait_for_server"]
+    assert served.pool != "gpu" and served.upstream_task_ids == {"queue", "wait_for_server"}
+    assert waiting.mode == "reschedule" and waiting.upstream_task_ids == {"queue", "start_server"}
+    assert dag.task_dict["start_server"].skip_when_already_exists, "every run may trigger its server's DAG run"
+    assert "scoring" in served.downstream_task_ids
     params = dag.params
     for name in ("task", "model", "judge", "reuse", "limit", "eval_run_id"):
         p = params.get_param(name)
         assert p.schema.get("title") and p.description, name
+
+
+def test_model_server_holds_the_servers_gpus_and_always_finalizes() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "model_server.py")).dags["model_server"]
+    assert dag.schedule is None
+    for tid, slots in [("serve", 1), ("serve_2gpu", 2), ("serve_4gpu", 4), ("serve_8gpu", 8)]:
+        t = dag.task_dict[tid]
+        assert (t.pool, t.pool_slots, t.queue, t.retries) == ("gpu", slots, "gpu", 0)
+        assert t.upstream_task_ids == {"plan"}
+    assert dag.task_dict["finalize"].is_teardown
 
 
 def test_eval_checkpoint_is_scheduled_on_the_checkpoints_asset() -> None:

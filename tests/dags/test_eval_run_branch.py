@@ -79,10 +79,10 @@ def _run_queue(dag: Any, model: str, ti: _TaskInstance) -> str:
     saved = callable_globals["get_current_context"]
     callable_globals["get_current_context"] = lambda: context
     try:
-        branch: str = queue.python_callable()
+        branch: list[str] = queue.python_callable()
     finally:
         callable_globals["get_current_context"] = saved
-    return branch
+    return branch[0]
 
 
 @pytest.mark.parametrize(("gpus", "slots"), [(2, 2), (3, 4), (8, 8)])
@@ -96,7 +96,7 @@ def test_queue_picks_the_inference_task_holding_the_models_gpus(
     chosen = dag.task_dict[branch]
     assert (chosen.pool, chosen.pool_slots) == ("gpu", slots), f"{gpus} GPUs must hold {slots} slots"
     info = ti.pushed["run"]
-    assert (info["slots"], info["inference_task"]) == (slots, branch)
+    assert (info["slots"], info["branch"]) == (slots, [branch])
     with session_scope(seeded) as s:
         assert runs.get_run(s, info["eval_run_id"]).status == "queued"
 

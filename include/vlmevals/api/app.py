@@ -24,6 +24,7 @@ from vlmevals.api.routers import enrolments as enrolments_api
 from vlmevals.api.routers import exports as exports_api
 from vlmevals.api.routers import pages as trust_pages
 from vlmevals.api.routers import samples as samples_api
+from vlmevals.api.routers import servers as servers_api
 from vlmevals.api.routers import suites as suites_api
 
 ROUTERS: list[APIRouter] = [
@@ -41,6 +42,7 @@ ROUTERS: list[APIRouter] = [
     checkpoint_scores_api.router,  # before checkpoints: /models/{name}/checkpoints/scores is not a checkpoint
     checkpoints.router,
     exports_api.router,
+    servers_api.router,
 ]
 
 DESCRIPTION = """Catalogue, eval runs and leaderboards of the VLM evaluation service, served by Airflow's

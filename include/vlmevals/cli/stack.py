@@ -63,6 +63,7 @@ def bring_up(stack: Stack) -> None:
     get_settings.cache_clear()
     output.console.print(f"[green]✓[/] outputs in {os.environ['VLMEVAL_OUTPUTS']}")
     seed()
+    _end_engines("the stack started again")
     with output.console.status("building demo assets"):
         demo_assets()
     slots = _gpu_slots(stack)
@@ -74,6 +75,16 @@ def bring_up(stack: Stack) -> None:
         stack.wait_healthy()
         warming.join()
     output.console.print(f"[green]✓[/] Airflow at {stack.api_url}; VLMEvalKit's registry cached")
+
+
+def _end_engines(why: str) -> None:
+    """No model server of this machine outlives its stack: their rows are marked failed, their engines ended."""
+    from vlmevals.db.engine import get_engine
+    from vlmevals.pipeline.serve import reap_stale_servers
+
+    ended = reap_stale_servers(get_engine(), get_settings(), this_node_restarting=True, why=why)
+    if ended:
+        output.console.print(f"[yellow]![/] model servers {', '.join(map(str, ended))} marked failed: {why}")
 
 
 def up() -> None:
@@ -181,5 +192,13 @@ def down() -> None:
     """Stop the Airflow components and our PostgreSQL cleanly."""
     from vlmevals.devtools.stack import Stack
 
-    stopped = Stack().stop()
+    stack = Stack()
+    if not stack.own_postgres or stack.pg.running():
+        os.environ.update({k: v for k, v in stack.shell_env().items() if k != "PATH"})
+        get_settings.cache_clear()
+        try:
+            _end_engines("the stack stopped")
+        except Exception as err:  # a half-stopped stack must still stop; engines die with their task anyway
+            output.console.print(f"[yellow]![/] could not check model servers: {err}")
+    stopped = stack.stop()
     output.console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")

@@ -80,6 +80,35 @@ class Settings(BaseSettings):
     engine_python_sglang: str | None = Field(default=None, alias="EVALS_ENGINE_PYTHON_SGLANG")
     engine_python_lmdeploy: str | None = Field(default=None, alias="EVALS_ENGINE_PYTHON_LMDEPLOY")
     engine_python_transformers: str | None = Field(default=None, alias="EVALS_ENGINE_PYTHON_TRANSFORMERS")
+    # managed model servers (vlmevals.serving.supervisor)
+    serve_host: str = Field(
+        default="127.0.0.1",
+        alias="EVALS_SERVE_HOST",
+        description="where engines listen: 0.0.0.0 when eval workers run on other machines than the GPU workers",
+    )
+    serve_advertise_host: str | None = Field(
+        default=None,
+        alias="EVALS_SERVE_ADVERTISE_HOST",
+        description="the host name other workers reach an engine by (default: EVALS_SERVE_HOST, or this "
+        "machine's name when that is 0.0.0.0)",
+    )
+    serve_api_nproc: int = Field(
+        default=32,
+        ge=1,
+        alias="EVALS_SERVE_API_NPROC",
+        description="concurrent requests of one run to a managed server (a model's api_nproc wins); capped by "
+        "EVALS_ENDPOINT_MAX_CONCURRENCY over all runs on that server",
+    )
+    serve_max_concurrency: int = Field(
+        default=64,
+        ge=1,
+        alias="EVALS_SERVE_MAX_CONCURRENCY",
+        description="cap on concurrent requests to one managed server over all its runs (continuous batching)",
+    )
+    server_poll_s: float = Field(default=2.0, gt=0, alias="EVALS_SERVER_POLL_S")
+    server_stale_s: float = Field(
+        default=120.0, gt=0, alias="EVALS_SERVER_STALE_S", description="a server without a heartbeat this long is dead"
+    )
     exporters: str = Field(
         default="",
         alias="EVALS_EXPORTERS",

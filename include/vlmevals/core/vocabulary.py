@@ -40,3 +40,18 @@ class TriggeredBy(StrEnum):
 
 
 TRIGGER_SOURCES: tuple[TriggeredBy, ...] = tuple(TriggeredBy)
+
+
+class ServerState(StrEnum):
+    """A model server's state (`model_servers.state`): starting -> ready -> stopping -> stopped, or failed."""
+
+    STARTING = "starting"  # requested by a run; its task waits for GPUs or the engine is loading the weights
+    READY = "ready"  # the engine answers: runs send their requests
+    STOPPING = "stopping"  # idle, asked to stop, or its task is ending: no run joins it any more
+    STOPPED = "stopped"
+    FAILED = "failed"  # did not start, or died twice, or its task was killed: `reason` says which
+
+
+SERVER_STATES: tuple[ServerState, ...] = tuple(ServerState)
+LIVE_SERVER_STATES: tuple[ServerState, ...] = (ServerState.STARTING, ServerState.READY)
+"""A server that runs may join: at most one per (model, checkpoint)."""

@@ -15,6 +15,7 @@ from vlmevals.db.base import (
     Base,
 )
 from vlmevals.db.export_tables import EXPORT_STATES, ExportOutbox
+from vlmevals.db.server_tables import ONE_LIVE_SERVER_INDEX, ModelServer
 from vlmevals.db.tables import (
     Checkpoint,
     Enrolment,
@@ -34,6 +35,7 @@ __all__ = [
     "LAUNCH_MODES",
     "MODEL_TYPES",
     "ONE_ACTIVE_INDEX",
+    "ONE_LIVE_SERVER_INDEX",
     "SLUG_PATTERN",
     "Base",
     "Checkpoint",
@@ -44,6 +46,7 @@ __all__ = [
     "ExportOutbox",
     "GpuLease",
     "Model",
+    "ModelServer",
     "Suite",
     "SuiteTask",
     "Task",

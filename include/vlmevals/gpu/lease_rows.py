@@ -135,3 +135,11 @@ def free_run(conn: Connection, run_id: int) -> set[str]:
     hosts = {host for host, _, _ in held_by_run(conn, run_id)}
     conn.execute(update(GpuLease).where(GpuLease.run_id == run_id).values(FREED))
     return hosts
+
+
+def free_holder(conn: Connection, holder: str) -> set[str]:
+    """Free every device whose holder label ends with `holder` (any node); returns the hosts to notify."""
+    hosts = conn.execute(
+        update(GpuLease).where(GpuLease.holder.like(f"%|{holder}")).values(FREED).returning(GpuLease.host)
+    ).scalars()
+    return set(hosts)

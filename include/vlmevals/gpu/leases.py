@@ -174,6 +174,17 @@ def release_run(engine: Engine, run_id: int, wait_s: float = 10.0, poll_s: float
     return holders
 
 
+def release_holder(engine: Engine, holder: str) -> list[str]:
+    """Free what a holder (e.g. "model server 7") still holds after its task ended, however it ended."""
+    with engine.begin() as conn:
+        hosts = rows.free_holder(conn, holder)
+        for host in hosts:
+            notify(conn, host)
+    if hosts:
+        log.warning("%s ended holding GPUs on %s: freed", holder, ", ".join(sorted(hosts)))
+    return sorted(hosts)
+
+
 def _cpu_lease(engine: Engine, host: str, holder: str, settings: GpuSettings) -> Lease:
     return Lease(engine, host, (), holder, settings.heartbeat_s)
 

@@ -25,3 +25,8 @@ def slots_for(gpus: int) -> int:
 
 def inference_task_id(slots: int) -> str:
     return "inference" if slots == 1 else f"inference_{slots}gpu"
+
+
+def serve_task_id(slots: int) -> str:
+    """The `model_server` task holding `slots` pool slots for its engine."""
+    return "serve" if slots == 1 else f"serve_{slots}gpu"

@@ -101,3 +101,15 @@ def try_write_note(dag_id: str, dag_run_id: str, text: str, login: ApiLogin | No
         return False
     log.info("DAG run note: %s", text)
     return True
+
+
+def server_note(summary: Mapping[str, Any]) -> str:
+    """The note of a `model_server` DAG run: what it served, how many loads, and why it stopped."""
+    served = summary.get("runs") or []
+    listed = ", ".join(f"#{rid} {status}" for rid, status in served[:40]) + (" …" if len(served) > 40 else "")
+    head = (
+        f"model server {summary['id']}: {summary['engine']} {summary.get('engine_version') or ''} at "
+        f"{summary.get('base_url') or '(never ready)'}; {summary.get('loads', 0)} model load(s); "
+        f"{len(served)} eval run(s): {listed or 'none'}"
+    )
+    return _fit(f"{head}\n{summary['state']}: {summary.get('reason') or ''}")

@@ -17,6 +17,7 @@ from vlmevals.db.engine import session_scope
 from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.pipeline.context import load_context
 from vlmevals.pipeline.prepare import prepare_inputs
+from vlmevals.pipeline.serve import SERVED_BRANCH, join_server
 from vlmevals.runs import lifecycle as runs
 from vlmevals.vlmevalkit.command import build_invocation, python_executable
 from vlmevals.vlmevalkit.versions import vlmeval_version
@@ -111,4 +112,7 @@ def queue_step(
     with session_scope(engine) as s:
         runs.set_progress(s, run_id, 0, total)
         runs.set_vlmeval_version(s, run_id, version)
-    return {"eval_run_id": run_id, "slots": slots, "inference_task": inference_task_id(slots)}
+    server = join_server(engine, run_id, load_context(engine, run_id).model, settings)
+    if server is not None:  # a served model: start (or join) its server, wait for it, then send the requests
+        return {"eval_run_id": run_id, "slots": 0, "branch": list(SERVED_BRANCH), **server}
+    return {"eval_run_id": run_id, "slots": slots, "branch": [inference_task_id(slots)]}

@@ -14,7 +14,7 @@ from vlmevals.core.vocabulary import ACTIVE_STATUSES, RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.gpu.leases import release_run
 from vlmevals.pipeline.context import RunContext, load_context
-from vlmevals.pipeline.inference import inference_mode, inference_step, record_fingerprint
+from vlmevals.pipeline.inference import inference_mode, inference_step, record_fingerprint, served_inference_step
 from vlmevals.pipeline.ingest import ingest_step
 from vlmevals.pipeline.operator_actions import StateChange
 from vlmevals.pipeline.queue import queue_step
@@ -32,6 +32,7 @@ __all__ = [
     "record_fingerprint",
     "record_task_failure",
     "scoring_step",
+    "served_inference_step",
 ]
 
 

@@ -25,7 +25,7 @@ from vlmevals.vlmevalkit.command import ModelSpec, TaskSpec, expand_paths, pytho
 from vlmevals.vlmevalkit.datasets import file_md5
 from vlmevals.vlmevalkit.versions import package_versions, vlmeval_version
 
-HASHED_PARTS = ("toolkit", "model", "dataset", "judge", "generation")
+HASHED_PARTS = ("toolkit", "model", "dataset", "judge", "generation", "serving")
 GENERATION_KEYS = (
     "max_new_tokens",
     "max_tokens",
@@ -45,6 +45,7 @@ COMPARABILITY_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("dataset", "md5", "dataset md5 differs"),
     ("judge", "name", "judge differs"),
     ("toolkit", "vlmeval", "VLMEvalKit version differs"),
+    ("serving", "engine", "inference engine differs (served vs in-process, or another engine)"),
 )
 
 
@@ -117,9 +118,11 @@ def compute(
     with_environment: bool = True,
     hub_online: bool = True,
     checkpoint: dict[str, Any] | None = None,
+    serving: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The fingerprint dict and the hash of its result-determining parts; a run of a checkpoint records it
-    (step/label and weights path or Hub revision) in the hashed model part."""
+    (step/label and weights path or Hub revision) in the hashed model part, a served run its engine, version and
+    arguments (`serving`, hashed: another engine may answer differently)."""
     python = python_executable(settings)
     tsv = settings.lmu_data / f"{task.vlmeval_data}.tsv"
     if dataset_md5 is None and tsv.exists():
@@ -136,6 +139,8 @@ def compute(
         "judge": {"name": judge, "base_url": settings.judge_base_url if judge != "exact_matching" else None},
         "generation": {"limit": limit, **{k: spec_kwargs[k] for k in GENERATION_KEYS if k in spec_kwargs}},
     }
+    if serving is not None:
+        fp["serving"] = serving
     if with_environment:
         fp["environment"] = {
             **package_versions(python),
@@ -146,7 +151,8 @@ def compute(
 
 
 def fingerprint_hash(fp: dict[str, Any]) -> str:
-    hashed = {k: fp.get(k) for k in HASHED_PARTS}
+    # an in-process run has no `serving` part: its hash stays what it was before serving existed
+    hashed = {k: fp.get(k) for k in HASHED_PARTS if k != "serving" or fp.get(k) is not None}
     # row counts are informative; the md5 already pins the data
     hashed["dataset"] = {k: v for k, v in (hashed.get("dataset") or {}).items() if k != "rows"}
     return hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -164,6 +164,13 @@ def _store(session: Session, run: EvalRun, baseline: EvalRun, more: dict[str, An
     verdict = _first_verdict(run, baseline, session)
     if verdict is None:
         return None
+    engines = [(r.fingerprint or {}).get("serving", {}).get("engine") for r in (baseline, run)]
+    if engines[0] != engines[1] and verdict.regression:  # another engine answers differently: drift
+        verdict = replace(verdict, regression=False)
+        more = {
+            **more,
+            "drift": f"inference engine changed: {engines[0] or 'in-process'} -> {engines[1] or 'in-process'}",
+        }
     record_regression(
         session, run.id, regression=verdict.regression, detail={**verdict.detail(), **more}, baseline_run_id=baseline.id
     )

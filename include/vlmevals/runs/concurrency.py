@@ -13,7 +13,7 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from vlmevals.core.errors import VLMEvalFailure
@@ -30,10 +30,12 @@ LOCK_NAMESPACE = "vlmevals-endpoint:"
 def held_elsewhere(session: Session, base_url: str, run_id: int) -> int:
     """Request slots the other running runs on this endpoint claimed."""
     claimed = EvalRun.fingerprint[("concurrency", "api_nproc")].as_integer()
+    endpoint = EvalRun.fingerprint[("concurrency", "endpoint")].astext  # a managed server's URL is the run's
     total = session.scalar(
         select(func.coalesce(func.sum(claimed), 0))
         .join(Model, Model.id == EvalRun.model_id)
-        .where(EvalRun.status == RunStatus.RUNNING, EvalRun.id != run_id, Model.endpoint_base_url == base_url)
+        .where(EvalRun.status == RunStatus.RUNNING, EvalRun.id != run_id)
+        .where(or_(Model.endpoint_base_url == base_url, endpoint == base_url))
     )
     return int(total or 0)
 
@@ -44,18 +46,26 @@ def _try_claim(session: Session, run_id: int, base_url: str, wanted: int, cap: i
     granted = min(wanted, cap - held)
     if granted < 1:
         return None
-    part = {"api_nproc": granted, "requested": wanted, "endpoint_cap": cap, "held_by_others": held}
+    part = {
+        "api_nproc": granted,
+        "requested": wanted,
+        "endpoint_cap": cap,
+        "held_by_others": held,
+        "endpoint": base_url,
+    }
     run = session.get_one(EvalRun, run_id)
     run.fingerprint = {**(run.fingerprint or {}), "concurrency": part}
     return part
 
 
-def claim(engine: Engine, run_id: int, base_url: str, wanted: int, settings: Settings) -> dict[str, Any]:
+def claim(
+    engine: Engine, run_id: int, base_url: str, wanted: int, settings: Settings, cap: int | None = None
+) -> dict[str, Any]:
     """The run's share of the endpoint (`api_nproc` granted, what was asked, the cap); waits while none is free.
 
     Owns its transactions: each try holds the endpoint's advisory lock only until it commits, and the claim must
     be visible to the other runs' tries while this one waits and then runs."""
-    cap = settings.endpoint_max_concurrency
+    cap = cap or settings.endpoint_max_concurrency
     deadline = time.monotonic() + settings.endpoint_wait_s
     while True:
         with session_scope(engine) as s:

@@ -133,6 +133,8 @@ def build_invocation(
     if model.model_spec is not None:
         config = _spec_config(settings, task, model)
         argv += ["--config", str(work_dir / "vlmeval_config.json")]
+        if model.endpoint_base_url:  # an endpoint given as a config (LMDeployAPI class): its concurrency
+            argv += ["--api-nproc", str(api_nproc or effective_nproc(model, settings))]
     else:
         argv += _registry_args(task, model, api_nproc or effective_nproc(model, settings), api_retry)
     argv += ["--work-dir", str(work_dir), "--mode", mode]

@@ -189,6 +189,22 @@ def unreadable_prediction(pred_root: Path, model: str, data: str) -> str | None:
     return None
 
 
+INFER_FAIL_MARKER = "Failed to obtain answer"  # what VLMEvalKit's API wrappers record when a request failed
+
+
+def count_failed_answers(pred_root: Path, model: str, data: str) -> int:
+    """Predictions that are VLMEvalKit's failure marker (the server refused or dropped the request)."""
+    pred = prediction_file(pred_root, model, data)
+    if pred is None or pred.suffix == ".json":
+        return 0
+    import pandas as pd
+
+    table = pd.read_excel(pred) if pred.suffix == ".xlsx" else pd.read_csv(pred, sep="\t")
+    if "prediction" not in table:
+        return 0
+    return int(table["prediction"].astype(str).str.startswith(INFER_FAIL_MARKER).sum())
+
+
 def count_partial(pred_root: Path, model: str, data: str) -> int:
     """Samples answered so far: VLMEvalKit's per-rank pickles (saved every 10 items), the API models'
     checkpoint (saved as answers arrive) and predictions reused from an earlier attempt."""
@@ -203,7 +219,7 @@ def count_partial(pred_root: Path, model: str, data: str) -> int:
         except Exception:  # being written right now; the next tick reads it
             continue
         if isinstance(obj, dict):
-            seen.update(str(k) for k, v in obj.items() if "Failed to obtain answer" not in str(v))
+            seen.update(str(k) for k, v in obj.items() if INFER_FAIL_MARKER not in str(v))
     return len(seen)
 
 

@@ -115,6 +115,11 @@ def _pump(stream: IO[bytes], path: Path, header: str, prefix: str, tail: deque[s
     stream.close()
 
 
+class AbortRun(Exception):
+    """Raised by an `on_tick` callback to end the process group now (e.g. the model server it calls is gone);
+    any other error of a callback is logged and the run goes on."""
+
+
 def run_streaming(
     argv: list[str],
     *,
@@ -201,6 +206,8 @@ def _wait(proc: subprocess.Popen[bytes], on_tick: Callable[[], None] | None, tic
             if on_tick:
                 try:
                     on_tick()
+                except AbortRun:
+                    raise
                 except Exception:  # progress is best-effort; never kill a run over it
                     log.exception("progress update failed")
 

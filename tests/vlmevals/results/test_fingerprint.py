@@ -3,6 +3,8 @@ hash and what does not, and the comparability rules behind the leaderboard's dri
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -144,9 +146,10 @@ def test_comparability_part_round_trips_the_key() -> None:
         "dataset": {"md5": "m2"},
         "judge": {"name": "exact_matching"},
         "toolkit": {"vlmeval": "ms-vlmeval==0.0.20"},
+        "serving": {"engine": None},  # in-process
     }
     assert fingerprint.comparability_breaks(part, _print()) == ["dataset md5 differs"]
-    assert fingerprint.comparability_part((None, None, None)) is None, "no fingerprint recorded"
+    assert fingerprint.comparability_part((None, None, None, None)) is None, "no fingerprint recorded"
 
 
 def test_drift_marks_against_the_majority() -> None:
@@ -163,3 +166,17 @@ def test_drift_marks_against_the_majority() -> None:
     # a tie goes to the newest run's conditions; nothing fingerprinted: nothing to compare against
     assert drift.drift_marks([(1, _print()), (2, _print(judge="gpt"))]) == {1: ["judge differs"], 2: []}
     assert drift.drift_marks([(1, None)]) == {1: [drift.NO_FINGERPRINT]}
+
+
+def test_a_served_run_hashes_its_engine_and_an_in_process_hash_is_unchanged() -> None:
+    """Another engine (or version) may answer differently: drift. Runs without serving keep their old hash."""
+    plain = _print(md5="m1")
+    before_serving = {k: plain.get(k) for k in ("toolkit", "model", "dataset", "judge", "generation")}
+    old_hash = hashlib.sha256(json.dumps(before_serving, sort_keys=True, default=str).encode()).hexdigest()
+    assert fingerprint.fingerprint_hash(plain) == old_hash
+    vllm = {**plain, "serving": {"engine": "vllm", "version": "0.31.0", "args": []}}
+    sglang = {**plain, "serving": {"engine": "sglang", "version": "0.5.0", "args": []}}
+    assert len({fingerprint.fingerprint_hash(fp) for fp in (plain, vllm, sglang)}) == 3
+    assert fingerprint.comparability_breaks(plain, vllm) == [
+        "inference engine differs (served vs in-process, or another engine)"
+    ]

@@ -93,7 +93,7 @@ def test_startup_timeout_stops_the_engine(standin_bin: Path, tmp_path: Path) -> 
         start(spec, tmp_path / "engine.log", startup_timeout_s=2, poll_s=0.2)
     assert time.monotonic() - t0 < 15
     assert f"engine lmdeploy did not answer {spec.health_url} within 2 s" in str(err.value)
-    assert "loading tiny" in str(err.value)
+    assert "Loading tiny" in str(err.value)
     assert gone(worker_pid(tmp_path / "engine.log"))
 
 

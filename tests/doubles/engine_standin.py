@@ -3,8 +3,11 @@ protocol (/health, /v1/models, /v1/chat/completions) for the served model name, 
 `transformers serve` do. Installed on a test's PATH as `vllm`, `lmdeploy`, `transformers` and `python` (for
 `python -m sglang.launch_server`) by small wrapper scripts.
 
-Its own extra flags: `--load-seconds S` (a slow model load: no port opened before) and `--fail-load` (exit 1 while
-loading). It forks one worker process into its group, as real engines do, and prints the worker's pid.
+Its own extra flags: `--load-seconds S` (a slow model load: no port opened before), `--fail-load` (exit 1 while
+loading) and `--answer-seconds S` (each answer takes S seconds, for runs long enough to kill the engine mid-run).
+It forks one worker process into its group, as real engines do, and prints the worker's pid; it prints
+"Loading <model>" once per load, as `transformers serve` does. Asked as the environment's `python -c ...` (the
+service's version probe), it prints a version.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ def parse(engine: str, argv: list[str]) -> tuple[argparse.Namespace, str]:
     p = argparse.ArgumentParser(prog=engine)
     p.add_argument("--load-seconds", type=float, default=0.0)
     p.add_argument("--fail-load", action="store_true")
+    p.add_argument("--answer-seconds", type=float, default=0.0)
     if engine == "vllm":
         assert argv[0] == "serve", argv
         p.add_argument("model")
@@ -63,7 +67,7 @@ def parse(engine: str, argv: list[str]) -> tuple[argparse.Namespace, str]:
     return a, a.model
 
 
-def handler(served: str) -> type[BaseHTTPRequestHandler]:
+def handler(served: str, answer_s: float = 0.0) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def _send(self, code: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
@@ -88,6 +92,7 @@ def handler(served: str) -> type[BaseHTTPRequestHandler]:
             elif body.get("model") != served:
                 self._send(404, {"error": {"message": f"model {body.get('model')!r} not served; {served!r} is"}})
             else:
+                time.sleep(answer_s)
                 self._send(200, {
                     "id": "chatcmpl-standin", "object": "chat.completion", "model": served,
                     "choices": [{"index": 0, "finish_reason": "stop",
@@ -103,15 +108,18 @@ def handler(served: str) -> type[BaseHTTPRequestHandler]:
 
 def main() -> None:
     engine, argv = sys.argv[1], sys.argv[2:]
+    if argv[:1] == ["-c"]:  # the version probe, asked of the engine environment's python
+        print("0.0.1+standin")
+        return
     args, served = parse(engine, argv)
-    print(f"{engine} stand-in: loading {served} (argv {argv})", flush=True)
+    print(f"{engine} stand-in: Loading {served} (argv {argv})", flush=True)
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
     print(f"worker pid {worker.pid}", flush=True)
     time.sleep(args.load_seconds)
     if args.fail_load:
         print("RuntimeError: CUDA out of memory (stand-in)", flush=True)
         sys.exit(1)
-    server = ThreadingHTTPServer((args.host, args.port), handler(served))
+    server = ThreadingHTTPServer((args.host, args.port), handler(served, args.answer_seconds))
     print(f"serving {served} on http://{args.host}:{args.port}", flush=True)
     server.serve_forever()
 
