@@ -111,6 +111,7 @@ def register(
         created_by=user,
         mlflow_run_id=body.mlflow_run_id,
         tensorboard_dir=body.tensorboard_dir,
+        wandb_run_path=body.wandb_run_path,
     )
     try:
         with session.begin_nested():
@@ -142,4 +143,5 @@ def to_public(cp: Checkpoint) -> CheckpointPublic:
         created_by=cp.created_by,
         mlflow_run_id=cp.mlflow_run_id,
         tensorboard_dir=cp.tensorboard_dir,
+        wandb_run_path=cp.wandb_run_path,
     )

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-exports_app = typer.Typer(no_args_is_help=True, help="Results in experiment trackers (MLflow, TensorBoard).")
+exports_app = typer.Typer(no_args_is_help=True, help="Results in experiment trackers (MLflow, TensorBoard, W&B).")
 console = Console(soft_wrap=True)
 
 
@@ -40,15 +40,39 @@ def list_cmd(
 @exports_app.command("retry")
 def retry(
     run_id: Annotated[int | None, typer.Option("--run-id", help="only this eval run")] = None,
-    exporter: Annotated[str | None, typer.Option(help="only this exporter (mlflow, tensorboard)")] = None,
+    exporter: Annotated[str | None, typer.Option(help="only this exporter (mlflow, tensorboard, wandb)")] = None,
 ) -> None:
-    """Put failed rows back in the queue (attempts reset); the deliver_exports DAG sends them within a minute."""
+    """Put failed rows back in the queue (attempts reset; all of them without a filter); the deliver_exports DAG
+    sends them within a minute."""
     from vlmevals.db.engine import get_engine, session_scope
     from vlmevals.exports.outbox import retry_failed
 
     with session_scope(get_engine()) as s:
         n = retry_failed(s, run_id=run_id, exporter=exporter)
     console.print(f"re-queued {n} failed export(s)")
+
+
+@exports_app.command("resync")
+def resync(
+    exporter: Annotated[str, typer.Option(help="the exporter to send again (mlflow, tensorboard, wandb)")],
+    run_id: Annotated[int | None, typer.Option("--run-id", help="only this eval run")] = None,
+    since: Annotated[
+        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="only runs finished on or after this day (UTC)")
+    ] = None,
+) -> None:
+    """Send delivered (and failed) runs to one tracker again, e.g. after it lost its data: rows back to pending;
+    the tracker runs are found again and updated, not duplicated."""
+    from vlmevals.db.engine import get_engine, session_scope
+    from vlmevals.exports.outbox import resync_exports
+
+    name = exporter.strip().lower()
+    try:
+        with session_scope(get_engine()) as s:
+            n = resync_exports(s, exporter=name, run_id=run_id, since=since.replace(tzinfo=dt.UTC) if since else None)
+    except ValueError as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1) from e
+    console.print(f"re-queued {n} export(s) for {name}")
 
 
 @exports_app.command("deliver")
@@ -73,7 +97,7 @@ def backfill(
 
     names = [exporter.strip().lower()] if exporter else get_settings().exporter_names
     if not names:
-        console.print("[red]error:[/] no exporter: set EVALS_EXPORTERS (mlflow, tensorboard) or pass --exporter")
+        console.print("[red]error:[/] no exporter: set EVALS_EXPORTERS (mlflow, tensorboard, wandb) or pass --exporter")
         raise typer.Exit(1)
     try:
         with session_scope(get_engine()) as s:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 LOCAL_DIR = PROJECT_ROOT / ".local"
-EXPORTERS = ("mlflow", "tensorboard")
+EXPORTERS = ("mlflow", "tensorboard", "wandb")
 
 
 class GpuSettings(BaseSettings):
@@ -112,7 +113,7 @@ class Settings(BaseSettings):
     exporters: str = Field(
         default="",
         alias="EVALS_EXPORTERS",
-        description="experiment trackers every finished run is delivered to: 'mlflow,tensorboard' (empty: none)",
+        description="experiment trackers every finished run is delivered to: 'mlflow,tensorboard,wandb' (empty: none)",
     )
     mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
     mlflow_experiment: str = Field(
@@ -124,6 +125,16 @@ class Settings(BaseSettings):
         description="experiment of a model's checkpoint curves (one tracker run per model and suite): {model}, {suite}",
     )
     tensorboard_dir: Path = Field(default=LOCAL_DIR / "tensorboard", alias="EVALS_TENSORBOARD_DIR")
+    wandb_project: str = Field(default="vlmevals", alias="EVALS_WANDB_PROJECT", description="W&B project of eval runs")
+    wandb_entity: str | None = Field(default=None, alias="EVALS_WANDB_ENTITY", description="W&B team or user")
+    wandb_mode: Literal["online", "offline"] = Field(
+        default="online",
+        alias="EVALS_WANDB_MODE",
+        description="online: to the W&B server (WANDB_API_KEY, WANDB_BASE_URL); offline: run folders to sync later",
+    )
+    wandb_dir: Path = Field(
+        default=LOCAL_DIR / "wandb", alias="EVALS_WANDB_DIR", description="where wandb keeps its run folders"
+    )
     public_url: str = Field(
         default="http://localhost:8080", alias="EVALS_PUBLIC_URL", description="Airflow's address, for links back"
     )
@@ -150,7 +161,7 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(
                 f"EVALS_EXPORTERS names unknown exporter(s) {', '.join(unknown)}; use a comma-separated list of "
-                f"{', '.join(EXPORTERS)} (W&B is not built yet)"
+                f"{', '.join(EXPORTERS)}"
             )
         return ",".join(dict.fromkeys(names))
 

@@ -139,6 +139,7 @@ class Checkpoint(Base):
     # the training run in the experiment trackers: its eval scores are logged there at `step`
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     tensorboard_dir: Mapped[str | None] = mapped_column(Text)
+    wandb_run_path: Mapped[str | None] = mapped_column(String(256))  # entity/project/run_id
 
     model: Mapped[Model] = relationship()
 

@@ -2,9 +2,13 @@
 curve; through MlflowClient only.
 
 A run is found again by its tags `vlmevals.run_id` and `vlmevals.run_created` (ids restart when our database
-is recreated), a checkpoint curve by `vlmevals.series` with each delivered eval run marked by a tag
-`vlmevals.eval_run.<id>` whose value starts with the same creation key; metrics carry the run's finish time as
-their timestamp. So a delivery repeated after a crash or a tracker outage duplicates neither runs nor points.
+is recreated), a checkpoint curve by `vlmevals.series`. What was sent is marked with the record's `outcome`
+(creation key, status, verdict): the tag `vlmevals.delivered` on a run's own tracker run, `vlmevals.eval_run.<id>`
+on a curve. A delivery whose outcome is marked already writes nothing; a late verdict changes the outcome, so the
+same tracker run is updated. Metrics carry the run's finish time as their timestamp (MLflow keeps one row per
+identical key, step, timestamp and value), `regression` the delivery time (a changed verdict is the newest
+point), `eval/average` the newest finish time among its tasks. So a delivery repeated after a crash or a
+tracker outage duplicates neither runs nor points.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,7 +76,7 @@ class MlflowExporter:
     def _own_run(self, record: ExportRecord) -> str:
         exp = self._experiment(self.settings.mlflow_experiment.format(task=record.task, model=record.model))
         run = self._find(exp, {"vlmevals.run_id": str(record.run_id), "vlmevals.run_created": record.created_key})
-        if run is not None and run.data.tags.get("vlmevals.delivered") == "true":
+        if run is not None and run.data.tags.get("vlmevals.delivered") == record.outcome:
             return str(run.info.run_id)
         tags = record.tags()
         if run is None:
@@ -85,7 +90,7 @@ class MlflowExporter:
         self._artifacts(run_id, record, "")
         status = "FINISHED" if record.status == RunStatus.COMPLETED else "FAILED"
         self.client.set_terminated(run_id, status=status, end_time=_ms(record))
-        self.client.set_tag(run_id, "vlmevals.delivered", "true")
+        self.client.set_tag(run_id, "vlmevals.delivered", record.outcome)
         return run_id
 
     def _into_series(self, record: ExportRecord) -> str:
@@ -111,18 +116,19 @@ class MlflowExporter:
         return self._onto_curve(run, record, finish=False)  # its status belongs to the training job
 
     def _onto_curve(self, run: Run, record: ExportRecord, *, finish: bool) -> str:
-        """`eval/<task>` at the checkpoint's step; the tag `vlmevals.eval_run.<id>` marks it delivered."""
+        """`eval/<task>` (and `eval/average` once the suite is complete) at the checkpoint's step; the tag
+        `vlmevals.eval_run.<id>` marks what was sent."""
         run_id = str(run.info.run_id)
         marker = f"vlmevals.eval_run.{record.run_id}"
-        if run.data.tags.get(marker, "").startswith(f"{record.created_key} "):
+        outcome = (record.outcome + (f": {record.error}" if record.error else ""))[:_MAX_TAG]
+        if run.data.tags.get(marker) == outcome:
             return run_id
         assert record.checkpoint_step is not None
         self._log(run_id, record, prefix=f"eval/{record.task}", step=record.checkpoint_step)
         self._artifacts(run_id, record, f"eval_runs/{record.run_id}")
         if finish:
             self.client.set_terminated(run_id, status="FINISHED")
-        outcome = f"{record.created_key} {record.status}" + (f": {record.error}" if record.error else "")
-        self.client.set_tag(run_id, marker, outcome[:_MAX_TAG])
+        self.client.set_tag(run_id, marker, outcome)
         return run_id
 
     def _log(
@@ -138,14 +144,21 @@ class MlflowExporter:
         """One log_batch (MLflow takes up to 1,000 metrics a call): round trips are most of a delivery's time."""
         from mlflow.entities import Metric, Param, RunTag
 
-        ts = _ms(record)
+        ts, now = _ms(record), int(time.time() * 1000)
         numbers = record.numbers()
+        verdict = numbers.pop("regression", None)
+        stamped: list[tuple[str, float, int]] = []
         if prefix:  # on a curve: the primary metric is the curve itself (`eval/<task>`)
             primary = numbers.pop("primary_metric", None)
             numbers = {f"{prefix}/{k}": v for k, v in numbers.items()}
             if primary is not None:
                 numbers[prefix] = primary
-        metrics = [Metric(key=k, value=v, timestamp=ts, step=step) for k, v in sorted(numbers.items())]
+            if record.suite_average is not None and record.average_at is not None:
+                stamped.append(("eval/average", record.suite_average, int(record.average_at.timestamp() * 1000)))
+        stamped += [(k, v, ts) for k, v in numbers.items()]
+        if verdict is not None:
+            stamped.append((f"{prefix}/regression" if prefix else "regression", verdict, now))
+        metrics = [Metric(key=k, value=v, timestamp=t, step=step) for k, v, t in sorted(stamped)]
         first_params = [Param(k, v) for k, v in (params or {}).items()]
         first_tags = [RunTag(k, v) for k, v in (tags or {}).items()]
         for i in range(0, max(len(metrics), 1), 900):

@@ -69,6 +69,25 @@ def retry_failed(session: Session, *, run_id: int | None = None, exporter: str |
     return int(getattr(res, "rowcount", 0))
 
 
+def resync_exports(
+    session: Session, *, exporter: str, run_id: int | None = None, since: dt.datetime | None = None
+) -> int:
+    """One exporter's delivered and failed rows (optionally one run's, or those of runs finished since a time)
+    back to pending, attempts reset, due now: a tracker that lost its data, or moved, gets everything again.
+    Each exporter finds its tracker runs again and rewrites them, so a resync duplicates nothing. How many."""
+    if exporter not in EXPORTERS:
+        raise ValueError(f"no exporter named {exporter!r}; use one of {', '.join(EXPORTERS)}")
+    where = [ExportOutbox.exporter == exporter, ExportOutbox.state.in_(("delivered", "failed"))]
+    if run_id is not None:
+        where.append(ExportOutbox.run_id == run_id)
+    if since is not None:
+        finished = select(EvalRun.id).where(EvalRun.id == ExportOutbox.run_id, EvalRun.finished_at >= since)
+        where.append(finished.exists())
+    fresh = {"state": "pending", "attempts": 0, "last_error": None, "next_attempt_at": func.now()}
+    res = session.execute(update(ExportOutbox).where(*where).values(**fresh))
+    return int(getattr(res, "rowcount", 0))
+
+
 def backfill_exports(session: Session, *, since: dt.datetime, exporters: list[str]) -> int:
     """Queue (pending) the completed and failed runs finished since `since` that have no row for an exporter
     yet, one INSERT ... SELECT per exporter: history reaches a tracker once, and a second call adds nothing

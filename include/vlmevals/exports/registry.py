@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from vlmevals.core.settings import Settings
+from vlmevals.core.settings import EXPORTERS, Settings
 from vlmevals.exports.records import ExportRecord
 
 
@@ -27,4 +27,8 @@ def exporter_for(name: str, settings: Settings) -> Exporter:
         from vlmevals.exports.tensorboard_exporter import TensorBoardExporter
 
         return TensorBoardExporter(settings)
-    raise ValueError(f"no exporter named {name!r}; EVALS_EXPORTERS knows mlflow and tensorboard")
+    if name == "wandb":
+        from vlmevals.exports.wandb_exporter import WandbExporter
+
+        return WandbExporter(settings)
+    raise ValueError(f"no exporter named {name!r}; EVALS_EXPORTERS knows {', '.join(EXPORTERS)}")

@@ -3,7 +3,10 @@
 A checkpoint with a step lands in its training run's log dir when registered with `tensorboard_dir`, else on
 its model's curve, `EVALS_TENSORBOARD_DIR/checkpoints/<model>/<suite>/`, at step = the checkpoint's step; any
 other run under `runs/<task>/<model>/` at step = our run id (a pair's runs in order). Each eval run writes one
-event file of its own (suffix `.vlmevals-run-<id>-<created ms>`), replaced on re-delivery: never a point twice.
+event file of its own (suffix `.vlmevals-run-<id>-<created ms>`), replaced on re-delivery: never a point twice,
+and a late verdict rewrites it. `eval/average` (the checkpoint board's average, once every task of the suite has
+a score at that step) has one file per step (`.vlmevals-average-step-<step>`), rewritten by each delivery that
+sees the suite complete.
 """
 
 from __future__ import annotations
@@ -54,5 +57,22 @@ class TensorBoardExporter:
             writer.add_text(f"{head}/run", "\n".join(lines), global_step=step, walltime=wall)
         finally:
             writer.close()
+        if record.in_series and record.suite_average is not None:
+            self._average(folder, record)
         written = sorted(folder.glob(f"events.out.tfevents.*{suffix}"))
         return str(written[-1]) if written else str(folder)
+
+    @staticmethod
+    def _average(folder: Path, record: ExportRecord) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        assert record.checkpoint_step is not None and record.suite_average is not None
+        suffix = f".vlmevals-average-step-{record.checkpoint_step}"
+        for old in folder.glob(f"events.out.tfevents.*{suffix}"):
+            old.unlink()
+        wall = (record.average_at or record.finished_at).timestamp()
+        writer = SummaryWriter(log_dir=str(folder), filename_suffix=suffix)
+        try:
+            writer.add_scalar("eval/average", record.suite_average, global_step=record.checkpoint_step, walltime=wall)
+        finally:
+            writer.close()

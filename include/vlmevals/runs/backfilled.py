@@ -34,7 +34,9 @@ def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> lis
 
 def resync_backfilled(connection: Connection, run_id: int, values: dict[str, Any], msg: str | None) -> None:
     """A backfilled run whose source changed: new mtime, and (with `msg`, its event) a new outcome, in the
-    caller's transaction (backfill replaces the run's samples in the same one)."""
+    caller's transaction (backfill replaces the run's samples in the same one). A new outcome is queued for the
+    trackers again (pending, whatever its rows' state: each exporter updates the tracker run it made)."""
     connection.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
     if msg is not None:
         connection.execute(pg_insert(EvalRunEvent), [{"run_id": run_id, "status": values["status"], "message": msg}])
+        enqueue_backfilled(connection, [(run_id, values["status"])])

@@ -7,7 +7,7 @@ never completed without its rows, and no tracker call ever happens inside the ru
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func
+from sqlalchemy import Connection, func, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
@@ -38,3 +38,12 @@ def enqueue_backfilled(connection: Connection, runs: list[tuple[int, str]]) -> N
     rows = [{"run_id": rid, "exporter": n} for rid, status in runs if status in EXPORTED_STATUSES for n in names]
     if rows:
         connection.execute(_queue(), rows)
+
+
+def requeue_delivered(session: Session, run_id: int) -> int:
+    """The run's delivered rows back to pending, due now: what the trackers have of it changed (a verdict came
+    late). Pending rows will send the new state anyway, failed ones wait for `vlmevals exports retry`; each
+    exporter finds its tracker run again and updates it. How many rows."""
+    fresh = {"state": "pending", "attempts": 0, "last_error": None, "next_attempt_at": func.now(), "delivered_at": None}
+    where = (ExportOutbox.run_id == run_id, ExportOutbox.state == "delivered")
+    return int(getattr(session.execute(update(ExportOutbox).where(*where).values(**fresh)), "rowcount", 0))

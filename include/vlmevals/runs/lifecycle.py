@@ -32,7 +32,7 @@ from vlmevals.db.models import (
     Model,
     Task,
 )
-from vlmevals.runs.export_outbox import EXPORTED_STATUSES, enqueue_exports
+from vlmevals.runs.export_outbox import EXPORTED_STATUSES, enqueue_exports, requeue_delivered
 from vlmevals.runs.schemas import RunOptions
 
 MAX_ERROR_CHARS = 8000
@@ -284,9 +284,17 @@ def mark_cancelled(session: Session, run_id: int, user: str | None = None, reaso
 def record_regression(
     session: Session, run_id: int, *, regression: bool, detail: dict[str, Any], baseline_run_id: int
 ) -> None:
-    """Store a regression verdict on a run (decided by vlmevals.results.regression)."""
+    """Store a regression verdict on a run (decided by vlmevals.results.regression). A verdict that is new or
+    different sends the run to the trackers again where they already have it (export_outbox.requeue_delivered)."""
+    before = session.execute(
+        select(EvalRun.regression, EvalRun.regression_detail.is_not(None), EvalRun.baseline_run_id).where(
+            EvalRun.id == run_id
+        )
+    ).one_or_none()
     values = {"regression": regression, "regression_detail": detail, "baseline_run_id": baseline_run_id}
     session.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
+    if before is not None and tuple(before) != (regression, True, baseline_run_id):
+        requeue_delivered(session, run_id)
 
 
 def record_preparation(session: Session, run_id: int, message: str) -> None:

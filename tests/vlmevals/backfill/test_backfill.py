@@ -247,15 +247,19 @@ def test_unknown_models_reported_then_created(catalogue, tmp_path: Path) -> None
         assert task.vlmeval_data == "DEMO_SHAPES_YORN" and "backfill" in task.description
 
 
-def test_rerun_in_flat_folder_updates_in_place(catalogue, tmp_path: Path) -> None:
+def test_rerun_in_flat_folder_updates_in_place(catalogue, tmp_path: Path, monkeypatch) -> None:
     real = trees.flat_tree(tmp_path)
     work = real["cases"]["ok"]["work_dir"]
-    sync_outputs(work, engine=catalogue)
-    csv = real["benchmarks"]["DEMO_COLORS_VQA"]["acc_csv"]
-    csv.write_text('"Overall","colour","shape"\n"60.0","70.0","50.0"\n')
-    st = csv.stat()
-    os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    rep = sync_outputs(work, engine=catalogue)
+    monkeypatch.setenv("EVALS_EXPORTERS", "mlflow")
+    get_settings.cache_clear()
+    try:
+        sync_outputs(work, engine=catalogue)
+        with session_scope(catalogue) as s:  # as if the tracker had them all
+            s.execute(ExportOutbox.__table__.update().values(state="delivered"))
+        _rewrite_vqa_result(real)
+        rep = sync_outputs(work, engine=catalogue)
+    finally:
+        get_settings.cache_clear()
     assert (rep.counts()["updated"], rep.counts()["unchanged"], rep.counts()["created"]) == (1, 2, 0)
     assert rep.files_parsed == 1, "only the changed result is read again"
     assert rep.samples_ingested == 1, "the re-synced run's samples are read again"
@@ -265,6 +269,16 @@ def test_rerun_in_flat_folder_updates_in_place(catalogue, tmp_path: Path) -> Non
         rows = s.scalar(select(func.count()).select_from(EvalSample).where(EvalSample.run_id == vqa.id))
     assert rows == vqa.samples_total == 20, "replaced, not doubled"
     assert "was completed (primary metric 20.0)" in vqa.events[-1].message, "the old score stays in the history"
+    states = {run_id: state for run_id, _, state in _outbox(catalogue)}
+    assert states.pop(vqa.id) == "pending", "the new outcome goes to the tracker again"
+    assert set(states.values()) == {"delivered"}
+
+
+def _rewrite_vqa_result(real: dict[str, Any]) -> None:
+    csv = real["benchmarks"]["DEMO_COLORS_VQA"]["acc_csv"]
+    csv.write_text('"Overall","colour","shape"\n"60.0","70.0","50.0"\n')
+    st = csv.stat()
+    os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
 
 
 def test_not_a_folder_is_a_clear_error(catalogue, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""`vlmevals exports list|retry|deliver|backfill` on a real outbox (MLflow configured without a server: rows fail)."""
+"""`vlmevals exports list|retry|resync|deliver|backfill` on a real outbox (MLflow configured without a server:
+rows fail)."""
 
 from __future__ import annotations
 
@@ -84,9 +85,38 @@ def test_backfill_names_a_missing_or_unknown_exporter(seeded: Any, monkeypatch: 
         runner = CliRunner()
         none = runner.invoke(exports_app, ["backfill", "--since", "2024-01-01"])
         assert none.exit_code == 1 and "set EVALS_EXPORTERS" in none.output, none.output
-        wandb = runner.invoke(exports_app, ["backfill", "--since", "2024-01-01", "--exporter", "wandb"])
-        assert wandb.exit_code == 1 and "no exporter named wandb" in wandb.output, wandb.output
+        comet = runner.invoke(exports_app, ["backfill", "--since", "2024-01-01", "--exporter", "comet"])
+        assert comet.exit_code == 1 and "no exporter named comet" in comet.output, comet.output
         bad_day = runner.invoke(exports_app, ["backfill", "--since", "01/06/2024"])
         assert bad_day.exit_code == 2 and "%Y-%m-%d" in bad_day.output, bad_day.output
+    finally:
+        get_settings.cache_clear()
+
+
+def test_resync_requeues_one_exporters_delivered_and_failed_rows(seeded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALS_EXPORTERS", "mlflow,tensorboard")
+    get_settings.cache_clear()
+    try:
+        first, second, old = completed(seeded), failed(seeded), completed(seeded)
+        with session_scope(seeded) as s:
+            s.execute(update(ExportOutbox).where(ExportOutbox.run_id != second).values(state="delivered", attempts=1))
+            s.execute(update(ExportOutbox).where(ExportOutbox.run_id == second).values(state="failed", attempts=12))
+            long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+            s.execute(update(EvalRun).where(EvalRun.id == old).values(finished_at=long_ago))
+        runner = CliRunner()
+        out = runner.invoke(exports_app, ["resync", "--exporter", "mlflow", "--since", "2021-01-01"])
+        assert out.exit_code == 0 and "re-queued 2 export(s) for mlflow" in out.output, out.output
+        assert _outbox(seeded) == [
+            (first, "mlflow", "pending"),
+            (first, "tensorboard", "delivered"),
+            (second, "mlflow", "pending"),
+            (second, "tensorboard", "failed"),
+            (old, "mlflow", "delivered"),
+            (old, "tensorboard", "delivered"),
+        ]
+        one = runner.invoke(exports_app, ["resync", "--exporter", "tensorboard", "--run-id", str(old)])
+        assert one.exit_code == 0 and "re-queued 1 export(s) for tensorboard" in one.output, one.output
+        bad = runner.invoke(exports_app, ["resync", "--exporter", "comet"])
+        assert bad.exit_code == 1 and "no exporter named 'comet'" in bad.output, bad.output
     finally:
         get_settings.cache_clear()

@@ -13,15 +13,16 @@ from vlmevals.db.models import Checkpoint, Model
 from vlmevals.runs import lifecycle as runs
 
 TASK, MODEL = "demo-shapes-mcq", "demo-tiny-idefics3"
+SUITE_MODEL = "demo-tiny-idefics3-trained"  # seeded with the suite `demo` (three tasks)
 TABLE = {"split=dev|Overall": 0.6, "split=dev|circle": 0.5, "split=dev|square": 0.7}
 METRIC_FILE = "demo-tiny-idefics3_demo-shapes-mcq_acc.csv"
 VIA = TriggeredBy.AIRFLOW_REST
 
 
-def checkpoint(engine: Engine, step: int, **trackers: str) -> int:
-    """A checkpoint of the demo model; `trackers`: mlflow_run_id, tensorboard_dir of its training run."""
+def checkpoint(engine: Engine, step: int, model_name: str = MODEL, **trackers: str) -> int:
+    """A checkpoint of a model; `trackers`: mlflow_run_id, tensorboard_dir, wandb_run_path of its training run."""
     with session_scope(engine) as s:
-        model = s.scalar(select(Model).where(Model.name == MODEL))
+        model = s.scalar(select(Model).where(Model.name == model_name))
         assert model is not None
         c = Checkpoint(model_id=model.id, step=step, weights_path=f"/ckpt/{step}", **trackers)
         s.add(c)
@@ -29,9 +30,11 @@ def checkpoint(engine: Engine, step: int, **trackers: str) -> int:
         return c.id
 
 
-def completed(engine: Engine, score: float = 0.6, checkpoint_id: int | None = None) -> int:
+def completed(
+    engine: Engine, score: float = 0.6, checkpoint_id: int | None = None, task: str = TASK, model: str = MODEL
+) -> int:
     with session_scope(engine) as s:
-        run = runs.create_run(s, TASK, MODEL, triggered_by=VIA, checkpoint_id=checkpoint_id, forced=True)
+        run = runs.create_run(s, task, model, triggered_by=VIA, checkpoint_id=checkpoint_id, forced=True)
         run_id, folder = run.id, Path(run.artifacts_dir or "") / run.model.vlmeval_model
     folder.mkdir(parents=True, exist_ok=True)
     (folder / METRIC_FILE).write_text("split,Overall,circle,square\ndev,0.6,0.5,0.7\n")

@@ -73,8 +73,12 @@ def test_checkpoint_registration_carries_the_training_run() -> None:
     from vlmevals.catalogue.schemas.checkpoints import CheckpointEvent
 
     body = {"model": "m", "step": 5, "weights_path": "/w", "mlflow_run_id": "a" * 32, "tensorboard_dir": "/logs/run1"}
+    body["wandb_run_path"] = "lab/pretrain-7b/r1x2y3"
     event = CheckpointEvent.model_validate(body)
     assert (event.mlflow_run_id, event.tensorboard_dir) == ("a" * 32, "/logs/run1")
+    assert event.wandb_run_path == "lab/pretrain-7b/r1x2y3"
+    with pytest.raises(ValidationError, match="wandb_run_path"):
+        CheckpointEvent.model_validate({**body, "wandb_run_path": "r1x2y3"})  # entity/project/run_id
     with pytest.raises(ValidationError, match="mlflow_run_id"):
         CheckpointEvent.model_validate({**body, "mlflow_run_id": "x'; drop"})
     with pytest.raises(ValidationError, match="tensorboard_dir"):

@@ -17,7 +17,7 @@ from vlmevals.exports.delivery import deliver_pending
 from vlmevals.runs import lifecycle as runs
 
 from tests.vlmevals.exports.conftest import MlflowServer
-from tests.vlmevals.exports.runs_data import METRIC_FILE, MODEL, TASK, checkpoint, completed, failed
+from tests.vlmevals.exports.runs_data import METRIC_FILE, MODEL, SUITE_MODEL, TASK, checkpoint, completed, failed
 
 pytestmark = pytest.mark.integration
 PREFIX = "vlmevals"
@@ -60,7 +60,8 @@ def test_completed_run_lands_with_metrics_tags_params_and_artifacts(seeded, clie
     assert found.info.status == "FINISHED"
     m = found.data.metrics
     assert m["primary_metric"] == 0.6 and m["samples_total"] == 10 and m["samples_failed"] == 1
-    assert m["ci_low"] == pytest.approx(0.4) and m["ci_high"] == pytest.approx(0.8) and m["regression"] == 0.0
+    assert m["ci_low"] == pytest.approx(0.4) and m["ci_high"] == pytest.approx(0.8)
+    assert "regression" not in m  # no verdict (not checked): not a "no regression"
     assert m["category/split_dev_circle"] == 0.5 and m["category/split_dev_square"] == 0.7
     tags = found.data.tags
     assert (tags["task"], tags["model"], tags["vlmevals.status"]) == (TASK, MODEL, "completed")
@@ -124,6 +125,47 @@ def test_checkpoints_with_a_training_run_land_beside_its_loss(seeded, client) ->
     assert run.info.status == "RUNNING"  # the training job owns its run's status
     assert len(client.get_metric_history(training, "loss")) == 3
     assert {f"vlmevals.eval_run.{i}" for i in (1, 2, 3)} <= set(run.data.tags)
+
+
+def test_a_late_verdict_updates_the_same_run_and_curve(seeded, client) -> None:
+    own = completed(seeded, score=0.4)
+    on_curve = completed(seeded, score=0.3, checkpoint_id=checkpoint(seeded, 100))
+    assert deliver_pending(seeded).delivered == 2
+    with session_scope(seeded) as s:
+        for run_id in (own, on_curve):
+            runs.record_regression(s, run_id, regression=True, detail={"method": "test"}, baseline_run_id=run_id)
+    assert (_outbox(seeded, own).state, _outbox(seeded, on_curve).state) == ("pending", "pending")
+    assert deliver_pending(seeded).delivered == 2
+    [found] = _by_run_id(client, own)  # the same tracker run, updated
+    assert found.data.metrics["regression"] == 1.0
+    assert found.data.tags["vlmevals.delivered"].endswith(" completed regression")
+    assert len(client.get_metric_history(found.info.run_id, "primary_metric")) == 1  # not logged twice
+    exp = client.get_experiment_by_name(f"{PREFIX}/checkpoints/{MODEL}")
+    [series] = client.search_runs([exp.experiment_id], filter_string=f"tags.`vlmevals.series` = '{MODEL}@-'")
+    assert [(h.step, h.value) for h in client.get_metric_history(series.info.run_id, f"eval/{TASK}")] == [(100, 0.3)]
+    assert series.data.metrics[f"eval/{TASK}/regression"] == 1.0
+    with session_scope(seeded) as s:  # the same verdict stored again: nothing re-sent
+        runs.record_regression(s, own, regression=True, detail={"method": "test"}, baseline_run_id=own)
+    assert _outbox(seeded, own).state == "delivered"
+
+
+def test_the_suite_average_joins_the_curve_once_every_task_has_a_score(seeded, client) -> None:
+    scores = {"demo-shapes-mcq": 0.5, "demo-colors-vqa": 40.0, "demo-shapes-yorn": 70.0}  # scales 1, 100, 100
+    for step in (100, 200):
+        cp = checkpoint(seeded, step, model_name=SUITE_MODEL)
+        tasks = scores if step == 100 else dict(list(scores.items())[:2])  # step 200: one task still missing
+        for task, score in tasks.items():
+            completed(seeded, score=score, checkpoint_id=cp, task=task, model=SUITE_MODEL)
+    assert deliver_pending(seeded).delivered == 5
+    exp = client.get_experiment_by_name(f"{PREFIX}/checkpoints/{SUITE_MODEL}")
+    [series] = client.search_runs([exp.experiment_id], filter_string=f"tags.`vlmevals.series` = '{SUITE_MODEL}@demo'")
+    average = client.get_metric_history(series.info.run_id, "eval/average")
+    assert [(h.step, round(h.value, 6)) for h in average] == [(100, round((50.0 + 40.0 + 70.0) / 3, 6))]
+    with session_scope(seeded) as s:  # every row sent again: the same point, not a second one
+        s.execute(update(ExportOutbox).values(state="pending", next_attempt_at=dt.datetime.now(dt.UTC)))
+    client.delete_tag(series.info.run_id, "vlmevals.eval_run.1")  # as if that delivery had crashed before its mark
+    assert deliver_pending(seeded).delivered == 5
+    assert len(client.get_metric_history(series.info.run_id, "eval/average")) == 1
 
 
 def test_server_down_delays_delivery_and_restart_delivers_exactly_once(

@@ -10,7 +10,7 @@ from vlmevals.exports.clients import TrackerClientMissing
 from vlmevals.exports.registry import exporter_for
 
 
-@pytest.mark.parametrize(("name", "module"), [("mlflow", "mlflow"), ("tensorboard", "tensorboard")])
+@pytest.mark.parametrize(("name", "module"), [("mlflow", "mlflow"), ("tensorboard", "tensorboard"), ("wandb", "wandb")])
 def test_missing_client_names_the_extra(name: str, module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # what `import` meets where the package is not installed
     settings = Settings(MLFLOW_TRACKING_URI="http://127.0.0.1:1")
@@ -20,9 +20,10 @@ def test_missing_client_names_the_extra(name: str, module: str, monkeypatch: pyt
 
 def test_installed_clients_build_their_exporters(tmp_path) -> None:
     settings = Settings(MLFLOW_TRACKING_URI="http://127.0.0.1:1", EVALS_TENSORBOARD_DIR=str(tmp_path))
-    assert [exporter_for(n, settings).name for n in ("mlflow", "tensorboard")] == ["mlflow", "tensorboard"]
+    names = ("mlflow", "tensorboard", "wandb")
+    assert [exporter_for(n, settings).name for n in names] == list(names)
 
 
 def test_unknown_exporter_is_refused() -> None:
-    with pytest.raises(ValueError, match="no exporter named 'wandb'"):
-        exporter_for("wandb", Settings())
+    with pytest.raises(ValueError, match="no exporter named 'comet'; EVALS_EXPORTERS knows mlflow, tensorboard, wandb"):
+        exporter_for("comet", Settings())

@@ -11,8 +11,9 @@ from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import ExportOutbox
 from vlmevals.exports.delivery import deliver_pending
+from vlmevals.runs import lifecycle as runs
 
-from tests.vlmevals.exports.runs_data import MODEL, TASK, checkpoint, completed, failed
+from tests.vlmevals.exports.runs_data import MODEL, SUITE_MODEL, TASK, checkpoint, completed, failed
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +76,23 @@ def test_checkpoints_with_a_training_log_dir_land_beside_its_loss(seeded, tb_dir
     assert sorted(got[f"eval/{TASK}"]) == [(100, 0.1), (200, 0.2)]
     assert [s for s, _ in got["loss"]] == [100, 200]
     assert not (tb_dir / "checkpoints").exists()
+
+
+def test_suite_average_once_complete_and_a_late_verdict_rewrites_the_runs_file(seeded, tb_dir: Path) -> None:
+    scores = {"demo-shapes-mcq": 0.5, "demo-colors-vqa": 40.0, "demo-shapes-yorn": 70.0}  # scales 1, 100, 100
+    cp = checkpoint(seeded, 100, model_name=SUITE_MODEL)
+    ids = {t: completed(seeded, score=v, checkpoint_id=cp, task=t, model=SUITE_MODEL) for t, v in scores.items()}
+    cp2 = checkpoint(seeded, 200, model_name=SUITE_MODEL)
+    completed(seeded, score=0.9, checkpoint_id=cp2, task="demo-shapes-mcq", model=SUITE_MODEL)
+    assert deliver_pending(seeded).delivered == 4
+    curve = tb_dir / "checkpoints" / SUITE_MODEL / "demo"
+    got = _scalars(curve)
+    assert got["eval/average"] == [(100, pytest.approx((50.0 + 40.0 + 70.0) / 3, abs=1e-4))]  # 200 lacks two tasks
+    assert "eval/demo-colors-vqa/regression" not in got  # no verdict yet
+    late = ids["demo-colors-vqa"]
+    with session_scope(seeded) as s:
+        runs.record_regression(s, late, regression=True, detail={"method": "test"}, baseline_run_id=late)
+    assert deliver_pending(seeded).delivered == 1
+    got = _scalars(curve)
+    assert got["eval/demo-colors-vqa/regression"] == [(100, 1.0)]
+    assert got["eval/demo-colors-vqa"] == [(100, 40.0)] and len(got["eval/average"]) == 1

@@ -59,6 +59,12 @@ class CheckpointCreate(BaseModel):
         pattern=r"^/[^\x00-\x1f\x7f]*$",
         description="the training run's TensorBoard log dir (absolute): eval/<task> scalars go there at `step`",
     )
+    wandb_run_path: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}/[A-Za-z0-9_.-]{1,128}/[A-Za-z0-9_-]{1,64}$",
+        description="the training run in W&B as entity/project/run_id (its URL's tail): eval/<task> is logged "
+        "into it against the x-axis checkpoint_step",
+    )
 
     @model_validator(mode="after")
     def _step_or_label_one_source(self) -> CheckpointCreate:
@@ -89,6 +95,7 @@ class CheckpointPublic(BaseModel):
     created_by: str | None
     mlflow_run_id: str | None = None
     tensorboard_dir: str | None = None
+    wandb_run_path: str | None = None
 
 
 class CheckpointRef(BaseModel):
