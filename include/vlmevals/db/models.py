@@ -15,6 +15,7 @@ from vlmevals.db.base import (
     Base,
 )
 from vlmevals.db.export_tables import EXPORT_STATES, ExportOutbox
+from vlmevals.db.judge_tables import JudgeCacheEntry
 from vlmevals.db.tables import (
     Checkpoint,
     Enrolment,
@@ -43,6 +44,7 @@ __all__ = [
     "EvalSample",
     "ExportOutbox",
     "GpuLease",
+    "JudgeCacheEntry",
     "Model",
     "Suite",
     "SuiteTask",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +17,7 @@ from vlmevals.db.engine import session_scope
 from vlmevals.gpu import leases as gpus
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, progress_total, run_vlmeval
 from vlmevals.pipeline.ingest import store_if_scored
+from vlmevals.pipeline.judging import judging
 from vlmevals.results import fingerprint
 from vlmevals.runs import concurrency
 from vlmevals.runs import lifecycle as runs
@@ -104,7 +106,11 @@ def inference_step(
         mode = inference_mode(ctx, settings)
         offline_ctx = replace(ctx, model=replace(ctx.model, model_spec=offline.model_spec))
         env = {**lease.env(), **hub_env}
-        run_vlmeval(engine, offline_ctx, mode, settings, try_number, total, extra_env=env, on_tick=lease.heartbeat)
+        with judging(engine, run_id, ctx.options.judge, settings) if mode == "all" else nullcontext() as route:
+            run_vlmeval(
+                engine, offline_ctx, mode, settings, try_number, total, extra_env=env, on_tick=lease.heartbeat,
+                judge_route=route,
+            )  # fmt: skip
     fail_on_status(ctx, "inference")
     pred = outputs.prediction_file(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)
     if pred is None:
