@@ -51,8 +51,8 @@ def judging(engine: Engine, run_id: int, judge: str | None, settings: Settings) 
     finally:
         block = gateway.block()
         with session_scope(engine) as s:
-            total = judge_usage.record(s, run_id, block)
             concurrency.release_judge(s, run_id)
+            total = judge_usage.record(s, run_id, block)
         log.info(
             "judge %s: %s requests (%s from the cache), %s prompt + %s completion tokens, %s failed%s",
             block["model"], block["requests"], block["cached"], block["prompt_tokens"], block["completion_tokens"],

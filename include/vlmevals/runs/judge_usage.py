@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from vlmevals.core.settings import JudgePrice
@@ -110,7 +111,7 @@ class JudgeUsage:
                 latency_ms=_p50_p95(self.latency_ms),
                 gateway_overhead_ms=_p50_p95(self.overhead_ms),
                 price_per_mtok=price.model_dump() if price else None,
-                cost_usd=round(cost, 6) if cost is not None else None,
+                cost_usd=round(cost, 9) if cost is not None else None,
             )
             return out
 
@@ -127,16 +128,16 @@ def merged(earlier: dict[str, Any] | None, latest: dict[str, Any]) -> dict[str, 
         kinds[kind] = kinds.get(kind, 0) + n
     out["failures"] = kinds
     if earlier.get("cost_usd") is not None or latest.get("cost_usd") is not None:
-        out["cost_usd"] = round(float(earlier.get("cost_usd") or 0) + float(latest.get("cost_usd") or 0), 6)
+        out["cost_usd"] = round(float(earlier.get("cost_usd") or 0) + float(latest.get("cost_usd") or 0), 9)
     out["attempts"] = int(earlier.get("attempts") or 1) + 1
     return out
 
 
 def record(session: Session, run_id: int, block: dict[str, Any]) -> dict[str, Any]:
     """Add a scoring attempt's block to the run's fingerprint document (`judge_usage`); returns the sum."""
-    run = session.get_one(EvalRun, run_id, with_for_update=True)
-    total = merged((run.fingerprint or {}).get(USAGE_KEY), block)
-    run.fingerprint = {**(run.fingerprint or {}), USAGE_KEY: total}
+    fp = session.execute(select(EvalRun.fingerprint).where(EvalRun.id == run_id).with_for_update()).scalar_one()
+    total = merged((fp or {}).get(USAGE_KEY), block)
+    session.execute(update(EvalRun).where(EvalRun.id == run_id).values(fingerprint={**(fp or {}), USAGE_KEY: total}))
     return total
 
 
