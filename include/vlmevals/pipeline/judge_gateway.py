@@ -133,6 +133,7 @@ class JudgeGateway:
                 hit = judge_cache.lookup(s, key)
             if hit is not None:
                 self.usage.add(cached=1)
+                self.usage.models.add(str(hit.get("model") or body.get("model") or ""))
                 self.usage.overhead_ms.append((time.perf_counter() - started) * 1000)
                 return 200, hit
         with self._slots:
