@@ -212,6 +212,16 @@ def inference_served(info: dict[str, Any]) -> dict[str, Any]:
             title="Force",
             description="Start even if this task x model already has a queued or running evaluation",
         ),
+        "source_run_id": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Re-judge run",
+            description=(
+                "Re-judge this completed run's predictions with the judge above (no inference, no GPU); "
+                "task and model are that run's. Force: judge again with the same judge"
+            ),
+        ),
         "eval_run_id": Param(
             None,
             type=["null", "integer"],

@@ -15,10 +15,13 @@ DOMAIN = ("runs", "results", "catalogue", "nightly", "backfill", "gpu", "exports
 ENGINE_OWNERS = {
     ("runs/triggering.py", "trigger"),  # the row commits before Airflow is asked for the DAG run
     ("runs/triggering.py", "cancel"),
+    ("runs/triggering.py", "start_dag_run"),  # a refusal is recorded in a transaction of its own
     ("runs/suite_runs.py", "trigger_suite"),  # one `trigger` per task
     ("runs/suite_runs.py", "_status"),
     ("runs/checkpoint_runs.py", "register_and_trigger"),
     ("runs/concurrency.py", "claim"),  # the endpoint's advisory lock, held per try only
+    ("runs/concurrency.py", "claim_judge"),  # the same, for a judge endpoint
+    ("runs/rejudge.py", "trigger_rejudge"),  # the row commits before Airflow is asked, as in `trigger`
     ("backfill/importer.py", "sync_outputs"),  # batched commits of BATCH results
     ("backfill/importer.py", "_write"),
     ("backfill/writes.py", "insert_new"),

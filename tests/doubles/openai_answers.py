@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost"}
 Mode = Literal["fixed", "oracle", "wrong", "echo"]
-FailMode = Literal["500", "malformed", "empty"]
+FailMode = Literal["500", "malformed", "empty", "429"]
 MODES: tuple[str, ...] = ("fixed", "oracle", "wrong", "echo")
-FAIL_MODES: tuple[str, ...] = ("500", "malformed", "empty")
+FAIL_MODES: tuple[str, ...] = ("500", "malformed", "empty", "429")
 _OPTION_RE = re.compile(r"^([A-Z])\.\s", re.MULTILINE)
 _DATA_URL_RE = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<b64>.*)$", re.DOTALL)
 
@@ -34,7 +34,8 @@ class Policy:
     mode: `fixed` returns `text`; `oracle` looks the prompt's question up (in `answers` and `tsv`) and returns
     the stored answer (the letter for MCQ); `wrong` returns an option letter that is not the answer; `echo`
     returns the prompt text. `fail_every=N` fails every N-th chat request, `fail_rate` a random share of them
-    (seeded by `seed`); `fail_mode` picks HTTP 500, a 200 with a non-JSON body, or a 200 with empty content.
+    (seeded by `seed`); `fail_mode` picks HTTP 500, a 200 with a non-JSON body, a 200 with empty content, or
+    HTTP 429 with `Retry-After: retry_after_s` (a rate limit). The stats sum the `usage` of the answers sent.
     """
 
     mode: Mode = "fixed"
@@ -47,6 +48,7 @@ class Policy:
     fail_mode: FailMode = "500"
     seed: int | None = 0
     model_name: str = "test-model"
+    retry_after_s: float = 0.0
 
     def validate(self) -> None:
         """Reject nonsense early so a typo in a test fails loudly instead of answering 'A' silently."""
@@ -122,6 +124,9 @@ class State:
             "max_in_flight": 0,
             "first_chat_at": None,
             "last_chat_end_at": None,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "prompts": [],
         }
 
     def _rebuild(self) -> None:
@@ -142,6 +147,7 @@ class State:
                 stats["first_chat_at"] = time.time()
             stats["images"] += images
             stats["last_prompt"] = prompt
+            stats["prompts"].append(prompt[:200])
             stats["last_model"] = model
             nth = stats["chat_completions"]
             fail = (policy.fail_every > 0 and nth % policy.fail_every == 0) or (
@@ -158,8 +164,11 @@ class State:
             self.stats["in_flight"] -= 1
             self.stats["last_chat_end_at"] = time.time()
 
-    def finish_chat(self, answer: str, matched: bool, fail: bool) -> None:
+    def finish_chat(self, answer: str, matched: bool, fail: bool, usage: Mapping[str, int] | None = None) -> None:
         with self.lock:
+            if usage:
+                self.stats["prompt_tokens"] += usage["prompt_tokens"]
+                self.stats["completion_tokens"] += usage["completion_tokens"]
             if not fail:
                 self.stats["answered"] += 1
                 by_answer = self.stats["by_answer"]

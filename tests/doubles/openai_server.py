@@ -48,16 +48,26 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             super().log_message(format, *args)
 
-    def _send(self, status: int, body: bytes | dict[str, Any], content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes | dict[str, Any],
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = json.dumps(body).encode() if isinstance(body, dict) else body
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
-        self._send(status, {"error": {"message": message, "type": kind, "code": status}})
+    def _error(
+        self, status: int, message: str, kind: str = "invalid_request_error", headers: dict[str, str] | None = None
+    ) -> None:
+        self._send(status, {"error": {"message": message, "type": kind, "code": status}}, headers=headers)
 
     def _read_json(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
@@ -146,12 +156,17 @@ class _Handler(BaseHTTPRequestHandler):
         if fail and policy.fail_mode == "500":
             self._error(500, "injected failure", "server_error")
             return
+        if fail and policy.fail_mode == "429":
+            retry_after = {"Retry-After": f"{policy.retry_after_s:g}"}
+            self._error(429, "rate limited (injected)", "rate_limit_error", headers=retry_after)
+            return
         if fail and policy.fail_mode == "malformed":
             self._send(200, b'{"choices": [{"message": ', "application/json")
             return
         answer, matched = ("", True) if fail else choose_answer(self.server.state, policy, prompt)
-        self.server.state.finish_chat(answer, matched, fail)
-        self._send(200, completion(answer, prompt, model or policy.model_name))
+        body = completion(answer, prompt, model or policy.model_name)
+        self.server.state.finish_chat(answer, matched, fail, body["usage"])
+        self._send(200, body)
 
 
 class _Server(ThreadingHTTPServer):

@@ -144,7 +144,7 @@ def test_failure_injection(server: ServerHandle, client: httpx.Client) -> None:
     assert _chat(client, "hi").status_code == 500
     stats = server.stats()
     assert stats["failed"] == 5 and stats["answered"] == 2
-    assert stats["failed_by_mode"] == {"500": 3, "malformed": 1, "empty": 1}
+    assert stats["failed_by_mode"] == {"500": 3, "malformed": 1, "empty": 1, "429": 0}
     server.reset_stats()
     assert server.stats()["chat_completions"] == 0
 

@@ -15,6 +15,7 @@ from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.models import EvalRun, Task
 from vlmevals.gpu.slots import inference_task_id, slots_for
 from vlmevals.results.leaderboard import Leaderboard, category_scores
+from vlmevals.runs import judge_usage
 from vlmevals.runs import lifecycle as run_rows
 
 
@@ -58,6 +59,14 @@ def links(request: Request, run: EvalRun) -> s.RunLinks:
     return out
 
 
+def rejudged_label(run: EvalRun) -> str | None:
+    """What the per-run view says of a re-judge."""
+    if run.source_run_id is None:
+        return None
+    judge = ((run.fingerprint or {}).get("judge") or {}).get("name") or (run.options or {}).get("judge")
+    return f"re-judged from #{run.source_run_id} with {judge or 'the default judge'}"
+
+
 def run_summary(request: Request, run: EvalRun) -> s.RunSummary:
     total = run.progress_total
     return s.RunSummary(
@@ -86,6 +95,9 @@ def run_summary(request: Request, run: EvalRun) -> s.RunSummary:
         ci_high=run.ci_high,
         samples_total=run.samples_total,
         samples_failed=run.samples_failed,
+        samples_judge_failed=run.samples_judge_failed,
+        source_run_id=run.source_run_id,
+        rejudged=rejudged_label(run),
         regression=run.regression,
         baseline_run_id=run.baseline_run_id,
         attempts=run.attempts,
@@ -102,6 +114,7 @@ def run_public(request: Request, run: EvalRun) -> s.RunPublic:
         vlmeval_version=run.vlmeval_version,
         fingerprint=run.fingerprint or {},
         fingerprint_hash=run.fingerprint_hash,
+        judge=judge_usage.of(run.fingerprint),
         regression_detail=run.regression_detail,
         artifacts_dir=run.artifacts_dir,
         source_path=run.source_path,

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from vlmevals.catalogue.fields import Slug
+from vlmevals.catalogue.fields import Slug, VlmevalName
 from vlmevals.catalogue.schemas.checkpoints import CheckpointRef
 from vlmevals.core.vocabulary import RunStatus, TriggeredBy
 from vlmevals.runs.schemas import RunOptions
@@ -56,6 +56,11 @@ class RunSummary(BaseModel):
     ci_high: float | None
     samples_total: int | None
     samples_failed: int | None
+    samples_judge_failed: int | None = Field(
+        default=None, description="of samples_failed: those the judge failed on (not the model's fault)"
+    )
+    source_run_id: int | None = Field(default=None, description="a re-judge: the run whose predictions it scored")
+    rejudged: str | None = Field(default=None, description='"re-judged from #N with JUDGE" for a re-judge')
     regression: bool
     baseline_run_id: int | None
     attempts: int
@@ -78,6 +83,10 @@ class RunPublic(RunSummary):
     vlmeval_version: str | None
     fingerprint: dict[str, Any]
     fingerprint_hash: str | None
+    judge: dict[str, Any] | None = Field(
+        default=None,
+        description="what judging cost through the judge gateway: requests, cached, tokens, failures, latency, cost",
+    )
     regression_detail: dict[str, Any] | None
     artifacts_dir: str | None
     source_path: str | None
@@ -104,6 +113,15 @@ class TriggerRequest(BaseModel):
             if isinstance(raw, bool) != isinstance(new, bool) or isinstance(raw, str) != isinstance(new, str):
                 raise ValueError(f"options.{key}: {raw!r} has the wrong JSON type (see the schema of RunOptions)")
         return got
+
+
+class RejudgeRequest(BaseModel):
+    """Re-judge a completed run's predictions with another judge (no inference)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judge: VlmevalName | None = Field(default=None, description="VLMEvalKit --judge; default EVALS_JUDGE")
+    force: StrictBool = Field(default=False, description="judge again even with the judge that scored the source")
 
 
 class LeaderboardRow(BaseModel):

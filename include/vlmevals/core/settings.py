@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -46,6 +46,13 @@ class GpuSettings(BaseSettings):
         return None if isinstance(v, str) and not v.strip() else v
 
 
+class JudgePrice(BaseModel):
+    """A judge model's price in USD per million tokens (EVALS_JUDGE_PRICES)."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -62,6 +69,27 @@ class Settings(BaseSettings):
     judge: str = Field(default="exact_matching", alias="EVALS_JUDGE")
     judge_base_url: str | None = Field(default=None, alias="EVALS_JUDGE_BASE_URL")
     judge_key: str | None = Field(default=None, alias="EVALS_JUDGE_KEY")
+    judge_cache: bool = Field(
+        default=True, alias="EVALS_JUDGE_CACHE", description="answer repeated judge requests from our database ('off')"
+    )
+    judge_prices: dict[str, JudgePrice] = Field(
+        default_factory=dict,
+        alias="EVALS_JUDGE_PRICES",
+        description='USD per million tokens by judge model: {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}',
+    )
+    judge_max_concurrency: int = Field(
+        default=8,
+        ge=1,
+        alias="EVALS_JUDGE_MAX_CONCURRENCY",
+        description="cap on concurrent requests to one judge endpoint, over all running scoring steps",
+    )
+    judge_retries: int = Field(
+        default=4, ge=0, alias="EVALS_JUDGE_RETRIES", description="the gateway's retries of a 429/5xx/network error"
+    )
+    judge_backoff_s: float = Field(
+        default=1.0, ge=0, alias="EVALS_JUDGE_BACKOFF_S", description="first retry delay (doubles) without Retry-After"
+    )
+    judge_timeout_s: float = Field(default=300.0, gt=0, alias="EVALS_JUDGE_TIMEOUT_S")
     airflow_conn_id: str = Field(default="evals_db", alias="EVALS_CONN_ID")
     progress_interval_s: float = Field(default=2.0, alias="EVALS_PROGRESS_INTERVAL_S")
     api_nproc_default: int = Field(

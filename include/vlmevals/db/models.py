@@ -15,6 +15,7 @@ from vlmevals.db.base import (
     Base,
 )
 from vlmevals.db.export_tables import EXPORT_STATES, ExportOutbox
+from vlmevals.db.judge_tables import JudgeCacheEntry
 from vlmevals.db.server_tables import ONE_LIVE_SERVER_INDEX, ModelServer
 from vlmevals.db.tables import (
     Checkpoint,
@@ -45,6 +46,7 @@ __all__ = [
     "EvalSample",
     "ExportOutbox",
     "GpuLease",
+    "JudgeCacheEntry",
     "Model",
     "ModelServer",
     "Suite",

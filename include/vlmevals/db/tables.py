@@ -293,6 +293,12 @@ class EvalRun(Base):
     checkpoint_id: Mapped[int | None] = mapped_column(
         ForeignKey("checkpoints.id", ondelete="RESTRICT", name="fk_eval_runs_checkpoint")
     )
+    # a re-judged run: the run whose predictions it scored again with another judge (no inference of its own)
+    source_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("eval_runs.id", ondelete="SET NULL", name="fk_eval_runs_source_run")
+    )
+    # samples whose judge call failed for good (a subset of samples_failed): the judge's fault, not the model's
+    samples_judge_failed: Mapped[int | None] = mapped_column(Integer)
 
     task: Mapped[Task] = relationship(back_populates="runs")
     model: Mapped[Model] = relationship(back_populates="runs", foreign_keys=[model_id])
@@ -334,6 +340,7 @@ class EvalSample(Base):
     prediction: Mapped[str | None] = mapped_column(Text)
     score: Mapped[float | None] = mapped_column(Float)  # 1/0 hit, or a partial score
     failed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))  # model/judge error, not wrong
+    judge_failed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))  # the judge's part of failed
     extra: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
 
 

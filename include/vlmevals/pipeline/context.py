@@ -14,6 +14,7 @@ from vlmevals.catalogue.specs import checkpoint_identity, model_spec, task_spec
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.settings import Settings
 from vlmevals.db.engine import session_scope
+from vlmevals.pipeline.judging import JudgeRoute
 from vlmevals.runs import lifecycle as runs
 from vlmevals.runs.schemas import RunOptions
 from vlmevals.vlmevalkit import outputs
@@ -89,8 +90,10 @@ def run_vlmeval(
     total: int | None,
     extra_env: dict[str, str] | None = None,
     on_tick: Callable[[], None] | None = None,
+    judge_route: JudgeRoute | None = None,
 ) -> None:
-    """One VLMEvalKit process for the run (`infer`, `eval` or `all`), reporting progress while it runs."""
+    """One VLMEvalKit process for the run (`infer`, `eval` or `all`), reporting progress while it runs; its
+    judge requests go to `judge_route` (the judge gateway) when given."""
     opts = ctx.options
     inv = build_invocation(
         settings=settings,
@@ -102,6 +105,8 @@ def run_vlmeval(
         reuse=True,
         limit=opts.limit,
         api_retry=opts.api_retry,
+        judge_gateway=judge_route.base_url if judge_route else None,
+        judge_api_nproc=judge_route.api_nproc if judge_route else None,
     )
     write_config(inv, ctx.artifacts / "vlmeval_config.json")
     log.info("running: %s", inv.redacted())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from vlmevals.gpu import leases as gpus
 from vlmevals.pipeline import serve
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, progress_total, run_vlmeval
 from vlmevals.pipeline.ingest import store_if_scored
+from vlmevals.pipeline.judging import judging
 from vlmevals.results import fingerprint
 from vlmevals.runs import concurrency
 from vlmevals.runs import lifecycle as runs
@@ -110,7 +112,11 @@ def inference_step(
         mode = inference_mode(ctx, settings)
         offline_ctx = replace(ctx, model=replace(ctx.model, model_spec=offline.model_spec))
         env = {**lease.env(), **hub_env}
-        run_vlmeval(engine, offline_ctx, mode, settings, try_number, total, extra_env=env, on_tick=lease.heartbeat)
+        with judging(engine, run_id, ctx.options.judge, settings) if mode == "all" else nullcontext() as route:
+            run_vlmeval(
+                engine, offline_ctx, mode, settings, try_number, total, extra_env=env, on_tick=lease.heartbeat,
+                judge_route=route,
+            )  # fmt: skip
     return _finish(engine, ctx, mode, total, resumed)
 
 
@@ -155,7 +161,8 @@ def served_inference_step(
     mode = inference_mode(ctx, settings)
     watch = serve.server_watch(engine, server.id)
     try:
-        run_vlmeval(engine, ctx, mode, settings, try_number, total, on_tick=watch)
+        with judging(engine, run_id, ctx.options.judge, settings) if mode == "all" else nullcontext() as route:
+            run_vlmeval(engine, ctx, mode, settings, try_number, total, on_tick=watch, judge_route=route)
     except AbortRun as err:
         raise VLMEvalFailure(f"inference stopped: {err}") from err
     failed = outputs.count_failed_answers(ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data)

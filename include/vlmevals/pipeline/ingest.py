@@ -13,9 +13,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import session_scope
 from vlmevals.pipeline.context import RunContext, load_context
+from vlmevals.pipeline.judging import judge_failure
+from vlmevals.runs import judge_usage
 from vlmevals.runs import lifecycle as runs
 from vlmevals.vlmevalkit import outputs
 
@@ -46,6 +49,13 @@ def store_result(engine: Engine, ctx: RunContext) -> tuple[dict[str, Any], bool]
     with session_scope(engine) as s:  # the samples first (a retry replaces them), as before the completion
         sample_columns = ingest_for_run(
             s, ctx.run_id, ctx.pred_root, ctx.model.vlmeval_model, ctx.task.vlmeval_data, got.metrics
+        )
+        usage = judge_usage.of(runs.get_run(s, ctx.run_id).fingerprint)
+    judged_none = sample_columns.get("samples_judge_failed")
+    if judged_none and judged_none == sample_columns.get("samples_total"):
+        raise VLMEvalFailure(
+            f"the judge failed on every sample ({judged_none}), so there is no score (not a score of 0): "
+            f"{judge_failure(usage)}; check EVALS_JUDGE_BASE_URL and the judge server, then re-judge this run"
         )
     verdicts = []
     with session_scope(engine) as s:  # the completion and its verdict: one commit

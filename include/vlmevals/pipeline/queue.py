@@ -15,6 +15,7 @@ from vlmevals.core.settings import Settings, get_settings
 from vlmevals.core.vocabulary import TriggeredBy
 from vlmevals.db.engine import session_scope
 from vlmevals.gpu.slots import inference_task_id, slots_for
+from vlmevals.pipeline import rejudge
 from vlmevals.pipeline.context import load_context
 from vlmevals.pipeline.prepare import prepare_inputs
 from vlmevals.pipeline.serve import SERVED_BRANCH, join_server
@@ -29,14 +30,25 @@ RENAMED_SOURCES: dict[str, str] = {"rest": TriggeredBy.AIRFLOW_REST, "ui": Trigg
 
 
 def _create(
-    engine: Engine, conf: dict[str, Any], *, dag_id: str, dag_run_id: str, run_type: str, user: str | None
+    engine: Engine,
+    conf: dict[str, Any],
+    settings: Settings,
+    *,
+    dag_id: str,
+    dag_run_id: str,
+    run_type: str,
+    user: str | None,
 ) -> int:
     """A new run for a DAG run started without `eval_run_id` (Airflow form or REST); ConflictError if refused."""
+    given = str(conf.get("triggered_by") or "")
+    source = SOURCES_BY_RUN_TYPE.get(run_type) or RENAMED_SOURCES.get(given, given) or TriggeredBy.FORM
+    if conf.get("source_run_id"):  # a re-judge: task and model are the source run's
+        return rejudge.create_from_conf(
+            engine, conf, settings, triggered_by=source, user=user, dag_id=dag_id, dag_run_id=dag_run_id
+        )
     task_name, model_name = conf.get("task"), conf.get("model")
     if not task_name or not model_name:
         raise InvalidRequestError("conf needs 'task' and 'model' (catalogue names), or 'eval_run_id'")
-    given = str(conf.get("triggered_by") or "")
-    source = SOURCES_BY_RUN_TYPE.get(run_type) or RENAMED_SOURCES.get(given, given) or TriggeredBy.FORM
     options = {k: conf[k] for k in OPTION_KEYS if conf.get(k) not in (None, "")}
     refused: ConflictError | None = None
     with session_scope(engine) as s:
@@ -102,9 +114,10 @@ def queue_step(
         with session_scope(engine) as s:
             run_id = runs.adopt_run(s, int(conf["eval_run_id"]), dag_id=dag_id, dag_run_id=dag_run_id).id
     else:
-        run_id = _create(engine, conf, dag_id=dag_id, dag_run_id=dag_run_id, run_type=run_type, user=user)
+        run_id = _create(engine, conf, settings, dag_id=dag_id, dag_run_id=dag_run_id, run_type=run_type, user=user)
     try:
-        slots, version, total = _check(settings, run_id, engine)
+        rejudged = rejudge.prepare(engine, run_id, settings)  # None: not a re-judge
+        slots, version, total = rejudged or _check(settings, run_id, engine)
     except Exception as err:
         with session_scope(engine) as s:
             runs.mark_failed(s, run_id, str(err))
@@ -112,6 +125,8 @@ def queue_step(
     with session_scope(engine) as s:
         runs.set_progress(s, run_id, 0, total)
         runs.set_vlmeval_version(s, run_id, version)
+    if rejudged:  # a re-judge skips inference (and any server): its predictions are the source run's
+        return {"eval_run_id": run_id, "slots": 0, "branch": [rejudge.SCORING_TASK_ID]}
     server = join_server(engine, run_id, load_context(engine, run_id).model, settings)
     if server is not None:  # a served model: start (or join) its server, wait for it, then send the requests
         return {"eval_run_id": run_id, "slots": 0, "branch": list(SERVED_BRANCH), **server}

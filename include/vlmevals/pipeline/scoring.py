@@ -1,4 +1,8 @@
-"""The `scoring` step: VLMEvalKit's evaluation of the predictions, its metric file checked before ingest."""
+"""The `scoring` step: VLMEvalKit's evaluation of the predictions, its metric file checked before ingest.
+
+An LLM judge is reached through the judge gateway (vlmevals.pipeline.judging), which counts and caches its
+requests. A re-judged run (source_run_id) comes here straight from `queue`: no inference step marked it running.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,13 @@ from sqlalchemy import Engine
 from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import VLMEvalFailure
 from vlmevals.core.settings import Settings, get_settings
+from vlmevals.core.vocabulary import RunStatus
+from vlmevals.db.engine import session_scope
 from vlmevals.pipeline.context import RunContext, fail_on_status, load_context, run_vlmeval
 from vlmevals.pipeline.inference import inference_mode
 from vlmevals.pipeline.ingest import scored_in_process
+from vlmevals.pipeline.judging import judging
+from vlmevals.runs import lifecycle as runs
 from vlmevals.vlmevalkit import outputs
 
 log = logging.getLogger(__name__)
@@ -44,13 +52,17 @@ def _require_predictions(ctx: RunContext) -> None:
 def scoring_step(engine: Engine, run_id: int, try_number: int = 1, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     ctx = load_context(engine, run_id)
+    if ctx.status == RunStatus.QUEUED:  # a re-judge: `queue` branched here, past inference
+        with session_scope(engine) as s:
+            runs.mark_running(s, run_id, try_number, step="scoring (re-judge)")
     model, data = ctx.model.vlmeval_model, ctx.task.vlmeval_data
     scored = scored_in_process(ctx)
     if inference_mode(ctx, settings) == "all" and scored is not None:
         log.info("already scored in the inference process: %s", scored.name)
     else:
         _require_predictions(ctx)
-        run_vlmeval(engine, ctx, "eval", settings, try_number, None)
+        with judging(engine, run_id, ctx.options.judge, settings) as route:
+            run_vlmeval(engine, ctx, "eval", settings, try_number, None, judge_route=route)
     fail_on_status(ctx, "scoring")
     if outputs.metric_file(ctx.pred_root, model, data, ctx.metric_suffix) is None:
         raise _no_metric_file(ctx)

@@ -5,12 +5,17 @@ the other running runs on the same base URL claimed; the read and the claim happ
 lock on the base URL, so two runs starting together cannot both see the free slots. The claim is stored in the
 run's fingerprint document (`concurrency`, not hashed: it does not change results) and released when the run
 leaves `running`. With no slot free the run waits, polling, up to EVALS_ENDPOINT_WAIT_S.
+
+Judge endpoints get the same mechanism (`claim_judge`, cap EVALS_JUDGE_MAX_CONCURRENCY): a scoring step claims
+its share of the judge's base URL as `judge_concurrency` (with the URL in it: the judge is not a catalogue
+model) and releases it when its judging ends; the judge gateway holds the scoring step to that share.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, func, or_, select, text
@@ -25,6 +30,7 @@ from vlmevals.db.models import EvalRun, Model
 log = logging.getLogger(__name__)
 
 LOCK_NAMESPACE = "vlmevals-endpoint:"
+JUDGE_PART = "judge_concurrency"
 
 
 def held_elsewhere(session: Session, base_url: str, run_id: int) -> int:
@@ -40,21 +46,45 @@ def held_elsewhere(session: Session, base_url: str, run_id: int) -> int:
     return int(total or 0)
 
 
-def _try_claim(session: Session, run_id: int, base_url: str, wanted: int, cap: int) -> dict[str, Any] | None:
+def judge_held_elsewhere(session: Session, base_url: str, run_id: int) -> int:
+    """Judge request slots the other running runs' scoring steps claimed on this judge endpoint."""
+    claimed = EvalRun.fingerprint[(JUDGE_PART, "api_nproc")].as_integer()
+    total = session.scalar(
+        select(func.coalesce(func.sum(claimed), 0)).where(
+            EvalRun.status == RunStatus.RUNNING,
+            EvalRun.id != run_id,
+            EvalRun.fingerprint[(JUDGE_PART, "endpoint")].as_string() == base_url,
+        )
+    )
+    return int(total or 0)
+
+
+Held = Callable[[Session, str, int], int]
+
+
+def _try_claim(
+    session: Session,
+    run_id: int,
+    base_url: str,
+    wanted: int,
+    cap: int,
+    held_by: Held = held_elsewhere,
+    part_name: str = "concurrency",
+) -> dict[str, Any] | None:
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": LOCK_NAMESPACE + base_url})
-    held = held_elsewhere(session, base_url, run_id)
+    held = held_by(session, base_url, run_id)
     granted = min(wanted, cap - held)
     if granted < 1:
         return None
-    part = {
+    part: dict[str, Any] = {
         "api_nproc": granted,
         "requested": wanted,
         "endpoint_cap": cap,
         "held_by_others": held,
-        "endpoint": base_url,
+        "endpoint": base_url,  # a managed server's URL is the run's, not its model's
     }
     run = session.get_one(EvalRun, run_id)
-    run.fingerprint = {**(run.fingerprint or {}), "concurrency": part}
+    run.fingerprint = {**(run.fingerprint or {}), part_name: part}
     return part
 
 
@@ -82,3 +112,32 @@ def claim(
             )
         log.info("endpoint %s: all %s request slots held by other runs; waiting", base_url, cap)
         time.sleep(settings.endpoint_poll_s)
+
+
+def claim_judge(engine: Engine, run_id: int, base_url: str, wanted: int, settings: Settings) -> dict[str, Any]:
+    """A scoring step's share of the judge endpoint (cap EVALS_JUDGE_MAX_CONCURRENCY); waits while none is free.
+
+    Owns its transactions for the reason `claim` does."""
+    cap = settings.judge_max_concurrency
+    deadline = time.monotonic() + settings.endpoint_wait_s
+    while True:
+        with session_scope(engine) as s:
+            part = _try_claim(s, run_id, base_url, min(wanted, cap), cap, judge_held_elsewhere, JUDGE_PART)
+        if part is not None:
+            return part
+        if time.monotonic() >= deadline:
+            raise VLMEvalFailure(
+                f"judge {base_url}: no request slot free within EVALS_ENDPOINT_WAIT_S={settings.endpoint_wait_s:g} s"
+                f" (EVALS_JUDGE_MAX_CONCURRENCY={cap} held by other scoring steps)",
+                retryable=True,
+            )
+        log.info("judge %s: all %s request slots held by other scoring steps; waiting", base_url, cap)
+        time.sleep(settings.endpoint_poll_s)
+
+
+def release_judge(session: Session, run_id: int) -> None:
+    """The scoring step's judging is over: its judge share goes back (kept in the document, at 0, for the record)."""
+    run = session.get_one(EvalRun, run_id)
+    part = (run.fingerprint or {}).get(JUDGE_PART)
+    if part:
+        run.fingerprint = {**run.fingerprint, JUDGE_PART: {**part, "api_nproc": 0, "granted": part["api_nproc"]}}

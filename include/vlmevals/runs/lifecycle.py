@@ -220,7 +220,7 @@ def _in_savepoint(session: Session, run_id: int, then: Callable[[Session], objec
         log.exception("follow-up of eval run %s's transition failed; the transition itself is stored", run_id)
 
 
-def mark_running(session: Session, run_id: int, attempt: int) -> bool:
+def mark_running(session: Session, run_id: int, attempt: int, step: str = "inference") -> bool:
     run = get_run(session, run_id)
     if run.status not in ACTIVE_STATUSES:
         return False
@@ -228,7 +228,7 @@ def mark_running(session: Session, run_id: int, attempt: int) -> bool:
     run.started_at = run.started_at or now()
     run.attempts = max(run.attempts, attempt)
     run.error = None
-    _event(session, run_id, RunStatus.RUNNING, f"inference attempt {attempt}")
+    _event(session, run_id, RunStatus.RUNNING, f"{step} attempt {attempt}")
     return True
 
 

@@ -72,6 +72,11 @@ def trigger(
         runs.bind_dag_run(run, EVAL_RUN_DAG_ID, dag_run_id_for(run.id))
         run_id, dag_run_id = run.id, str(run.dag_run_id)
         conf = {"eval_run_id": run_id, "task": run.task.name, "model": run.model.name, "triggered_by": TriggeredBy.API}
+    return start_dag_run(engine, run_id, dag_run_id, conf, user)
+
+
+def start_dag_run(engine: Engine, run_id: int, dag_run_id: str, conf: dict[str, Any], user: str | None) -> Triggered:
+    """The committed run's `eval_run` DAG run; if Airflow refuses it, the row is marked failed with the reason."""
     try:
         got = dag_runs.create_dag_run(dag_run_id, conf, user)
     except Exception as err:

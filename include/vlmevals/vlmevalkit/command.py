@@ -126,8 +126,11 @@ def build_invocation(
     limit: int | None = None,
     api_nproc: int | None = None,
     api_retry: int | None = None,
+    judge_gateway: str | None = None,
+    judge_api_nproc: int | None = None,
 ) -> Invocation:
-    """The argv and environment for one VLMEvalKit call (`mode`: infer or eval)."""
+    """The argv and environment for one VLMEvalKit call (`mode`: infer or eval); `judge_gateway`: the judge
+    gateway's base URL, which then replaces EVALS_JUDGE_BASE_URL (see vlmevals.pipeline.judge_gateway)."""
     argv = _launcher(settings, model)
     config = None
     if model.model_spec is not None:
@@ -144,7 +147,10 @@ def build_invocation(
         argv.append("--keep-failed")
     if limit:
         argv += ["--limit", str(limit)]
-    argv += _judge_args(settings, judge or settings.judge)
+    if judge_gateway and (judge or settings.judge) != "exact_matching":
+        argv += _gateway_args(judge or settings.judge, judge_gateway, judge_api_nproc)
+    else:
+        argv += _judge_args(settings, judge or settings.judge)
     return Invocation(argv=argv, env={"LMUData": str(settings.lmu_data)}, config=config)
 
 
@@ -197,6 +203,15 @@ def _judge_args(settings: Settings, judge: str) -> list[str]:
         argv += ["--judge-base-url", settings.judge_base_url]
         if settings.judge_key:
             argv += ["--judge-key", settings.judge_key]
+    return argv
+
+
+def _gateway_args(judge: str, gateway: str, api_nproc: int | None) -> list[str]:
+    """Judge requests to the gateway: it holds the key and retries (with backoff and Retry-After), so VLMEvalKit
+    tries each request once (its own retries sleep blindly and would multiply the gateway's)."""
+    argv = ["--judge", judge, "--judge-base-url", gateway, "--judge-key", "sk-judge-gateway", "--judge-retry", "1"]
+    if api_nproc:
+        argv += ["--judge-api-nproc", str(api_nproc)]
     return argv
 
 

@@ -1,4 +1,4 @@
-"""Eval runs: list a task's runs, trigger one, read one, cancel one."""
+"""Eval runs: list a task's runs, trigger one, read one, cancel one, re-judge one."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ from sqlalchemy.orm import Session, selectinload
 from vlmevals.api import board_cache, overall_pages, represent
 from vlmevals.api.deps import CanTrigger, PageDep, Paging, SessionDep, UserDep, body_model_known, user_name
 from vlmevals.api.errors import responses
-from vlmevals.api.resources import RunPublic, RunSummary, TriggerRequest
+from vlmevals.api.resources import RejudgeRequest, RunPublic, RunSummary, TriggerRequest
 from vlmevals.api.schemas.envelopes import CancelResponse, ConflictResponse, RunList
 from vlmevals.catalogue.store import get_model, get_task
 from vlmevals.core.errors import ConflictError, NotFoundError
+from vlmevals.core.settings import get_settings
 from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.engine import get_engine, session_scope
 from vlmevals.db.models import SLUG_PATTERN, EvalRun, Model, Task
 from vlmevals.runs import lifecycle as run_rows
-from vlmevals.runs import triggering
+from vlmevals.runs import rejudge, triggering
 from vlmevals.runs.queries import list_runs
 
 router = APIRouter(tags=["runs"])
@@ -128,3 +129,23 @@ def cancel_run(request: Request, run_id: RunId, user: UserDep) -> CancelResponse
     """Cancel a queued or running run: the row becomes `cancelled` and its DAG run is failed (tasks killed)."""
     stopped = triggering.cancel(get_engine(), run_id, user=user_name(user))
     return CancelResponse(run=_summary(request, run_id), dag_run_stopped=stopped)
+
+
+@router.post(
+    "/runs/{run_id}/rejudge",
+    response_model=RunSummary,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[CanTrigger],
+    responses=responses(400, 401, 403, 404, 409, 422, 503, conflict_model=ConflictResponse),
+)
+def rejudge_run(request: Request, run_id: RunId, body: RejudgeRequest, user: UserDep) -> RunSummary:
+    """Score a completed run's predictions again with another judge: a new run of the same task x model that
+    skips inference (no GPU) and records `source_run_id`; both stay on the boards.
+
+    409 when the run is not completed, or was judged by the same judge already (send `force`); 422 when its
+    predictions are gone or it evaluated a sample limit only; 404 for an unknown run.
+    """
+    got = rejudge.trigger_rejudge(
+        get_engine(), run_id, judge=body.judge, force=body.force, user=user_name(user), settings=get_settings()
+    )
+    return _summary(request, got.run_id)

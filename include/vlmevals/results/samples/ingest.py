@@ -15,15 +15,23 @@ from vlmevals.db.models import EvalRun
 from vlmevals.results.samples.parse import read_records, read_samples
 from vlmevals.results.samples.store import record_rows, store
 from vlmevals.results.samples.summary import SampleSummary, summarise
+from vlmevals.runs import judge_usage
 
 log = logging.getLogger(__name__)
 
 
 def ingest(
-    session: Session, run_id: int, pred_root: Path, model: str, data: str, scale: float = 1.0
+    session: Session,
+    run_id: int,
+    pred_root: Path,
+    model: str,
+    data: str,
+    scale: float = 1.0,
+    judge_unreachable: bool = False,
 ) -> SampleSummary | None:
-    """Read, store and summarise one run's samples (a rerun replaces them). None: no per-sample file."""
-    got = read_samples(pred_root, model, data)
+    """Read, store and summarise one run's samples (a rerun replaces them). None: no per-sample file.
+    `judge_unreachable`: the run's judge gateway saw VLMEvalKit's probe fail (see samples.parse)."""
+    got = read_samples(pred_root, model, data, judge_unreachable)
     if got is None:
         log.info("no per-sample file for %s x %s in %s", model, data, pred_root)
         return None
@@ -51,6 +59,12 @@ def _metric_scale(session: Session, run_id: int) -> float:
     return float(run.task.metric_scale) if run is not None else 1.0
 
 
+def _judge_unreachable(session: Session, run_id: int) -> bool:
+    run = session.get(EvalRun, run_id)
+    usage = judge_usage.of(run.fingerprint if run is not None else None)
+    return bool(usage and usage.get("probe_failed"))
+
+
 def ingest_for_run(
     session: Session, run_id: int, pred_root: Path, model: str, data: str, metrics: dict[str, Any]
 ) -> dict[str, Any]:
@@ -59,7 +73,15 @@ def ingest_for_run(
     is unreadable (the reason goes to `metrics["samples_error"]`; its writes roll back to a savepoint)."""
     try:
         with session.begin_nested():
-            summary = ingest(session, run_id, pred_root, model, data, scale=_metric_scale(session, run_id))
+            summary = ingest(
+                session,
+                run_id,
+                pred_root,
+                model,
+                data,
+                scale=_metric_scale(session, run_id),
+                judge_unreachable=_judge_unreachable(session, run_id),
+            )
     except Exception as err:  # a per-sample parser problem must not lose the run's official score
         log.exception("per-sample ingestion failed for run %s", run_id)
         metrics["samples_error"] = f"{type(err).__name__}: {err}"

@@ -3,6 +3,9 @@
 Failed samples: a prediction holding VLMEvalKit's failure marker ("Failed to obtain answer", the API wrappers'
 `fail_msg` and `INFER_FAIL_MSG`) or a judge that gave up ("Failed to predict, thus randomly generate one",
 a judge API failure in the log) is `failed`; see vlmevals.results.samples.summary for how they are scored.
+A failed judge (and not a failed prediction) also makes it `judge_failed`; so does VLMEvalKit's exact-matching
+fallback marker when the caller knows the judge was unreachable (VLMEvalKit's probe failed, so it matched
+without the judge and guessed the rest): those samples were never judged, not answered wrong.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from vlmevals.results.samples import xlsx
 
 INFER_FAIL_MARKERS = ("Failed to obtain answer",)  # vlmeval.smp.file.INFER_FAIL_MSG, inference.FAIL_MSG, fail_msg
 JUDGE_FAIL_MARKERS = ("Failed to obtain answer", "Failed to predict, thus randomly generate one")
+JUDGE_SKIPPED_MARKERS = ("Failed in Prefetch, no GPT-based answer matching",)  # exact matching gave up
 SCORE_COLUMNS = ("hit", "eval_score", "score")
 CATEGORY_COLUMNS = ("category", "l2-category", "l2_category", "subtask", "task", "type", "split")
 LOG_COLUMNS = ("log", "judge_log", "eval_log")
@@ -38,6 +42,7 @@ class SampleRecord:
     score: float | None
     failed: bool
     extra: dict[str, Any] | None = None
+    judge_failed: bool = False  # the judge failed on it (then `failed` too): not the model's fault
 
 
 _GLOBBED_ENDS = ("_result.xlsx", "_results.xlsx")
@@ -128,11 +133,12 @@ class _Columns:
         )
 
 
-def _record(row: dict[Any, Any], idx: str, cols: _Columns) -> SampleRecord:
+def _record(row: dict[Any, Any], idx: str, cols: _Columns, judge_unreachable: bool = False) -> SampleRecord:
     pred = _text(row.get("prediction"))
-    failed = _has_marker(pred, INFER_FAIL_MARKERS) or any(
-        _has_marker(row.get(c), JUDGE_FAIL_MARKERS) for c in cols.logs
-    )
+    markers = JUDGE_FAIL_MARKERS + JUDGE_SKIPPED_MARKERS if judge_unreachable else JUDGE_FAIL_MARKERS
+    infer_failed = _has_marker(pred, INFER_FAIL_MARKERS)
+    judge_failed = not infer_failed and any(_has_marker(row.get(c), markers) for c in cols.logs)
+    failed = infer_failed or judge_failed
     extra = {
         str(c): (t if len(t) <= MAX_EXTRA_VALUE else t[:MAX_EXTRA_VALUE] + " …")
         for c in cols.extra
@@ -147,12 +153,15 @@ def _record(row: dict[Any, Any], idx: str, cols: _Columns) -> SampleRecord:
         score=_score(row.get(cols.score)) if cols.score else None,
         failed=failed,
         extra=extra or None,
+        judge_failed=judge_failed,
     )
 
 
-def parse_records(columns: Sequence[Any], rows: Iterable[dict[Any, Any]]) -> list[SampleRecord]:
+def parse_records(
+    columns: Sequence[Any], rows: Iterable[dict[Any, Any]], judge_unreachable: bool = False
+) -> list[SampleRecord]:
     """Rows of a per-sample table (as `DataFrame.to_dict("records")` gives them) as records; the first
-    occurrence of an index wins."""
+    occurrence of an index wins. `judge_unreachable`: see the module docstring."""
     if "index" not in columns:
         raise ValueError(f"per-sample file has no 'index' column (columns: {', '.join(map(str, columns))})")
     cols = _Columns.of(list(columns))
@@ -163,31 +172,34 @@ def parse_records(columns: Sequence[Any], rows: Iterable[dict[Any, Any]]) -> lis
         if idx is None or idx in seen:
             continue
         seen.add(idx)
-        out.append(_record(row, idx, cols))
+        out.append(_record(row, idx, cols, judge_unreachable))
     return out
 
 
-def parse_frame(df: Any) -> list[SampleRecord]:
+def parse_frame(df: Any, judge_unreachable: bool = False) -> list[SampleRecord]:
     """Rows of a VLMEvalKit per-sample DataFrame as records (first occurrence of an index wins)."""
-    return parse_records(list(df.columns), df.to_dict("records") if "index" in df.columns else [])
+    rows = df.to_dict("records") if "index" in df.columns else []
+    return parse_records(list(df.columns), rows, judge_unreachable)
 
 
-def read_records(path: Path) -> list[SampleRecord]:
+def read_records(path: Path, judge_unreachable: bool = False) -> list[SampleRecord]:
     """The records of one per-sample file: .xlsx through the fast reader where it gives what pandas would
     (see `xlsx`), else pandas."""
     if path.suffix == ".xlsx":
         fast = xlsx.read_rows(str(path))
         if fast is not None:
-            return parse_records(*fast)
+            return parse_records(*fast, judge_unreachable=judge_unreachable)
     import pandas as pd
 
     df = pd.read_excel(path) if path.suffix == ".xlsx" else pd.read_csv(path, sep="\t")
-    return parse_frame(df)
+    return parse_frame(df, judge_unreachable)
 
 
-def read_samples(pred_root: Path, model: str, data: str) -> tuple[list[SampleRecord], Path] | None:
+def read_samples(
+    pred_root: Path, model: str, data: str, judge_unreachable: bool = False
+) -> tuple[list[SampleRecord], Path] | None:
     """Per-sample records of (model, data) under pred_root, with the file they came from; None if no file."""
     path = result_file(pred_root, model, data)
     if path is None:
         return None
-    return read_records(path), path
+    return read_records(path, judge_unreachable), path

@@ -20,7 +20,18 @@ from vlmevals.results.schemas.samples_compare import Outcome, SampleOutcome
 
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 FULL_MARKS = 1.0  # a sample scored at least this is right
-COPY_COLUMNS = ("run_id", "sample_index", "category", "question", "answer", "prediction", "score", "failed", "extra")
+COPY_COLUMNS = (
+    "run_id",
+    "sample_index",
+    "category",
+    "question",
+    "answer",
+    "prediction",
+    "score",
+    "failed",
+    "judge_failed",
+    "extra",  # last: the executemany fallback reads it as r[-1]
+)
 
 
 class ScoredSample(NamedTuple):
@@ -40,6 +51,7 @@ def record_rows(records: Iterable[SampleRecord]) -> list[tuple[Any, ...]]:
             r.prediction,
             r.score,
             r.failed,
+            r.judge_failed,
             json.dumps(r.extra) if r.extra else None,
         )
         for r in records

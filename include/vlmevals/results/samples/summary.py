@@ -23,6 +23,7 @@ class SampleSummary:
     failed: int
     scored: int
     source_file: str
+    judge_failed: int = 0  # of `failed`: the judge's failures
     official: float | None = None  # failed counted as 0, on the task's scale (what VLMEvalKit reports)
     valid_only: float | None = None  # failed excluded, on the task's scale
     interval: stats.Interval | None = None  # 95 % CI of valid_only, on the task's scale
@@ -34,6 +35,7 @@ class SampleSummary:
         return {
             "total": self.total,
             "failed": self.failed,
+            "judge_failed": self.judge_failed,
             "scored": self.scored,
             "source_file": self.source_file,
             "official": self.official,
@@ -48,6 +50,7 @@ class SampleSummary:
         return {
             "samples_total": self.total,
             "samples_failed": self.failed,
+            "samples_judge_failed": self.judge_failed,
             "ci_low": self.interval.low if self.interval else None,
             "ci_high": self.interval.high if self.interval else None,
         }
@@ -61,7 +64,14 @@ def summarise(records: Sequence[SampleRecord], source_file: str, scale: float = 
     """Counts, official and valid-only score, interval and per-category breakdown, on the task's scale."""
     valid = _valid_scores(records)
     failed = sum(r.failed for r in records)
-    summary = SampleSummary(total=len(records), failed=failed, scored=len(valid), source_file=source_file, scale=scale)
+    summary = SampleSummary(
+        total=len(records),
+        failed=failed,
+        scored=len(valid),
+        source_file=source_file,
+        scale=scale,
+        judge_failed=sum(r.judge_failed for r in records),
+    )
     if not valid:
         return summary
     total_for_official = [0.0 if r.failed or r.score is None else r.score for r in records]
