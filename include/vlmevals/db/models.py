@@ -14,6 +14,7 @@ from vlmevals.db.base import (
     SLUG_PATTERN,
     Base,
 )
+from vlmevals.db.board_tables import ALL_CHECKPOINTS, BOARD_PICKS, BoardEntry, BoardStamp
 from vlmevals.db.export_tables import EXPORT_STATES, ExportOutbox
 from vlmevals.db.tables import (
     Checkpoint,
@@ -29,6 +30,8 @@ from vlmevals.db.tables import (
 )
 
 __all__ = [
+    "ALL_CHECKPOINTS",
+    "BOARD_PICKS",
     "CHECKPOINT_LABEL_PATTERN",
     "EXPORT_STATES",
     "LAUNCH_MODES",
@@ -36,6 +39,8 @@ __all__ = [
     "ONE_ACTIVE_INDEX",
     "SLUG_PATTERN",
     "Base",
+    "BoardEntry",
+    "BoardStamp",
     "Checkpoint",
     "Enrolment",
     "EvalRun",
