@@ -13,13 +13,13 @@ rather than patching its entry keeps one definition of "best" and "latest": the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     CompoundSelect,
     Connection,
+    Integer,
     Subquery,
     and_,
     case,
@@ -29,10 +29,9 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    tuple_,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from vlmevals.db.models import ALL_CHECKPOINTS, BoardEntry, BoardStamp, EvalRun, Model, Task
@@ -81,11 +80,18 @@ def _variant(c: Any, pick: str, include_limited: bool, per_checkpoint: bool) -> 
     return stmt.subquery()
 
 
-def _computed(cond: Sequence[ColumnElement[bool]]) -> CompoundSelect[Any]:
-    """Every entry of the runs matching `cond` (on EvalRun), recomputed from the runs: the one definition."""
+def _pairs(wanted: list[tuple[int, int]]) -> Any:
+    """The pairs as a table (unnest of two arrays): joined, each is one probe of a (task, model) index."""
+    tasks = literal([t for t, _ in wanted], ARRAY(Integer))  # one array parameter each, however many pairs
+    models = literal([m for _, m in wanted], ARRAY(Integer))
+    return func.unnest(tasks, models).table_valued("task_id", "model_id").render_derived(name="pairs")
+
+
+def _computed(pairs: Any | None) -> CompoundSelect[Any]:
+    """Every entry of the `pairs` (all when None), recomputed from the runs: the one definition."""
     r = EvalRun
     rank_score = case((Task.higher_is_better, r.primary_metric), else_=-r.primary_metric)
-    runs = (
+    stmt = (
         select(
             r.task_id,
             r.model_id,
@@ -102,9 +108,11 @@ def _computed(cond: Sequence[ColumnElement[bool]]) -> CompoundSelect[Any]:
             full_dataset(r).label("full"),
         )
         .join(Task, Task.id == r.task_id)
-        .where(*counted(r, include_limited=True), *cond)
-        .cte("counted_runs")
+        .where(*counted(r, include_limited=True))
     )
+    if pairs is not None:
+        stmt = stmt.join(pairs, and_(r.task_id == pairs.c.task_id, r.model_id == pairs.c.model_id))
+    runs = stmt.cte("counted_runs")
     parts = [_variant(runs.c, *v) for v in VARIANTS]
     return union_all(*[select(*[p.c[name] for name in COLUMNS]) for p in parts])
 
@@ -135,16 +143,15 @@ def refresh_pairs(connection: Connection, pairs: Iterable[tuple[int, int]]) -> N
     if not wanted:
         return
     _bump(connection, sorted({t for t, _ in wanted}))
-    e, r = BoardEntry, EvalRun
-    connection.execute(delete(e).where(tuple_(e.task_id, e.model_id).in_(wanted)))
-    fresh = _computed([tuple_(r.task_id, r.model_id).in_(wanted)])
-    connection.execute(insert(e).from_select(list(COLUMNS), fresh))
+    e, table = BoardEntry, _pairs(wanted)
+    connection.execute(delete(e).where(e.task_id == table.c.task_id, e.model_id == table.c.model_id))
+    connection.execute(insert(e).from_select(list(COLUMNS), _computed(table)))
 
 
 def rebuild(connection: Connection) -> int:
     """Every entry recomputed from the runs (and every task's stamp moved); returns the number of entries."""
     connection.execute(delete(BoardEntry))
-    connection.execute(insert(BoardEntry).from_select(list(COLUMNS), _computed([])))
+    connection.execute(insert(BoardEntry).from_select(list(COLUMNS), _computed(None)))
     _bump(connection, list(connection.scalars(select(Task.id))))
     return int(connection.scalar(select(func.count()).select_from(BoardEntry)) or 0)
 
@@ -152,7 +159,7 @@ def rebuild(connection: Connection) -> int:
 def differences(connection: Connection) -> list[str]:
     """What the stored entries and a recomputation from the runs disagree on, one readable line per entry (at most
     MAX_REPORTED, then a count of the rest); empty when they agree."""
-    fresh = _computed([]).cte("fresh")
+    fresh = _computed(None).cte("fresh")
     stored = BoardEntry.__table__.alias("stored")
     on = and_(*[fresh.c[k] == stored.c[k] for k in KEY])
     differ = or_(*[fresh.c[v].is_distinct_from(stored.c[v]) for v in VALUES])
