@@ -1,19 +1,20 @@
 """A per-process cache of computed overall boards (and of rendered leaderboard and run-listing pages), kept by the
-API layer (results/ only computes; the routes cache what they serve): at 1,000 models
-x 100 tasks computing one takes ~1 s (a 100,000-row query and 100,000 cells), far above the board's 50 ms budget,
-while results change rarely.
+API layer (results/ only computes; the routes cache what they serve): at 1,000 models x 100 tasks an overall board
+is 100,000 cells, far above the board's 50 ms budget to build on each request.
 
+Boards and leaderboard pages are valid per task (a suite: its tasks), not until any run anywhere changes: their
+stamp is the tasks' board stamps (`board_stamps`, moved in the transaction of every write that changes what a
+board shows of a run: runs.board_entries.refresh_runs) with each row's version and inserting transaction, plus
+- for a leaderboard page, the ids and statuses of the task's queued/running runs (its `unranked` list shows a
+  model's latest status; the partial index `ix_eval_runs_active`);
+- the models' count, max id and a digest of (id, row version): new, removed or edited models.
 An entry is keyed by the suite (id, and each member's task, weight, scale and direction), the pick and whether
-limited runs are included, and is
-valid while the "results changed" stamp is the same. The stamp needs no table scan, only index probes:
-- `max(eval_runs.id)`: every new run (triggered, backfilled);
-- the newest `eval_run_events` row (id and inserting transaction): every status transition, and backfill's
-  re-sync of a changed outcome in place (`runs.backfilled.resync_backfilled` writes an event);
-- the ids and statuses of queued/running runs (the partial index `ix_eval_runs_active`): a run finishing;
-- the models' count, max id and a digest of (id, row version): new, removed or edited models (1,000 rows).
-What it misses: a completed run's metric, status or `finished_at` changed or a run deleted by hand in SQL
-without an event (no code path of ours does so); the page then shows the old board until anything above
-changes.
+limited runs are included. What it misses: a run changed by hand in SQL without `refresh_runs` (no code path of
+ours does so; `vlmevals db verify-boards` finds the entries it left stale).
+
+Run listings keep the global "results changed" stamp, which needs no table scan, only index probes:
+`max(eval_runs.id)`, the newest `eval_run_events` row (id and inserting transaction), every row version of the
+queued/running runs (progress, attempts, DAG run id change without an event), the models' and the tasks' digests.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from __future__ import annotations
 import gc
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import Integer, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from vlmevals.core.vocabulary import ACTIVE_STATUSES
@@ -37,15 +39,26 @@ MAX_ENTRIES = 32
 MAX_PAGES = 256  # rendered leaderboard and run-listing pages (a few KB to ~100 KB each)
 T = TypeVar("T")
 
+_MODELS = (
+    " (SELECT count(*)::text || ':' || coalesce(max(m.id), 0)::text || ':'"
+    "   || md5(coalesce(string_agg(m.id::text || ':' || m.xmin::text, ',' ORDER BY m.id), '')) FROM models m)"
+)
 _PARTS = (
     "SELECT (SELECT max(id) FROM eval_runs),"
     " (SELECT e.id::text || ':' || e.xmin::text FROM eval_run_events e ORDER BY e.id DESC LIMIT 1),"
     " (SELECT string_agg(r.id::text || ':' || r.status, ',' ORDER BY r.id) FROM eval_runs r"
-    f"   WHERE {in_list('r.status', ACTIVE_STATUSES)}),"
-    " (SELECT count(*)::text || ':' || coalesce(max(m.id), 0)::text || ':'"
-    "   || md5(coalesce(string_agg(m.id::text || ':' || m.xmin::text, ',' ORDER BY m.id), '')) FROM models m)"
+    f"   WHERE {in_list('r.status', ACTIVE_STATUSES)})," + _MODELS
 )
-_STAMP = text(_PARTS)
+# a board's or a leaderboard page's stamp: its tasks' board stamps (+ their active runs for a page), the models
+_TASKS = (
+    "SELECT (SELECT string_agg(b.task_id::text || ':' || b.version::text || ':' || b.xmin::text, ','"
+    "   ORDER BY b.task_id) FROM board_stamps b WHERE b.task_id = ANY(:tasks)),"
+)
+_BOARD_STAMP = text(_TASKS + _MODELS).bindparams(bindparam("tasks", type_=ARRAY(Integer)))
+_PAGE_STAMP = text(
+    _TASKS + " (SELECT string_agg(r.id::text || ':' || r.status, ',' ORDER BY r.id) FROM eval_runs r"
+    f"   WHERE {in_list('r.status', ACTIVE_STATUSES)} AND r.task_id = ANY(:tasks))," + _MODELS
+).bindparams(bindparam("tasks", type_=ARRAY(Integer)))
 # run listings also show what changes on an active run without an event (progress, attempts, DAG run id) and
 # the tasks' columns: every row version of the queued/running runs, a digest of the tasks (a few hundred rows)
 _LIVE_STAMP = text(
@@ -69,8 +82,15 @@ _pages: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict(
 
 
 def results_stamp(session: Session) -> tuple[Any, ...]:
-    """What changes whenever a board's inputs change through our code paths (see the module)."""
-    return tuple(session.execute(_STAMP).one())
+    """What changes whenever any run, event or model changes (the run listings' base stamp; see the module)."""
+    return tuple(session.execute(text(_PARTS)).one())
+
+
+def tasks_stamp(session: Session, task_ids: Sequence[int], *, active: bool = False) -> tuple[Any, ...]:
+    """What changes whenever a board of these tasks changes through our code paths (see the module); `active`:
+    also their queued/running runs (a leaderboard page's `unranked` list shows them)."""
+    stmt = _PAGE_STAMP if active else _BOARD_STAMP
+    return tuple(session.execute(stmt, {"tasks": sorted(set(task_ids))}).one())
 
 
 def _key(suite: Suite, pick: Pick, include_limited: bool) -> tuple[Any, ...]:
@@ -86,7 +106,8 @@ def cached_board(session: Session, suite: Suite, pick: Pick = "best", *, include
     The cached rows are shared between requests and threads: callers sort and page them, never change them;
     `rendered` is shared too (what a caller rendered from this board, valid exactly as long as it).
     """
-    key, stamp = _key(suite, pick, include_limited), results_stamp(session)
+    key = _key(suite, pick, include_limited)
+    stamp = tasks_stamp(session, [m.task_id for m in suite.members])
     with _lock:
         hit = _entries.get(key)
         if hit is not None and hit[0] == stamp:
@@ -104,12 +125,15 @@ def cached_board(session: Session, suite: Suite, pick: Pick = "best", *, include
     return board
 
 
-def cached_page(session: Session, key: tuple[Any, ...], render: Callable[[], T], *, live: bool = False) -> T:
-    """`render()`, made again only when the stamp moved: a per-task leaderboard page at 100,000 runs costs
-    ~30 ms of queries and representation, its stamp ~1 ms. `key` must hold everything else the page shows
-    (the task's own columns, the query, the API root). `live`: the run listings' stamp, which also moves
-    with every write to an active run and to a task. Read the stamp first, as `cached_board` does."""
-    stamp = tuple(session.execute(_LIVE_STAMP).one()) if live else results_stamp(session)
+def cached_page(session: Session, key: tuple[Any, ...], render: Callable[[], T], *, task_id: int | None = None) -> T:
+    """`render()`, made again only when the stamp moved. `task_id`: a leaderboard page of that task, valid while
+    the task's stamp stands; else a run listing, with the live stamp, which moves with every write to any run,
+    model or task. `key` must hold everything else the page shows (the task's own columns, the query, the API
+    root). Read the stamp first, as `cached_board` does: a change meanwhile shows next time."""
+    if task_id is not None:
+        stamp = tasks_stamp(session, [task_id], active=True)
+    else:
+        stamp = tuple(session.execute(_LIVE_STAMP).one())
     with _lock:
         hit = _pages.get(key)
         if hit is not None and hit[0] == stamp:

@@ -14,6 +14,7 @@ from vlmevals.db.base import (
     SLUG_PATTERN,
     Base,
 )
+from vlmevals.db.board_tables import ALL_CHECKPOINTS, BOARD_PICKS, BoardEntry, BoardStamp
 from vlmevals.db.export_tables import EXPORT_STATES, ExportOutbox
 from vlmevals.db.judge_tables import JudgeCacheEntry
 from vlmevals.db.server_tables import ONE_LIVE_SERVER_INDEX, ModelServer
@@ -31,6 +32,8 @@ from vlmevals.db.tables import (
 )
 
 __all__ = [
+    "ALL_CHECKPOINTS",
+    "BOARD_PICKS",
     "CHECKPOINT_LABEL_PATTERN",
     "EXPORT_STATES",
     "LAUNCH_MODES",
@@ -39,6 +42,8 @@ __all__ = [
     "ONE_LIVE_SERVER_INDEX",
     "SLUG_PATTERN",
     "Base",
+    "BoardEntry",
+    "BoardStamp",
     "Checkpoint",
     "Enrolment",
     "EvalRun",

@@ -20,14 +20,12 @@ from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from vlmevals.catalogue.store import get_model
 from vlmevals.catalogue.suites import get_suite
 from vlmevals.core.errors import InvalidRequestError
-from vlmevals.db.models import Checkpoint, EvalRun, Model, Suite
-from vlmevals.results.counted import counted
+from vlmevals.db.models import BoardEntry, Checkpoint, EvalRun, Model, Suite
 from vlmevals.results.overall import normalise
 from vlmevals.results.schemas.checkpoints import (
     CheckpointCell,
@@ -74,18 +72,19 @@ def _is_drop(regression: bool, detail: dict[str, Any] | None) -> bool:
 
 
 def _latest_runs(session: Session, model: Model, suite: Suite, checkpoint_ids: list[int]) -> list[_Run]:
-    """The latest counted run per (checkpoint, task): one DISTINCT ON query."""
-    r = EvalRun
+    """The latest counted run per (checkpoint, task): the model's per-checkpoint board entries
+    (runs.board_entries), with each run's flag."""
+    e, r = BoardEntry, EvalRun
     stmt = (
-        select(r.checkpoint_id, r.task_id, r.id, r.primary_metric, r.regression, r.regression_detail)
+        select(e.checkpoint_key, e.task_id, e.run_id, e.score, r.regression, r.regression_detail)
+        .join(r, r.id == e.run_id)
         .where(
-            r.model_id == model.id,
-            r.checkpoint_id.in_(checkpoint_ids),
-            r.task_id.in_([m.task_id for m in suite.members]),
-            *counted(r),
+            e.model_id == model.id,
+            e.checkpoint_key.in_(checkpoint_ids),
+            e.task_id.in_([m.task_id for m in suite.members]),
+            e.pick == "latest",
+            e.include_limited.is_(False),
         )
-        .ext(distinct_on(r.checkpoint_id, r.task_id))
-        .order_by(r.checkpoint_id, r.task_id, r.finished_at.desc(), r.id.desc())
     )
     return [
         _Run(cid, tid, rid, float(score), _is_drop(reg, detail))

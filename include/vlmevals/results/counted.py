@@ -1,26 +1,8 @@
-"""Which runs count on boards (task, overall, checkpoints), in score histories and as regression baselines: one
-rule, written once.
-
-A run counts when it completed with a primary metric and evaluated the whole dataset. A run started with the
-option `limit` (a smoke test on the first N samples; `eval_runs.sample_limit` is not NULL) is a different
-evaluation: 20 % on 5 samples must not outrank 10 % on 200. Limited runs stay in run listings, and boards show
-them on request (`include_limited`), marked.
-"""
+"""Which runs count on boards: the rule lives in `runs.counted` (the board entries maintained with each completion,
+layer `runs`, apply it too); imported here by the readers of results."""
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement
+from vlmevals.runs.counted import counted, full_dataset
 
-from vlmevals.core.vocabulary import RunStatus
-from vlmevals.db.models import EvalRun
-
-
-def full_dataset(r: type[EvalRun]) -> ColumnElement[bool]:
-    """The run evaluated every sample of the task (no `limit` option)."""
-    return r.sample_limit.is_(None)
-
-
-def counted(r: type[EvalRun], *, include_limited: bool = False) -> list[ColumnElement[bool]]:
-    """The conditions of a run that counts: completed, scored, and (unless asked otherwise) full-dataset."""
-    conds = [r.status == RunStatus.COMPLETED, r.primary_metric.is_not(None)]
-    return conds if include_limited else [*conds, full_dataset(r)]
+__all__ = ["counted", "full_dataset"]

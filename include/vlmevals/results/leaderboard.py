@@ -1,10 +1,9 @@
 """Read queries over completed runs: leaderboards, score histories, and the runs a comparison or a regression
 check starts from (a model's newest run with per-sample results, a run's baseline).
 
-Each leaderboard is one row per model picked by a LATERAL `... ORDER BY ... LIMIT 1` per model, so PostgreSQL
-answers it with one probe of the partial index `ix_eval_runs_leaderboard` (best) or `ix_eval_runs_pair_finished`
-(latest) per model instead of sorting every run of the task: the cost grows with the number of models, not
-with the number of runs.
+Each leaderboard is one row per model read from the board entries (runs.board_entries: each model's best and
+latest counted run, kept in the transaction that changes a run) in the order of their index: the cost grows with
+the number of models on the board, not with the number of runs, and needs no warm cache.
 """
 
 from __future__ import annotations
@@ -13,12 +12,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Select, UnaryExpression, func, select, true
-from sqlalchemy.orm import Session, aliased, defer
+from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy.orm import Session, defer
 
 from vlmevals.core.errors import NotFoundError
 from vlmevals.core.vocabulary import RunStatus
-from vlmevals.db.models import EvalRun, Model, Task
+from vlmevals.db.models import ALL_CHECKPOINTS, BoardEntry, EvalRun, Model, Task
 from vlmevals.results.counted import counted
 from vlmevals.results.fingerprint import COMPARABILITY_FIELDS, comparability_part
 
@@ -75,19 +74,15 @@ class HistorySeries:
     points: list[HistoryPoint]
 
 
-def _chosen_run(task: Task, pick: Pick, include_limited: bool) -> Select[Any]:
-    """The correlated subquery picking each model's run (LATERAL, one index probe per model)."""
-    r = aliased(EvalRun)
-    cond = counted(r, include_limited=include_limited)
-    base = select(r.id).where(r.task_id == task.id, r.model_id == Model.id, *cond).correlate(Model)
-    order: list[UnaryExpression[Any]]
-    if pick == "latest":
-        order = [r.finished_at.desc(), r.id.desc()]
-    elif task.higher_is_better:
-        order = [r.primary_metric.desc(), r.finished_at.desc(), r.id.desc()]
-    else:
-        order = [r.primary_metric.asc(), r.finished_at.desc(), r.id.desc()]
-    return base.order_by(*order).limit(1)
+def _entries(task: Task, pick: Pick, include_limited: bool) -> list[ColumnElement[bool]]:
+    """The task board's entries (runs.board_entries: each model's chosen run, kept with every completion)."""
+    e = BoardEntry
+    return [
+        e.task_id == task.id,
+        e.pick == pick,
+        e.include_limited.is_(include_limited),
+        e.checkpoint_key == ALL_CHECKPOINTS,
+    ]
 
 
 def category_scores(metrics: dict[str, Any] | None) -> dict[str, float]:
@@ -128,16 +123,19 @@ def leaderboard(
 def _ranked(
     session: Session, task: Task, pick: Pick, include_limited: bool
 ) -> list[tuple[int, int, dict[str, Any] | None]]:
-    """(rank, run id, the fingerprint's compared parts) of every ranked model, in board order."""
-    chosen = _chosen_run(task, pick, include_limited).lateral("chosen")
+    """(rank, run id, the fingerprint's compared parts) of every ranked model, in board order: the task's board
+    entries by the order index (`rank_score`: the metric in the task's direction), one run probe per model for
+    the fingerprint parts."""
+    e = BoardEntry
     fp = EvalRun.fingerprint
     compared = [fp[part][key].astext for part, key, _ in COMPARABILITY_FIELDS]
-    metric = EvalRun.primary_metric.desc() if task.higher_is_better else EvalRun.primary_metric.asc()
+    metric = e.rank_score.desc()
     stmt = (
-        select(func.rank().over(order_by=metric), EvalRun.id, *compared)
-        .select_from(Model)
-        .join(chosen, true())
-        .join(EvalRun, EvalRun.id == chosen.c.id)
+        select(func.rank().over(order_by=metric), e.run_id, *compared)
+        .select_from(e)
+        .join(Model, Model.id == e.model_id)
+        .join(EvalRun, EvalRun.id == e.run_id)
+        .where(*_entries(task, pick, include_limited))
         # "C": code-point order, as Python sorted the names before
         .order_by(metric, func.lower(Model.display_name).collate("C"), Model.name.collate("C"))
     )
@@ -172,9 +170,9 @@ def _unranked(session: Session, task: Task, include_limited: bool) -> list[Unran
         .limit(1)
         .lateral("last")
     )
-    r = aliased(EvalRun)
-    cond = counted(r, include_limited=include_limited)
-    has_counted = select(r.id).where(r.task_id == task.id, r.model_id == Model.id, *cond).correlate(Model).exists()
+    e = BoardEntry
+    cond = [*_entries(task, "latest", include_limited), e.model_id == Model.id]
+    has_counted = select(e.run_id).where(*cond).correlate(Model).exists()  # an entry: a counted run
     stmt = select(Model, last.c.id, last.c.status).select_from(Model).join(last, true()).where(~has_counted)
     return [UnrankedEntry(m, rid, status) for m, rid, status in session.execute(stmt.order_by(Model.name))]
 

@@ -12,23 +12,21 @@ Rules (the README states them too):
   mean rank is the plain mean of those ranks;
 - the overall rank is a competition rank by the average (higher first).
 
-The cells come from one SQL query (DISTINCT ON task, model over the suite's completed runs, picking each
-pair's best or latest run in the task's direction), the models with cells from a second; everything else is
-computed here.
+The cells come from one SQL query over the suite's board entries (runs.board_entries: each pair's best or latest
+counted run in the task's direction, kept with every completion), the models with cells from a second;
+everything else is computed here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import ColumnElement, case, select
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vlmevals.core.errors import InvalidRequestError
-from vlmevals.db.models import EvalRun, Model, Suite, Task
-from vlmevals.results.counted import counted
+from vlmevals.db.models import ALL_CHECKPOINTS, BoardEntry, Model, Suite, Task
 
 Pick = Literal["best", "latest"]
 Order = Literal["asc", "desc"]
@@ -79,21 +77,18 @@ def _normalised(score: float, scale: float, higher_is_better: bool) -> float:
 def _cells(
     session: Session, suite: Suite, pick: Pick, include_limited: bool
 ) -> list[tuple[int, int, int, float, int | None]]:
-    """(model id, task id, run id, score, sample limit) per pair with a counted run: the one query of the cells.
+    """(model id, task id, run id, score, sample limit) per pair with a counted run: the one query of the cells,
+    over the suite's board entries (runs.board_entries: each pair's best and latest counted run, as the per-task board).
 
     Plain columns, not ORM entities: 100,000 cells load in a fraction of the time; the models are read apart.
     """
-    r = EvalRun
+    e = BoardEntry
     task_ids = [m.task_id for m in suite.members]
-    order: list[ColumnElement[Any]] = [r.finished_at.desc(), r.id.desc()]
-    if pick == "best":  # the best score in the task's direction first, the latest among equals
-        order.insert(0, case((Task.higher_is_better, -r.primary_metric), else_=r.primary_metric).asc())
-    stmt = (
-        select(r.model_id, r.task_id, r.id, r.primary_metric, r.sample_limit)
-        .join(Task, Task.id == r.task_id)
-        .where(r.task_id.in_(task_ids), *counted(r, include_limited=include_limited))
-        .ext(distinct_on(r.task_id, r.model_id))
-        .order_by(r.task_id, r.model_id, *order)
+    stmt = select(e.model_id, e.task_id, e.run_id, e.score, e.sample_limit).where(
+        e.task_id.in_(task_ids),
+        e.pick == pick,
+        e.include_limited.is_(include_limited),
+        e.checkpoint_key == ALL_CHECKPOINTS,
     )
     return [(mid, tid, rid, float(score or 0.0), lim) for mid, tid, rid, score, lim in session.execute(stmt)]
 

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from vlmevals.db.models import EvalRun, EvalRunEvent
+from vlmevals.runs.board_entries import refresh_runs
 from vlmevals.runs.export_outbox import enqueue_backfilled
 
 # the columns a re-synced backfilled run takes from its source again
@@ -29,6 +30,7 @@ def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> lis
         events = [{"run_id": rid, "status": st, "message": f"backfilled from {sp}"} for rid, st, sp in got]
         connection.execute(pg_insert(EvalRunEvent), events)
         enqueue_backfilled(connection, [(rid, st) for rid, st, _ in got])
+        refresh_runs(connection, [rid for rid, _, _ in got])
     return got
 
 
@@ -40,3 +42,4 @@ def resync_backfilled(connection: Connection, run_id: int, values: dict[str, Any
     if msg is not None:
         connection.execute(pg_insert(EvalRunEvent), [{"run_id": run_id, "status": values["status"], "message": msg}])
         enqueue_backfilled(connection, [(run_id, values["status"])])
+        refresh_runs(connection, [run_id])

@@ -32,6 +32,7 @@ from vlmevals.db.models import (
     Model,
     Task,
 )
+from vlmevals.runs.board_entries import refresh_runs
 from vlmevals.runs.export_outbox import EXPORTED_STATUSES, enqueue_exports, requeue_delivered
 from vlmevals.runs.schemas import RunOptions
 
@@ -151,6 +152,7 @@ def record_refused(
     session.add(run)
     session.flush()
     _event(session, run.id, RunStatus.FAILED, error)
+    refresh_runs(session.connection(), [run.id])  # the pair's latest run on the boards' unranked list
     return run
 
 
@@ -205,6 +207,7 @@ def _transition(
     changed = bool(getattr(res, "rowcount", 0) == 1)  # an UPDATE's CursorResult
     if changed and "status" in values:
         _event(session, run_id, values["status"], message or values.get("error"))
+        refresh_runs(session.connection(), [run_id])  # the boards' entries, in the transition's transaction
     if changed and values.get("status") in EXPORTED_STATUSES:
         enqueue_exports(session, run_id)  # the trackers learn of it exactly when our readers do
     if changed and then is not None:
@@ -295,6 +298,7 @@ def record_regression(
     session.execute(update(EvalRun).where(EvalRun.id == run_id).values(**values))
     if before is not None and tuple(before) != (regression, True, baseline_run_id):
         requeue_delivered(session, run_id)
+    refresh_runs(session.connection(), [run_id])  # the boards show the flag: their task's pages are stale
 
 
 def record_preparation(session: Session, run_id: int, message: str) -> None:

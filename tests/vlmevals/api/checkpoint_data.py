@@ -19,6 +19,7 @@ import datetime as dt
 
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Checkpoint, EvalRun, Model, Suite, SuiteTask, Task
+from vlmevals.runs.board_entries import refresh_runs
 
 TASKS = {  # name: (higher_is_better, metric_scale, regression_tolerance, weight)
     "acc": (True, 1.0, 0.01, 2.0),
@@ -92,4 +93,5 @@ def seed_checkpoints(engine, model_suite: bool = True) -> dict[str, dict]:
         ]
         s.add_all([*runs.values(), *extra])
         s.flush()
+        refresh_runs(s.connection(), [r.id for r in [*runs.values(), *extra]])  # as the runs' completion does
         return {"checkpoints": {k: c.id for k, c in ckpts.items()}, "runs": {k: r.id for k, r in runs.items()}}

@@ -150,6 +150,7 @@ def add_run(
 
     from vlmevals.db.engine import session_scope
     from vlmevals.runs import lifecycle as runs
+    from vlmevals.runs.board_entries import refresh_runs
 
     with session_scope(engine) as s:
         # created queued, so exempt from the one-active-run index until its real status is set
@@ -161,6 +162,7 @@ def add_run(
         for k, v in extra.items():
             setattr(run, k, v)
         s.flush()
+        refresh_runs(s.connection(), [run.id])  # what the status transition does (runs.board_entries)
         return run.id
 
 

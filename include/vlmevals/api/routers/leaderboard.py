@@ -51,7 +51,9 @@ def get_leaderboard(
     # cached while the results stamp stands (see board_cache); the key holds what else the page shows.
     # A worker log appearing (or deleted) later is not seen: a completed run's log is written before it completes
     t = (task.id, task.name, task.display_name, task.primary_metric_key, task.higher_is_better, task.metric_scale)
-    page = board_cache.cached_page(session, ("leaderboard", api, *t, pick, limit, offset, include_limited), render)
+    page = board_cache.cached_page(
+        session, ("leaderboard", api, *t, pick, limit, offset, include_limited), render, task_id=task.id
+    )
     return respond(page, request.headers.get("accept-encoding", ""))
 
 

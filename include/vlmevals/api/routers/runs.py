@@ -44,7 +44,7 @@ def _listing(
         return overall_pages.RenderedPage(body.__pydantic_serializer__.to_json(body))
 
     key = ("runs", represent.api_root(request), task and task.id, model and model.id, tuple(sorted(set(statuses))))
-    got = board_cache.cached_page(session, (*key, page.limit, page.offset), render, live=True)
+    got = board_cache.cached_page(session, (*key, page.limit, page.offset), render)
     return overall_pages.respond(got, request.headers.get("accept-encoding", ""))
 
 
