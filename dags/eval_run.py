@@ -135,7 +135,11 @@ def _start_server() -> TriggerDagRunOperator:
 
 
 @task.sensor(
-    poke_interval=5,
+    poke_interval=15,
+    # LocalExecutor may report a poke's end after the scheduler re-queued the next poke (same try number) and
+    # the scheduler then fails the task: a retry just waits on; only a failed server ends the wait for good
+    retries=3,
+    retry_delay=dt.timedelta(seconds=5),
     timeout=dt.timedelta(hours=24).total_seconds(),
     mode="reschedule",  # no worker slot between pokes, no GPU slot: the server holds the GPUs
     trigger_rule="none_failed",  # start_server is skipped when another run started the server

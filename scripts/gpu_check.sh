@@ -5,9 +5,13 @@
 #   2. launch_mode torchrun: torchrun --nproc-per-node 1, same lease
 # Each inference leases its GPU in gpu_leases (a private PostgreSQL in a temp folder), and a sampler thread
 # records the VLMEvalKit processes that nvidia-smi sees computing on a GPU: proof the model ran on the device.
+# 3. served (issue 22): the same model as a served model (`serve.engine` = vllm): the service's own model_server
+#    steps start vLLM on the leased GPU (one load), the run's requests go to it through VLMEvalKit's client, then
+#    the server stops; reports the engine's load time, the run's wall time and the loads. vLLM comes from
+#    .venv-engines/vllm (built here from PyPI when missing and reachable) or EVALS_ENGINE_PYTHON_VLLM.
 # Prints one JSON line per mode and exits non-zero on any failure.
 #
-#   scripts/gpu_check.sh              # needs .venv (scripts/setup.sh) and nvidia-smi; no network
+#   scripts/gpu_check.sh              # needs .venv (scripts/setup.sh) and nvidia-smi; PyPI for vLLM once
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -18,6 +22,10 @@ export LMUData="$WORK/LMUData" VLMEVAL_OUTPUTS="$WORK/outputs" EVALS_MODELS_DIR=
 export EVALS_PROGRESS_INTERVAL_S=0.5 PYTHONPATH="$PWD/include${PYTHONPATH:+:$PYTHONPATH}"
 unset CUDA_VISIBLE_DEVICES EVALS_GPUS
 mkdir -p "$LMUData"
+if [ -z "${EVALS_ENGINE_PYTHON_VLLM:-}" ] && [ ! -x .venv-engines/vllm/bin/python ]; then
+  (python3 -m venv .venv-engines/vllm && .venv-engines/vllm/bin/pip install -q vllm) \
+    || echo "could not install vLLM into .venv-engines/vllm: the served mode will fail" >&2
+fi
 
 exec "$PY" - "$WORK" <<'PY'
 import json, os, socket, subprocess, sys, threading, time
@@ -99,6 +107,42 @@ for mode in ("single", "torchrun"):
               "torchrun_banner": [l for l in cfg.splitlines() if "WORLD_SIZE" in l][:2]}
     print(json.dumps(result), flush=True)
     ok = ok and result["ok"] and all(h is None for _, _, h in leases)
+# 3. served: a copy of the demo model with a serve spec; the server's task runs in a thread, as in the tests
+from vlmevals.pipeline import serve as serving
+from vlmevals.pipeline.inference import served_inference_step
+from vlmevals.serving import registry
+with engine.begin() as conn:
+    conn.execute(text(
+        "INSERT INTO models (name, display_name, vlmeval_model, model_spec, gpus, serve) SELECT 'demo-served-vllm', "
+        "'demo served by vLLM', 'DemoServedVllm', model_spec, 1, CAST(:serve AS jsonb) FROM models "
+        "WHERE name = 'demo-tiny-idefics3'"), {"serve": json.dumps(
+            {"engine": "vllm", "args": ["--max-model-len", "2048", "--gpu-memory-utilization", "0.5"],
+             "startup_timeout_s": 900, "idle_timeout_s": 1})})
+started, err, got = time.monotonic(), None, {}
+info = pipeline.queue_step(engine, {"task": "demo-shapes-mcq", "model": "demo-served-vllm"},
+                           dag_id="gpu_check", dag_run_id="gpu_check_served", run_type="manual", user="check")
+box: dict = {}
+server = threading.Thread(target=lambda: box.update(
+    reason=serving.serve_step(engine, info["server_id"], "gpu_check_server", settings)), daemon=True)
+server.start()
+try:
+    while not serving.server_ready(engine, info["eval_run_id"]):
+        time.sleep(1)
+    served_inference_step(engine, info["eval_run_id"])
+    pipeline.scoring_step(engine, info["eval_run_id"])
+    got = pipeline.ingest_step(engine, info["eval_run_id"])
+except Exception as e:
+    err = repr(e)
+server.join(120)
+with session_scope(engine) as s:
+    srv = registry.get_server(s, info["server_id"])
+    row = {"state": srv.state, "reason": srv.reason, "loads": srv.loads, "engine_version": srv.engine_version,
+           "load_s": (srv.ready_at - srv.started_at).total_seconds() if srv.ready_at and srv.started_at else None,
+           "log": srv.log_path}
+result = {"mode": "served", "ok": err is None and row["loads"] == 1, "error": err, "server": row,
+          "primary_metric": got.get("primary_metric"), "seconds": round(time.monotonic() - started, 1)}
+print(json.dumps(result, default=str), flush=True)
+ok = ok and result["ok"]
 pg.stop()
 sys.exit(0 if ok else 1)
 PY

@@ -30,3 +30,6 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# The inference engine the demo and the tests serve models with (`transformers serve`, in its own environment;
+# stamped, a no-op once built): see README "Serving models for evaluation"
+PYTHON=$PY scripts/setup_engines.sh

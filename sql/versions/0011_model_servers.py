@@ -1,5 +1,6 @@
 """model servers: an inference engine per (model, checkpoint) that the service starts on leased GPUs, at most one
-live at a time (a partial unique index), and the server each eval run of a served model sends its requests to
+live at a time (a partial unique index), the server each eval run of a served model sends its requests to, and
+whether a run was recorded by a suite or checkpoint fan-out (its server stops once that batch is over)
 
 Revision ID: 0011
 Revises: 0010
@@ -72,6 +73,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_model_servers_created", "model_servers", ["created_at"])
     op.add_column("eval_runs", sa.Column("server_id", sa.BigInteger(), nullable=True))
+    op.add_column("eval_runs", sa.Column("batched", sa.Boolean(), server_default=sa.text("false"), nullable=False))
     op.create_foreign_key(
         "fk_eval_runs_server", "eval_runs", "model_servers", ["server_id"], ["id"], ondelete="SET NULL"
     )
@@ -79,6 +81,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_constraint("fk_eval_runs_server", "eval_runs", type_="foreignkey")
+    op.drop_column("eval_runs", "batched")
     op.drop_column("eval_runs", "server_id")
     op.drop_index("ix_model_servers_created", table_name="model_servers")
     op.drop_index("uq_model_servers_one_live", table_name="model_servers")

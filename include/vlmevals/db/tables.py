@@ -303,6 +303,8 @@ class EvalRun(Base):
     task: Mapped[Task] = relationship(back_populates="runs")
     model: Mapped[Model] = relationship(back_populates="runs", foreign_keys=[model_id])
     events: Mapped[list[EvalRunEvent]] = relationship(back_populates="run", order_by="EvalRunEvent.id")
+    # recorded together with other runs by a suite or checkpoint fan-out: their model server stops when they are over
+    batched: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     # the model server this run's inference is sent to (a served model: vlmevals.serving)
     server_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("model_servers.id", ondelete="SET NULL", name="fk_eval_runs_server")

@@ -20,7 +20,7 @@ from vlmevals.catalogue.schemas.serve import ServeSpec
 from vlmevals.catalogue.specs import model_spec
 from vlmevals.core.errors import InvalidRequestError, VLMEvalFailure
 from vlmevals.core.settings import Settings
-from vlmevals.core.vocabulary import LIVE_SERVER_STATES, ServerState, TriggeredBy
+from vlmevals.core.vocabulary import LIVE_SERVER_STATES, ServerState
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import Checkpoint, EvalRun, Model, ModelServer
 from vlmevals.gpu.leases import node_name, release_holder
@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 # the eval_run tasks a served run takes instead of in-process inference: trigger the server's DAG run (skipped when
 # it exists), wait for the server without holding a slot, send the requests
 SERVED_BRANCH = ("start_server", "wait_for_server", "inference_served")
-# runs of a suite or a checkpoint are recorded together: their server stops as soon as they are over
-STOP_WHEN_DONE = (TriggeredBy.SUITE, TriggeredBy.CHECKPOINT)
 
 
 def servers_dir(settings: Settings) -> Path:
@@ -57,7 +55,7 @@ def server_request(run: EvalRun, model: ModelSpec, settings: Settings) -> regist
     if run.model.serve is None:
         return None
     spec = ServeSpec.model_validate(run.model.serve)
-    linger = 0.0 if run.triggered_by in STOP_WHEN_DONE else spec.idle_timeout_s
+    linger = 0.0 if run.batched else spec.idle_timeout_s  # a suite's or checkpoint's runs: stop after them
     return registry.ServerRequest(
         model_id=run.model_id,
         checkpoint_id=run.checkpoint_id,

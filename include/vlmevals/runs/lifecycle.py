@@ -88,6 +88,7 @@ def create_run(
     dag_run_id: str | None = None,
     forced: bool = False,
     checkpoint_id: int | None = None,
+    batched: bool = False,
 ) -> EvalRun:
     """A `queued` run (at `checkpoint_id`); ConflictError(existing_id) when the pair is active and not `forced`.
 
@@ -110,6 +111,7 @@ def create_run(
         dag_run_id=dag_run_id,
         forced=forced,
         checkpoint_id=checkpoint_id,
+        batched=batched,
     )
     try:
         with session.begin_nested():

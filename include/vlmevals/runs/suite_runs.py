@@ -106,6 +106,7 @@ def queue_task_run(
         options=options,
         dag_id=EVAL_RUN_DAG_ID,
         checkpoint_id=checkpoint_id,
+        batched=True,
     )
     run.dag_run_id = dag_run_id_for(run.id)
     out.started.append({"task": task_name, "run_id": run.id, "dag_run_id": run.dag_run_id})

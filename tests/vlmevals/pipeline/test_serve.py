@@ -208,13 +208,21 @@ def test_stop_through_the_api_call_and_a_stale_server_reaped(
     seeded: Engine, demo_assets: Any, standin_bin: Path, no_leftovers: None
 ) -> None:
     settings = _settings(standin_bin, "transformers")
-    model = _served_model(seeded, "served-stopped", {"engine": "transformers"})
+    model = _served_model(seeded, "served-stopped", {"engine": "transformers", "args": ["--answer-seconds", "0.5"]})
     info = _queue(seeded, TASKS[0], model, settings)
     sid = info["server_id"]
     task = ServerThread(seeded, sid, settings)
     _until(lambda: serve.server_ready(seeded, info["eval_run_id"]), what="server ready")
-    with session_scope(seeded) as s:
-        registry.request_stop(s, sid, "user alice")
+
+    def stop() -> None:
+        with session_scope(seeded) as s:
+            registry.request_stop(s, sid, "user alice")
+
+    threading.Timer(3.0, stop).start()  # while the run's requests are in flight (each answer takes 0.5 s)
+    with pytest.raises(
+        VLMEvalFailure, match="inference stopped: model server .* is (stopping|stopped): stop requested"
+    ):
+        served_inference_step(seeded, info["eval_run_id"], 1, settings.model_copy(update={"serve_api_nproc": 1}))
     assert task.join() == "stop requested by user alice"
     with pytest.raises(VLMEvalFailure, match="is stopped: stop requested by user alice"):
         serve.server_ready(seeded, info["eval_run_id"])

@@ -25,6 +25,8 @@ from vlmevals.devtools.demo.progress import TERMINAL, RunView, current_task, rep
 from vlmevals.devtools.stack import Stack
 
 TRAINED_MODEL = "demo-tiny-idefics3-trained"
+SERVED_MODEL = "demo-tiny-idefics3-served"  # the same weights in a managed `transformers serve` (seed.yaml)
+SERVED_STEP = 400
 SUITE = "demo"
 LABEL_WIDTH = 8
 
@@ -164,10 +166,63 @@ def run_learning_demo(
     board = api.get(f"/suites/{SUITE}/leaderboard", params={"pick": "best"})
     board.raise_for_status()
     console.print(overall_table(board.json()))
+    served = run_served_demo(api, dirs, console, airflow)
     failed = {i: s for i, s in status.items() if s != RunStatus.COMPLETED}
     if failed:
         console.print(f"[red]runs not completed:[/] {failed}")
-    return not failed
+    return not failed and served
+
+
+def _step_row(api: httpx.Client, model: str, step: int) -> tuple[list[str], dict[str, Any] | None]:
+    scores = api.get(f"/models/{model}/checkpoints/scores", params={"suite": SUITE})
+    scores.raise_for_status()
+    body = scores.json()
+    return [t["name"] for t in body["tasks"]], next((r for r in body["checkpoints"] if r["step"] == step), None)
+
+
+def served_table(api: httpx.Client, step: int, servers: list[dict[str, Any]]) -> Table:
+    """The same checkpoint in-process and served: each task's score, the runs, and how often weights were loaded."""
+    tasks, local = _step_row(api, TRAINED_MODEL, step)
+    _, served = _step_row(api, SERVED_MODEL, step)
+    labels = column_labels(tasks)
+    table = Table(title=f"step {step}: in-process vs served by a managed engine (0-100)")
+    for col in ("path", *(labels[t] for t in tasks), "average", "runs", "model loads"):
+        table.add_column(col, justify="right")
+    for name, row, loads in (
+        ("in-process", local, None),
+        ("transformers serve", served, sum(s["loads"] for s in servers)),
+    ):
+        cells = [_cell(((row or {}).get("scores", {}).get(t) or {}).get("score")) for t in tasks]
+        runs = sum(1 for t in tasks if ((row or {}).get("scores", {}).get(t) or {}).get("run_id"))
+        table.add_row(name, *cells, _cell((row or {}).get("average")), str(runs), str(runs if loads is None else loads))
+    return table
+
+
+def run_served_demo(
+    api: httpx.Client, dirs: dict[int, Path], console: Console, airflow: httpx.Client | None = None
+) -> bool:
+    """The step-400 checkpoint again, as a served model: one managed `transformers serve`, the suite's three runs
+    sent to it concurrently, the server stopped after them; then both paths' scores and model loads."""
+    if SERVED_STEP not in dirs:
+        return True
+    run_ids = register_checkpoints(api, SERVED_MODEL, {SERVED_STEP: dirs[SERVED_STEP]})
+    console.print(
+        f"registered step {SERVED_STEP} of {SERVED_MODEL} (a managed engine): {len(run_ids)} eval runs started"
+    )
+    status = wait_runs(api, run_ids, console, airflow)
+    listed = api.get("/servers")
+    listed.raise_for_status()
+    servers = [
+        s for s in listed.json()["servers"] if s["model"] == SERVED_MODEL and s["checkpoint"] == f"step {SERVED_STEP}"
+    ]
+    for srv in servers:
+        console.print(
+            f"model server {srv['id']}: {srv['engine']} {srv['engine_version']} at {srv['base_url']}, "
+            f"{srv['loads']} load(s), {srv['requests_served']} requests served, {srv['state']}"
+            + (f" ({srv['reason']})" if srv["reason"] else "")
+        )
+    console.print(served_table(api, SERVED_STEP, servers))
+    return all(st == RunStatus.COMPLETED for st in status.values())
 
 
 def train_and_evaluate(stack: Stack, console: Console) -> bool:
