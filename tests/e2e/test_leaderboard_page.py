@@ -229,6 +229,8 @@ def test_servers_panel_shows_model_servers_and_stops_one(live_stack, seeded) -> 
             expect(admin.locator("#alert")).to_contain_text(f"Server #{live} asked to stop", timeout=30_000)
             expect(row.locator(".badge.stop-requested")).to_have_text("stop requested")
             expect(row.get_by_role("button", name="Stop")).to_have_count(0)
+            (ROOT / "test-artifacts").mkdir(exist_ok=True)
+            admin.locator("#servers").screenshot(path=str(ROOT / "test-artifacts" / "leaderboard-servers.png"))
         finally:
             browser.close()
     with session_scope(seeded) as s:
