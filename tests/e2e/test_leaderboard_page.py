@@ -5,12 +5,13 @@ UPDATE_DOCS_SCREENSHOTS=1)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.plugin_helpers import client, wait_dag, wait_run
-from tests.vlmevals.api.conftest import add_run
+from tests.vlmevals.api.conftest import add_run, add_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,12 +28,13 @@ ARGS = [
 ]
 
 
-def sign_in(page, api_url: str) -> None:
-    """Through Airflow's own login page, as admin: the browser then holds the `_token` cookie."""
+def sign_in(page, api_url: str, user: str = "admin") -> None:
+    """Through Airflow's own login page (the stack's users have their name as password): the browser then holds
+    the `_token` cookie."""
     page.goto(f"{api_url}/")
     page.wait_for_url("**/auth/login**", timeout=30_000)  # Airflow sends us to its login page
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill("admin")
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(user)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{api_url}/", timeout=60_000)
 
@@ -167,3 +169,70 @@ def test_limited_runs_shown_on_request_with_a_badge(live_stack, seeded) -> None:
             expect(row.locator(".badge.limited")).to_have_text("limited: 5 samples", timeout=30_000)
         finally:
             browser.close()
+
+
+def _see_servers(page, live: int, failed: int) -> None:
+    """The servers panel shows the live server first, then the failed one, each with its fields."""
+    from playwright.sync_api import expect
+
+    rows = page.locator("#servers tbody tr")
+    expect(rows).to_have_count(2, timeout=30_000)
+    assert rows.nth(0).get_attribute("data-server") == str(live), "live servers first"
+    row = page.locator(f'#servers tr[data-server="{live}"]')
+    expect(row.locator(".state .badge")).to_have_text("ready")
+    expect(row).to_contain_text("checkpoint step 100")
+    expect(row.locator(".engine")).to_have_text("vllm 0.11.0")
+    expect(row.locator(".endpoint")).to_have_text("http://127.0.0.1:18018/v1")
+    expect(row.locator(".gpus")).to_have_text("2devices 0,1")
+    expect(row.locator(".requests")).to_have_text("12")
+    expect(row.locator(".needing")).to_have_text("0")
+    expect(row.locator(".idle")).to_have_text(re.compile(r"\d"))  # a date, not the dash of "never idle"
+    expect(row.locator(".started")).not_to_contain_text("requested")
+    bad = page.locator(f'#servers tr[data-server="{failed}"]')
+    expect(bad.locator(".state .badge")).to_have_text("failed")
+    expect(bad.locator(".reason")).to_have_text("vllm exited with code 1: CUDA out of memory")
+    expect(bad.locator(".started")).to_contain_text("ended")
+
+
+def test_servers_panel_shows_model_servers_and_stops_one(live_stack, seeded) -> None:
+    """A ready server (with a checkpoint and a run it served) and a failed one, rows as their `model_server` task
+    leaves them: a viewer sees both with their fields and no Stop button; admin stops the ready one from the page
+    and its row says the stop was asked for (no task runs it here, so it stays until one would take it up)."""
+    import datetime as dt
+
+    from playwright.sync_api import expect, sync_playwright
+    from sqlalchemy import select
+    from vlmevals.db.engine import session_scope
+    from vlmevals.db.models import ModelServer
+
+    idle = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    failed = add_server(seeded, "internvl2.5-2b", state="failed", reason="vllm exited with code 1: CUDA out of memory")
+    live = add_server(seeded, "demo-tiny-idefics3", checkpoint_step=100, idle_since=idle)
+    add_run(seeded, "demo-shapes-mcq", "demo-tiny-idefics3", score=0.5, server_id=live, progress_done=12)
+    page_url = f"{live_stack.api_url}/api/evals/ui/leaderboard?task=demo-shapes-mcq"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            viewer = browser.new_context().new_page()
+            sign_in(viewer, live_stack.api_url, "viewer")
+            viewer.goto(page_url)
+            _see_servers(viewer, live, failed)
+            expect(viewer.locator("#servers").get_by_role("button", name="Stop")).to_have_count(0)  # no permission
+
+            admin = browser.new_context().new_page()
+            sign_in(admin, live_stack.api_url)
+            admin.goto(page_url)
+            row = admin.locator(f'#servers tr[data-server="{live}"]')
+            expect(admin.locator("#servers").get_by_role("button", name="Stop")).to_have_count(1, timeout=30_000)
+            admin.once("dialog", lambda d: d.accept())
+            row.get_by_role("button", name="Stop").click()
+            expect(admin.locator("#alert")).to_contain_text(f"Server #{live} asked to stop", timeout=30_000)
+            expect(row.locator(".badge.stop-requested")).to_have_text("stop requested")
+            expect(row.get_by_role("button", name="Stop")).to_have_count(0)
+            (ROOT / "test-artifacts").mkdir(exist_ok=True)
+            admin.locator("#servers").screenshot(path=str(ROOT / "test-artifacts" / "leaderboard-servers.png"))
+        finally:
+            browser.close()
+    with session_scope(seeded) as s:
+        asked = s.scalars(select(ModelServer.stop_requested_by).where(ModelServer.id == live)).one()
+    assert asked == f"user admin (POST /api/evals/servers/{live}/stop)"

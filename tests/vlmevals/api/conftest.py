@@ -172,3 +172,58 @@ def add_model(client, name: str, params_b: float | None = None) -> None:
         json={"name": name, "display_name": name.upper(), "vlmeval_model": "InternVL2_5-2B", "params_b": params_b},
     )
     assert r.status_code == 201, r.text
+
+
+def add_server(engine, model: str, state: str = "ready", checkpoint_step: int | None = None, **extra) -> int:
+    """Store a model server row directly (as its `model_server` task would leave it) and return its id; a
+    `ready` one has been started (its endpoint, pid and devices filled in) unless told otherwise."""
+    import datetime as dt
+
+    from sqlalchemy import select
+    from vlmevals.core.constants import MODEL_SERVER_DAG_ID
+    from vlmevals.db.engine import session_scope
+    from vlmevals.db.models import Checkpoint, Model, ModelServer
+
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(engine) as s:
+        model_id = s.scalars(select(Model.id).where(Model.name == model)).one()
+        checkpoint_id = None
+        if checkpoint_step is not None:
+            cp = Checkpoint(model_id=model_id, step=checkpoint_step, weights_path=f"/ckpt/step-{checkpoint_step}")
+            s.add(cp)
+            s.flush()
+            checkpoint_id = cp.id
+        row: dict = {
+            "model_id": model_id,
+            "checkpoint_id": checkpoint_id,
+            "state": state,
+            "engine": "vllm",
+            "engine_version": "0.11.0",
+            "args": ["--max-model-len", "8192"],
+            "gpus": 2,
+            "linger_s": 300.0,
+            "startup_timeout_s": 900.0,
+            "served_model_name": model,
+            "dag_id": MODEL_SERVER_DAG_ID,
+        }
+        if state != "starting":
+            port = 18000 + len(model)
+            row |= {
+                "host": "127.0.0.1",
+                "port": port,
+                "base_url": f"http://127.0.0.1:{port}/v1",
+                "worker": "gpu-node-1",
+                "pid": 4242,
+                "devices": "0,1",
+                "loads": 1,
+                "started_at": now - dt.timedelta(minutes=10),
+                "ready_at": now - dt.timedelta(minutes=9),
+                "heartbeat_at": now,
+            }
+        if state in ("stopped", "failed"):
+            row["stopped_at"] = now - dt.timedelta(minutes=1)
+        server = ModelServer(**(row | extra))
+        s.add(server)
+        s.flush()
+        server.dag_run_id = server.dag_run_id or f"server-{server.id}"
+        return server.id

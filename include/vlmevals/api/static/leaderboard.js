@@ -8,7 +8,7 @@ import { axes, H, M, svg, W, yScale } from "./charts.js";
 import { showCheckpoints } from "./checkpoints.js";
 import { showOverall } from "./overall.js";
 
-const state = { tasks: [], models: [], me: null, task: null, board: null, history: null, colors: new Map(), timer: null, lastActive: "", view: null, taskReady: false, runId: null };
+const state = { tasks: [], models: [], me: null, task: null, board: null, history: null, colors: new Map(), timer: null, lastActive: "", view: null, taskReady: false, runId: null, stopAsked: new Set() };
 const VIEWS = { task: showTask, overall: showOverall, checkpoints: showCheckpoints };
 function airflowLink(url, text) { return url ? el("a", { href: url, target: "_top", text }) : document.createTextNode(text); }
 function color(model) { return state.colors.get(model); }
@@ -256,6 +256,7 @@ function renderCharts() { if (state.board) { renderSizeChart(); renderTimeChart(
 // ---------- active runs, trigger, cancel ----------
 async function refreshActive() {
   if (!state.task || state.view !== "task") return;
+  refreshServers();  // its own table and errors: not tied to the task's runs
   let page;
   try {
     page = await api(`/tasks/${encodeURIComponent(state.task.name)}/runs?status=queued&status=running&limit=100`);
@@ -291,6 +292,67 @@ async function refreshActive() {
     return;
   }
   state.lastActive = sig;
+}
+
+// ---------- model servers (GET /api/evals/servers): the live ones, then the last few over ----------
+const RECENT_OVER = 3;
+async function refreshServers() {
+  let live, recent;
+  try {
+    [live, recent] = await Promise.all([api("/servers?live=true&limit=100"), api(`/servers?limit=${RECENT_OVER + 20}`)]);
+  } catch (e) { return; }
+  const liveIds = new Set(live.servers.map((s) => s.id));
+  const over = recent.servers.filter((s) => !liveIds.has(s.id) && s.stopped_at).slice(0, RECENT_OVER);
+  for (const id of state.stopAsked) if (!liveIds.has(id)) state.stopAsked.delete(id);
+  $("servers").querySelector("tbody").replaceChildren(...live.servers.map((s) => serverRow(s, true)), ...over.map((s) => serverRow(s, false)));
+  const none = live.servers.length + over.length === 0;
+  $("servers-empty").hidden = !none;
+  $("servers").hidden = none;
+}
+
+function serverRow(s, live) {
+  const small = (text, title = null) => (text ? el("div", { class: "muted small", text, title }) : null);
+  // a stop asked for (here, or recorded when the API says who asked) until its task takes it up (`stopping`)
+  const asked = live && s.state !== "stopping" && Boolean(s.stop_requested_by || state.stopAsked.has(s.id));
+  const act = el("td", {});
+  if (live && !asked && s.state !== "stopping" && state.me?.can_trigger) {
+    const b = el("button", { class: "btn small danger", type: "button", text: "Stop" });
+    b.addEventListener("click", () => onStopServer(s));
+    act.append(b);
+  }
+  const devices = s.devices === null ? null : s.devices === "" ? "CPU" : `devices ${s.devices}`;
+  return el("tr", { "data-server": String(s.id), "data-state": s.state },
+    el("td", { title: s.dag_run_id ? `model_server DAG run ${s.dag_run_id}` : null, text: `#${s.id}` },
+      small([s.worker, s.pid ? `pid ${s.pid}` : null].filter(Boolean).join(" · "))),
+    el("td", {}, el("span", { text: s.model }), small(s.checkpoint ? `checkpoint ${s.checkpoint}` : "as registered")),
+    el("td", { class: "state" }, el("span", { class: `badge ${s.state}`, text: s.state }),
+      asked ? el("span", {}, " ", el("span", { class: "badge stop-requested", title: s.stop_requested_by || "asked from this page", text: "stop requested" })) : null,
+      s.reason ? el("div", { class: "reason small", title: s.reason, text: s.reason }) : null),
+    el("td", { class: "engine", title: [s.args.join(" "), s.command].filter(Boolean).join("\n") || null, text: [s.engine, s.engine_version].filter(Boolean).join(" ") }),
+    el("td", { class: "endpoint" }, s.base_url ? el("code", { text: s.base_url }) : "–"),
+    el("td", { class: "gpus" }, el("span", { text: String(s.gpus) }), small(devices)),
+    el("td", { class: "started" }, el("span", { text: s.started_at ? fmtDate(s.started_at) : `requested ${fmtDate(s.created_at)}` }),
+      small(s.loads > 1 ? `${s.loads} loads (restarted)` : null), small(s.stopped_at ? `ended ${fmtDate(s.stopped_at)}` : null)),
+    el("td", { class: "num requests", text: String(s.requests_served) }),
+    el("td", { class: "num needing", text: String(s.runs_needing) }),
+    el("td", { class: "idle", text: s.idle_since ? fmtDate(s.idle_since) : "–" }),
+    act);
+}
+
+async function onStopServer(s) {
+  const what = `${s.engine} server #${s.id} of ${s.model}${s.checkpoint ? ` (checkpoint ${s.checkpoint})` : ""}`;
+  if (!window.confirm(`Stop the ${what}? Its engine stops and its GPUs are released; runs still using it fail saying who stopped it.`)) return;
+  try {
+    const after = await api(`/servers/${s.id}/stop`, { method: "POST" });
+    if (after.stopped_at) showAlert(`Server #${s.id} stopped.`, "ok");
+    else {
+      state.stopAsked.add(s.id);
+      showAlert(`Server #${s.id} asked to stop: its task stops the engine and releases its GPUs within a poll.`, "ok");
+    }
+  } catch (e) {
+    reportError("Stop failed: ", e);
+  }
+  await refreshServers();
 }
 
 async function onTrigger(ev) {
