@@ -31,6 +31,7 @@ class ServerPublic(BaseModel):
     ready_at: dt.datetime | None
     stopped_at: dt.datetime | None
     reason: str | None = Field(description="why it stopped or failed")
+    stop_requested_by: str | None = Field(description="who asked it to stop (POST /api/evals/servers/{id}/stop)")
     command: str | None
     log_path: str | None
     dag_run_id: str | None
@@ -63,6 +64,7 @@ def server_public(server: ModelServer, model: str, checkpoint: str | None, serve
         ready_at=server.ready_at,
         stopped_at=server.stopped_at,
         reason=server.reason,
+        stop_requested_by=server.stop_requested_by,
         command=server.command,
         log_path=server.log_path,
         dag_run_id=server.dag_run_id,
