@@ -2,7 +2,7 @@
 ### A model server: one inference engine serving a model (at one checkpoint) to every eval run that needs it
 
 Started by the eval runs of a served model (one with a `serve` spec), never by hand: the first run that needs the
-(model, checkpoint) records a server and triggers this DAG run (`server-{id}`); later runs join the live server.
+(model, checkpoint) records a server and triggers this DAG run (`server-{id}__{time}`); later runs join the live server.
 `plan` picks the `serve` task holding the server's GPUs (one task per slot count of the pool `gpu`); that task
 leases the devices, starts the engine in its own process group, marks the server ready, beats a heartbeat,
 restarts a dead engine once, and stops it when no queued or running eval run has needed it for the model's

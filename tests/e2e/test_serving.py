@@ -19,7 +19,7 @@ from vlmevals.db.models import EvalRun
 from vlmevals.devtools.stack import wait_for_dag
 from vlmevals.vlmevalkit.runner import group_alive
 
-from tests.e2e.plugin_helpers import client, wait_run
+from tests.e2e.plugin_helpers import client, wait_dag_run_over, wait_run
 
 pytestmark = pytest.mark.e2e
 DEMO_TASKS = {"demo-shapes-mcq", "demo-colors-vqa", "demo-shapes-yorn"}
@@ -92,6 +92,7 @@ def test_a_checkpoints_suite_is_served_by_one_engine_with_one_load(admin, seeded
     for rid in run_ids:
         run = wait_run(admin, rid, timeout_s=600)
         assert run["status"] == "completed", run
+        wait_dag_run_over(admin, run["dag_run_id"])  # its finalize too: the next test's run ids start at 1 again
 
     server = _wait_server(admin, model, {"stopped", "failed"}, timeout_s=120)  # a checkpoint's server: no linger
     assert (server["state"], server["reason"]) == ("stopped", "its runs are over"), server
@@ -115,25 +116,28 @@ def test_a_checkpoints_suite_is_served_by_one_engine_with_one_load(admin, seeded
     assert "1 model load(s); 3 eval run(s)" in dag_run["note"]
 
 
-def test_an_engine_that_cannot_start_fails_the_run_naming_command_and_log(admin, demo_assets) -> None:
+def test_an_engine_that_cannot_start_fails_the_run_naming_command_and_log(admin, seeded, demo_assets) -> None:
     model = "demo-served-bad"
     _register(admin, model, demo_assets["model"], {"args": ["--no-such-flag"], "idle_timeout_s": 30})
     r = admin.post("/api/evals/tasks/demo-shapes-mcq/runs", json={"model_name": model})
     assert r.status_code == 201, r.text
     run = wait_run(admin, r.json()["id"], timeout_s=300)
     assert run["status"] == "failed", run
+    assert wait_dag_run_over(admin, run["dag_run_id"]) == "failed"
     assert "(transformers) is failed: engine transformers exited with status" in run["error"], run["error"]
     assert "--no-such-flag" in run["error"], "the command line (and the log's complaint) is in the error"
     server = _wait_server(admin, model, {"failed"})
     assert _dag_run_over(admin, server["dag_run_id"])["state"] == "failed"
 
 
-def test_mark_failed_on_the_servers_task_stops_the_engine(admin, demo_assets) -> None:
+def test_mark_failed_on_the_servers_task_stops_the_engine(admin, seeded, demo_assets) -> None:
     model = "demo-served-marked"
     _register(admin, model, demo_assets["model"], {"idle_timeout_s": 3600})
     r = admin.post("/api/evals/tasks/demo-shapes-yorn/runs", json={"model_name": model})
     assert r.status_code == 201, r.text
-    assert wait_run(admin, r.json()["id"], timeout_s=300)["status"] == "completed"
+    run = wait_run(admin, r.json()["id"], timeout_s=300)
+    assert run["status"] == "completed", run
+    wait_dag_run_over(admin, run["dag_run_id"])
     server = _wait_server(admin, model, {"ready"})  # lingers: an hour of idle time allowed
     marked = admin.patch(
         f"/api/v2/dags/model_server/dagRuns/{server['dag_run_id']}/taskInstances/serve", json={"new_state": "failed"}

@@ -8,6 +8,7 @@ finds no live server and requests a new one.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +38,11 @@ class ServerRequest:
     served_model_name: str
 
 
-def server_dag_run_id(server_id: int) -> str:
-    """The one `model_server` DAG run of a server: every run that needs it may trigger it, Airflow keeps one."""
-    return f"server-{server_id}"
+def server_dag_run_id(server_id: int, at: dt.datetime | None = None) -> str:
+    """The one `model_server` DAG run of a server: every run that needs it may trigger it, Airflow keeps one.
+    Unique even when our ids restart (a reset database) while Airflow's history stays."""
+    at = at or dt.datetime.now(dt.UTC)
+    return f"server-{server_id}__{at:%Y%m%dT%H%M%S}_{secrets.token_hex(3)}"
 
 
 def _live(session: Session, model_id: int, checkpoint_id: int | None) -> ModelServer | None:

@@ -220,7 +220,7 @@ def test_stop_through_the_api_call_and_a_stale_server_reaped(
 
     threading.Timer(3.0, stop).start()  # while the run's requests are in flight (each answer takes 0.5 s)
     with pytest.raises(
-        VLMEvalFailure, match="inference stopped: model server .* is (stopping|stopped): stop requested"
+        VLMEvalFailure, match=r"inference stopped: model server .* is (stopping|stopped): stop requested"
     ):
         served_inference_step(seeded, info["eval_run_id"], 1, settings.model_copy(update={"serve_api_nproc": 1}))
     assert task.join() == "stop requested by user alice"
