@@ -19,7 +19,9 @@ class RunLinks(BaseModel):
     self: str = Field(description="this run in the evals API")
     artifacts: str = Field(description="the run's artifact files")
     airflow_run: str | None = Field(default=None, description="the DAG run in the Airflow UI")
-    airflow_logs: str | None = Field(default=None, description="the inference task's log in the Airflow UI")
+    airflow_logs: str | None = Field(
+        default=None, description="the inference task's log in the Airflow UI (a re-judge's: its scoring task's)"
+    )
     airflow_api: str | None = Field(default=None, description="the DAG run in Airflow's REST API")
     worker_log: str | None = Field(
         default=None, description="VLMEvalKit stderr (worker_stderr.log); absent until written and in backfilled runs"
