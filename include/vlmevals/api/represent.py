@@ -159,6 +159,9 @@ def leaderboard(request: Request, lb: Leaderboard) -> s.LeaderboardResponse:
             limited=e.run.sample_limit is not None,
             sample_limit=e.run.sample_limit,
             drift=drift[e.run.id],
+            judge_requests=(e.judge or {}).get("requests"),
+            judge_cached=(e.judge or {}).get("cached"),
+            judge_cost_usd=(e.judge or {}).get("cost_usd"),
         )
         for e in lb.entries  # already the page asked for
     ]

@@ -151,6 +151,13 @@ class LeaderboardRow(BaseModel):
         description="why this row is not comparable with the table's "
         "majority (dataset md5, judge or VLMEvalKit version differ); empty: comparable",
     )
+    judge_requests: int | None = Field(
+        default=None, description="judge requests of the run through the gateway; null: no LLM judge counted"
+    )
+    judge_cached: int | None = Field(default=None, description="of judge_requests: answered from the judge cache")
+    judge_cost_usd: float | None = Field(
+        default=None, description="what the judge's tokens cost (a price in seed.yaml or EVALS_JUDGE_PRICES)"
+    )
 
 
 class UnrankedRow(BaseModel):

@@ -116,6 +116,14 @@ function renderHeader() {
   $("compare-open").href = `compare?task=${encodeURIComponent(t.name)}`;
 }
 
+// "12 req (12 cached) · $0.0004": what the LLM judge was asked for this run; "–" when no LLM judge was counted
+function fmtJudge(r) {
+  if (r.judge_requests === null || r.judge_requests === undefined) return "–";
+  const cached = r.judge_cached ? ` (${r.judge_cached} cached)` : "";
+  const cost = r.judge_cost_usd === null || r.judge_cost_usd === undefined ? "" : ` · $${r.judge_cost_usd.toFixed(4)}`;
+  return `${r.judge_requests} req${cached}${cost}`;
+}
+
 function renderBoard() {
   const { data, unranked, task } = state.board;
   const tbody = $("board").querySelector("tbody");
@@ -135,6 +143,7 @@ function renderBoard() {
       el("td", { class: "num", text: fmtParams(r.params_b) }),
       score,
       el("td", { class: "num", text: failed }),
+      el("td", { class: "num judge", text: fmtJudge(r) }),
       el("td", { text: fmtDate(r.finished_at) }),
       el("td", {}, airflowLink(r.links.airflow_run, `#${r.run_id}`),
         r.links.worker_log ? el("span", {}, " · ", el("a", { href: r.links.worker_log, target: "_blank", text: "log" })) : null,
