@@ -3,7 +3,7 @@
 // Airflow's `_token` cookie with every fetch, so the API sees the signed-in Airflow user.
 // Three views, picked by the tabs or `?view=`: the per-task board (this file), Overall (overall.js) and
 // Checkpoints (checkpoints.js); each writes its own state into the URL, so every view is deep-linkable.
-import { $, api, el, fmtDate, fmtParams, fmtScore, modelColors, reportError, showAlert, watchTheme } from "./common.js";
+import { $, api, el, fmtDate, fmtJudge, fmtParams, fmtScore, modelColors, reportError, showAlert, watchTheme } from "./common.js";
 import { axes, H, M, svg, W, yScale } from "./charts.js";
 import { showCheckpoints } from "./checkpoints.js";
 import { showOverall } from "./overall.js";
@@ -114,14 +114,6 @@ function renderHeader() {
   $("task-desc").textContent = `${t.display_name} · metric ${t.primary_metric_key} (0–${t.metric_scale})`;
   $("direction").textContent = t.higher_is_better ? "higher is better" : "lower is better";
   $("compare-open").href = `compare?task=${encodeURIComponent(t.name)}`;
-}
-
-// "12 req (12 cached) · $0.0004": what the LLM judge was asked for this run; "–" when no LLM judge was counted
-function fmtJudge(r) {
-  if (r.judge_requests === null || r.judge_requests === undefined) return "–";
-  const cached = r.judge_cached ? ` (${r.judge_cached} cached)` : "";
-  const cost = r.judge_cost_usd === null || r.judge_cost_usd === undefined ? "" : ` · $${r.judge_cost_usd.toFixed(4)}`;
-  return `${r.judge_requests} req${cached}${cost}`;
 }
 
 function renderBoard() {
