@@ -41,6 +41,11 @@ def _db_url(name: str, driver: str = "postgresql+psycopg") -> str:
     return driver + "://" + base.split("://", 1)[1] + "/" + name
 
 
+# The LLM judge of the shared live stack: its workers read EVALS_JUDGE_BASE_URL when they start, so the address is
+# reserved before the stack starts and the judge double (`stack_judge`) is started on it by the tests that judge.
+JUDGE_PORT = _free_port()
+JUDGE_BASE_URL = f"http://127.0.0.1:{JUDGE_PORT}/v1"
+
 SUFFIX = uuid.uuid4().hex[:8]
 EVALS_DB = f"evals_test_{SUFFIX}"
 AIRFLOW_DB = f"airflow_test_{SUFFIX}"
@@ -228,7 +233,7 @@ def live_stack(airflow_db: str, demo_assets: dict[str, Path]):
             "EVALS_AIRFLOW_PARALLELISM": 4,
         }
     )
-    stack = Stack(settings)
+    stack = Stack(settings, extra_env={"EVALS_JUDGE_BASE_URL": JUDGE_BASE_URL})
     (RUN_DIR / "stack").mkdir(exist_ok=True)
     res = stack.airflow("pools", "set", "gpu", "2", "GPU slots", check=False)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -243,6 +248,20 @@ def live_stack(airflow_db: str, demo_assets: dict[str, Path]):
         yield stack
     finally:
         stack.stop(database=False)
+
+
+@pytest.fixture()
+def stack_judge(live_stack, engine):
+    """The live stack's LLM judge: the OpenAI-protocol double on the reserved JUDGE_PORT, answering "A" with usage,
+    the judge cache emptied first (so what a run asks reaches the double)."""
+    from sqlalchemy import text
+
+    from tests.doubles.openai_server import serve
+
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE judge_cache"))
+    with serve(port=JUDGE_PORT, mode="fixed", text="A", model_name="gpt-4o-mini-2024-07-18") as server:
+        yield server
 
 
 # A bin folder that looks like an engine's virtualenv, its commands being the stand-in engine

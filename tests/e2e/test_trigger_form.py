@@ -183,3 +183,36 @@ def test_eval_suite_form_submits_with_its_defaults(browser_page) -> None:
     assert {r["task_name"] for r in runs} == {"demo-shapes-mcq", "demo-colors-vqa", "demo-shapes-yorn"}, runs
     for r in runs:
         assert wait_run(admin, r["id"], timeout_s=600)["status"] == "completed", r
+
+
+def test_rejudge_from_the_form(browser_page, stack_judge, seeded, demo_assets) -> None:
+    """Re-judge run N and Judge typed into the form: a run of N's task x model with `source_run_id` N, scored by
+    that judge (the stack's judge double) without inference."""
+    from playwright.sync_api import expect
+
+    from tests.vlmevals.pipeline.rejudge_data import DATA, completed_source
+
+    page, admin, api_url = browser_page
+    source = completed_source(seeded, demo_assets[DATA])
+    before = _dag_run_ids(admin)
+    page.goto(f"{api_url}/dags/eval_run")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible(timeout=30_000)
+    dialog.locator('input[name="element_source_run_id"]').fill(str(source))
+    dialog.locator('input[name="element_judge"]').fill("gpt-4o-mini")
+    submit = dialog.get_by_role("button", name="Trigger", exact=True)
+    expect(submit).to_be_enabled()
+    page.screenshot(path=str(SHOTS / "rejudge-form.png"), full_page=True)
+    submit.click()
+    dag_run_id = _new_dag_run(admin, before)
+    assert wait_dag_run_over(admin, dag_run_id, timeout_s=300) == "success"
+    [run] = [
+        r for r in admin.get("/api/evals/runs", params={"limit": 50}).json()["data"] if r["dag_run_id"] == dag_run_id
+    ]
+    assert run["status"] == "completed" and run["source_run_id"] == source and run["triggered_by"] == "form", run
+    assert run["rejudged"] == f"re-judged from #{source} with gpt-4o-mini"
+    tis = admin.get(f"/api/v2/dags/eval_run/dagRuns/{dag_run_id}/taskInstances").json()["task_instances"]
+    assert {ti["task_id"]: ti["state"] for ti in tis}["inference"] == "skipped", "no inference, no GPU slot"
+    assert stack_judge.stats()["chat_completions"] >= 2, "the judge extracted the predictions' letters"
+    assert run["primary_metric"] is not None and run["primary_metric"] > 0, "every prediction read as the letter A"

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from vlmevals.api import resources as s
 from vlmevals.catalogue.schemas.checkpoints import checkpoint_ref
-from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID, WORKER_STDERR_LOG
+from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID, SCORING_TASK_ID, WORKER_STDERR_LOG
 from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.models import EvalRun, Task
 from vlmevals.gpu.slots import inference_task_id, slots_for
@@ -49,10 +49,13 @@ def links(request: Request, run: EvalRun) -> s.RunLinks:
         out.worker_log = f"{api}/runs/{run.id}/artifacts/{WORKER_STDERR_LOG}"
     if run.dag_run_id:
         dag, dr = quote(run.dag_id or EVAL_RUN_DAG_ID, safe=""), quote(run.dag_run_id, safe="")
-        try:
-            ti = inference_task_id(slots_for(run.model.gpus))
-        except ValueError:
-            ti = "inference"
+        if run.source_run_id is not None:  # a re-judge ran no inference: its VLMEvalKit log is the scoring task's
+            ti = SCORING_TASK_ID
+        else:
+            try:
+                ti = inference_task_id(slots_for(run.model.gpus))
+            except ValueError:
+                ti = "inference"
         out.airflow_run = f"{site}/dags/{dag}/runs/{dr}"
         out.airflow_logs = f"{site}/dags/{dag}/runs/{dr}/tasks/{ti}"
         out.airflow_api = f"{site}/api/v2/dags/{dag}/dagRuns/{dr}"
@@ -156,6 +159,9 @@ def leaderboard(request: Request, lb: Leaderboard) -> s.LeaderboardResponse:
             limited=e.run.sample_limit is not None,
             sample_limit=e.run.sample_limit,
             drift=drift[e.run.id],
+            judge_requests=(e.judge or {}).get("requests"),
+            judge_cached=(e.judge or {}).get("cached"),
+            judge_cost_usd=(e.judge or {}).get("cost_usd"),
         )
         for e in lb.entries  # already the page asked for
     ]

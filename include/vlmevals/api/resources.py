@@ -19,7 +19,9 @@ class RunLinks(BaseModel):
     self: str = Field(description="this run in the evals API")
     artifacts: str = Field(description="the run's artifact files")
     airflow_run: str | None = Field(default=None, description="the DAG run in the Airflow UI")
-    airflow_logs: str | None = Field(default=None, description="the inference task's log in the Airflow UI")
+    airflow_logs: str | None = Field(
+        default=None, description="the inference task's log in the Airflow UI (a re-judge's: its scoring task's)"
+    )
     airflow_api: str | None = Field(default=None, description="the DAG run in Airflow's REST API")
     worker_log: str | None = Field(
         default=None, description="VLMEvalKit stderr (worker_stderr.log); absent until written and in backfilled runs"
@@ -148,6 +150,13 @@ class LeaderboardRow(BaseModel):
         default_factory=list,
         description="why this row is not comparable with the table's "
         "majority (dataset md5, judge or VLMEvalKit version differ); empty: comparable",
+    )
+    judge_requests: int | None = Field(
+        default=None, description="judge requests of the run through the gateway; null: no LLM judge counted"
+    )
+    judge_cached: int | None = Field(default=None, description="of judge_requests: answered from the judge cache")
+    judge_cost_usd: float | None = Field(
+        default=None, description="what the judge's tokens cost (a price in seed.yaml or EVALS_JUDGE_PRICES)"
     )
 
 

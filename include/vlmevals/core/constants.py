@@ -6,6 +6,7 @@ Kept free of imports so that DAG files can read it at parse time.
 from __future__ import annotations
 
 EVAL_RUN_DAG_ID = "eval_run"
+SCORING_TASK_ID = "scoring"  # the eval_run task that scores; a re-judge's `queue` branches straight to it
 MODEL_SERVER_DAG_ID = "model_server"  # one DAG run per managed model server (vlmevals.serving)
 NIGHTLY_DAG_ID = "nightly_evals"
 SYNC_OUTPUTS_DAG_ID = "sync_outputs"

@@ -59,6 +59,9 @@ def service_paths(environ: dict[str, str]) -> tuple[dict[str, str], list[str]]:
 @dataclass
 class Stack:
     settings: StackSettings = field(default_factory=get_stack_settings)
+    # added to every component's environment, restarts included (the tests: the judge double's reserved address,
+    # which the workers' settings read once, when each component starts)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def home(self) -> Path:
@@ -127,6 +130,7 @@ class Stack:
         }
         paths, derived = service_paths(user_environ())
         env.update(paths)
+        env.update(self.extra_env)
         if self.own_postgres:
             derived.append("DATABASE_URL")
         if self.settings.airflow_db_url is None:

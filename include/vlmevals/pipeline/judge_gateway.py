@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
+from vlmevals.catalogue.prices import judge_prices
 from vlmevals.core.settings import Settings
 from vlmevals.db.engine import session_scope
 from vlmevals.runs import judge_cache
@@ -118,7 +119,7 @@ class JudgeGateway:
 
     def block(self) -> dict[str, Any]:
         return self.usage.block(
-            self.settings.judge_prices, cache_on=self.settings.judge_cache, endpoint=self.upstream, cap=self.cap
+            judge_prices(self.settings), cache_on=self.settings.judge_cache, endpoint=self.upstream, cap=self.cap
         )
 
     # -- one request ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from vlmevals.core.constants import SCORING_TASK_ID
 from vlmevals.core.errors import ConflictError, InvalidRequestError
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.core.vocabulary import TriggeredBy
@@ -126,7 +127,7 @@ def queue_step(
         runs.set_progress(s, run_id, 0, total)
         runs.set_vlmeval_version(s, run_id, version)
     if rejudged:  # a re-judge skips inference (and any server): its predictions are the source run's
-        return {"eval_run_id": run_id, "slots": 0, "branch": [rejudge.SCORING_TASK_ID]}
+        return {"eval_run_id": run_id, "slots": 0, "branch": [SCORING_TASK_ID]}
     server = join_server(engine, run_id, load_context(engine, run_id).model, settings)
     if server is not None:  # a served model: start (or join) its server, wait for it, then send the requests
         return {"eval_run_id": run_id, "slots": 0, "branch": list(SERVED_BRANCH), **server}

@@ -28,7 +28,6 @@ from vlmevals.vlmevalkit.versions import vlmeval_version
 
 log = logging.getLogger(__name__)
 
-SCORING_TASK_ID = "scoring"  # the eval_run task a re-judge's `queue` branches to (past every inference task)
 # run-specific parts of the source's fingerprint that say nothing about the new run
 _NOT_INHERITED = ("concurrency", "judge_concurrency", "judge_usage")
 

@@ -34,6 +34,7 @@ from vlmevals.results.schemas.checkpoints import (
     CheckpointScoresRow,
     CheckpointTask,
 )
+from vlmevals.runs import judge_usage
 
 DROP_KIND = "checkpoint_drop"  # regression_detail.kind of a run flagged against the previous checkpoint's run
 
@@ -45,6 +46,7 @@ class _Run:
     run_id: int
     score: float
     drop: bool
+    judge: dict[str, Any] | None = None  # the run's judge usage (runs.judge_usage); None: no LLM judge counted
 
 
 def suite_of(session: Session, model: Model, suite_name: str | None) -> Suite:
@@ -76,7 +78,15 @@ def _latest_runs(session: Session, model: Model, suite: Suite, checkpoint_ids: l
     (runs.board_entries), with each run's flag."""
     e, r = BoardEntry, EvalRun
     stmt = (
-        select(e.checkpoint_key, e.task_id, e.run_id, e.score, r.regression, r.regression_detail)
+        select(
+            e.checkpoint_key,
+            e.task_id,
+            e.run_id,
+            e.score,
+            r.regression,
+            r.regression_detail,
+            r.fingerprint[judge_usage.USAGE_KEY],  # that part only of the fingerprint
+        )
         .join(r, r.id == e.run_id)
         .where(
             e.model_id == model.id,
@@ -87,9 +97,24 @@ def _latest_runs(session: Session, model: Model, suite: Suite, checkpoint_ids: l
         )
     )
     return [
-        _Run(cid, tid, rid, float(score), _is_drop(reg, detail))
-        for cid, tid, rid, score, reg, detail in session.execute(stmt)
+        _Run(cid, tid, rid, float(score), _is_drop(reg, detail), usage if isinstance(usage, dict) else None)
+        for cid, tid, rid, score, reg, detail, usage in session.execute(stmt)
     ]
+
+
+def _judge_sums(runs: list[_Run]) -> dict[int, tuple[int, float | None]]:
+    """Per checkpoint: the judge requests of its runs on the suite, and their cost (None: no judged run priced)."""
+    sums: dict[int, tuple[int, float | None]] = {}
+    for run in runs:
+        if run.judge is None:
+            continue
+        requests, cost = sums.get(run.checkpoint_id, (0, None))
+        price = run.judge.get("cost_usd")
+        sums[run.checkpoint_id] = (
+            requests + int(run.judge.get("requests") or 0),
+            cost if price is None else round((cost or 0.0) + float(price), 9),
+        )
+    return sums
 
 
 def weighted_mean(values: dict[str, float], weights: dict[str, float]) -> float | None:
@@ -133,7 +158,9 @@ def checkpoint_scores(session: Session, model_name: str, suite_name: str | None 
     tasks = {m.task_id: m.task for m in suite.members}
     weights = {m.task.name: m.weight for m in suite.members}
     cells: dict[int, dict[str, CheckpointCell]] = {}
-    for run in _latest_runs(session, model, suite, [c.id for c in checkpoints]):
+    latest = _latest_runs(session, model, suite, [c.id for c in checkpoints])
+    judged = _judge_sums(latest)
+    for run in latest:
         task = tasks[run.task_id]
         cells.setdefault(run.checkpoint_id, {})[task.name] = CheckpointCell(
             score=normalise(run.score, task), run_id=run.run_id, drop=run.drop
@@ -152,6 +179,8 @@ def checkpoint_scores(session: Session, model_name: str, suite_name: str | None 
                 coverage=len(got),
                 average_drop=False,
                 best=False,
+                judge_requests=judged[c.id][0] if c.id in judged else None,
+                judge_cost_usd=judged[c.id][1] if c.id in judged else None,
             )
         )
     tolerance = average_tolerance(suite)

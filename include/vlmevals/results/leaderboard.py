@@ -20,6 +20,7 @@ from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.models import ALL_CHECKPOINTS, BoardEntry, EvalRun, Model, Task
 from vlmevals.results.counted import counted
 from vlmevals.results.fingerprint import COMPARABILITY_FIELDS, comparability_part
+from vlmevals.runs import judge_usage
 
 Pick = Literal["best", "latest"]
 MAX_HISTORY_POINTS = 500
@@ -35,6 +36,7 @@ class LeaderboardEntry:
     categories: dict[str, float] = field(default_factory=dict)
     # the fingerprint parts drift marks compare (dataset md5, judge, toolkit); None: no fingerprint recorded
     comparability: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None  # what judging the run cost (runs.judge_usage); None: no LLM judge counted
 
 
 @dataclass
@@ -147,16 +149,17 @@ def _page(session: Session, page: list[tuple[int, int, dict[str, Any] | None]]) 
     if not page:
         return []
     stmt = (
-        select(Model, EvalRun)
+        select(Model, EvalRun, EvalRun.fingerprint[judge_usage.USAGE_KEY])  # that part only of the fingerprint
         .join(EvalRun, EvalRun.model_id == Model.id)
         .where(EvalRun.id.in_([run_id for _, run_id, _ in page]))
         .options(defer(EvalRun.fingerprint))
     )
-    by_run = {run.id: (model, run) for model, run in session.execute(stmt)}
+    by_run = {run.id: (model, run, usage) for model, run, usage in session.execute(stmt)}
     entries = []
     for rank, run_id, comparability in page:
-        model, run = by_run[run_id]
-        entries.append(LeaderboardEntry(rank, model, run, category_scores(run.metrics), comparability))
+        model, run, usage = by_run[run_id]
+        judge = usage if isinstance(usage, dict) else None
+        entries.append(LeaderboardEntry(rank, model, run, category_scores(run.metrics), comparability, judge))
     return entries
 
 

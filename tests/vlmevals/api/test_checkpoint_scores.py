@@ -79,3 +79,19 @@ def test_unknown_model_or_suite_is_404_and_no_suite_is_422(clients, seeded) -> N
     assert clients.viewer.get(URL.format("trainee") + "?suite=mix").status_code == 200
     assert clients.viewer.get(URL.format("trainee") + "?suite=Bad%20Name").status_code == 422
     assert clients.anon.get(URL.format("trainee")).status_code == 401
+
+
+def test_judge_requests_and_cost_summed_per_checkpoint(clients, seeded) -> None:
+    from vlmevals.db.engine import session_scope
+    from vlmevals.db.models import EvalRun
+
+    ids = seed_checkpoints(seeded)
+    usage = {("100", "acc"): (30, 0.002), ("100", "vqa"): (12, None), ("400", "vqa"): (5, None)}  # None: no price
+    with session_scope(seeded) as s:
+        for key, (requests, cost) in usage.items():
+            run = s.get(EvalRun, ids["runs"][key])
+            run.fingerprint = {"judge_usage": {"requests": requests, "cached": 0, "cost_usd": cost}}
+    rows = {c["step"]: c for c in _get(clients)["checkpoints"] if c["label"] is None}
+    assert (rows[100]["judge_requests"], rows[100]["judge_cost_usd"]) == (42, pytest.approx(0.002))
+    assert (rows[400]["judge_requests"], rows[400]["judge_cost_usd"]) == (5, None), "judged, but no price known"
+    assert (rows[0]["judge_requests"], rows[0]["judge_cost_usd"]) == (None, None), "nothing judged by an LLM"

@@ -236,3 +236,18 @@ def test_limited_runs_count_only_on_request_and_are_marked(clients, seeded) -> N
     assert [(r["id"], r["limited"], r["sample_limit"]) for r in runs] == [(limited, True, 5), (full, False, None)]
     one = clients.viewer.get(f"/api/evals/runs/{limited}").json()
     assert one["limited"] is True and one["sample_limit"] == 5 and one["options"] == {"limit": 5}
+
+
+def test_row_carries_what_judging_cost(models, seeded) -> None:
+    task = _task(models, "judged-task", higher=True)
+    usage = {"requests": 40, "cached": 30, "prompt_tokens": 9000, "completion_tokens": 40, "cost_usd": 0.001374}
+    judged = add_run(seeded, task, "alpha", score=0.6, fingerprint={"judge_usage": usage, "judge": {"name": "j"}})
+    add_run(seeded, task, "beta", score=0.5)  # exact matching: no judge counted
+    rows = {r["model_name"]: r for r in _board(models, task)["data"]}
+    assert rows["alpha"]["run_id"] == judged
+    assert (rows["alpha"]["judge_requests"], rows["alpha"]["judge_cached"], rows["alpha"]["judge_cost_usd"]) == (
+        40,
+        30,
+        pytest.approx(0.001374),
+    )
+    assert (rows["beta"]["judge_requests"], rows["beta"]["judge_cost_usd"]) == (None, None)

@@ -4,7 +4,6 @@ behind the judge gateway: predictions that need extraction, the judge's tokens a
 from __future__ import annotations
 
 import csv
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from vlmevals.catalogue.specs import model_spec
 from vlmevals.core.errors import ConflictError, InvalidRequestError, VLMEvalFailure
 from vlmevals.core.settings import Settings, get_settings
 from vlmevals.core.vocabulary import RunStatus
@@ -23,9 +21,9 @@ from vlmevals.runs import lifecycle as runs
 from vlmevals.runs import rejudge
 
 from tests.doubles.openai_server import ServerHandle, serve
+from tests.vlmevals.pipeline.rejudge_data import DATA, MODEL, TASK, completed_source
 
 pytestmark = pytest.mark.integration
-TASK, MODEL, DATA = "demo-shapes-mcq", "demo-tiny-idefics3", "DEMO_SHAPES_MCQ"
 
 
 @pytest.fixture()
@@ -44,28 +42,6 @@ def settings(judge: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
     get_settings.cache_clear()
 
 
-def _source_run(engine: Any, tsv: Path) -> int:
-    """A completed exact-matching run whose predictions name no option: only a judge can map them to a letter."""
-    csv.field_size_limit(sys.maxsize)
-    with tsv.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh, delimiter="\t"))
-    with session_scope(engine) as s:
-        run = runs.create_run(s, TASK, MODEL, triggered_by="api")
-        runs.mark_completed(s, run.id, primary_metric=0.0, metrics={})
-        run.fingerprint = {"judge": {"name": "exact_matching", "base_url": None}}
-        model = model_spec(run.model).vlmeval_model
-        pred_root = Path(str(run.artifacts_dir)) / model
-        run_id = run.id
-    import pandas as pd
-
-    pred_root.mkdir(parents=True)
-    table = pd.DataFrame([{k: v for k, v in r.items() if k != "image"} for r in rows])
-    table["index"] = table["index"].astype(int)
-    table["prediction"] = [f"hard to say, maybe the first one ({i})" for i in range(len(rows))]
-    table.to_excel(pred_root / f"{model}_{DATA}.xlsx", index=False)
-    return run_id
-
-
 def _rejudge(engine: Any, source: int, settings: Settings, judge: str = "gpt-4o-mini", force: bool = False) -> int:
     with session_scope(engine) as s:
         run = rejudge.create_rejudge(
@@ -81,7 +57,7 @@ def _rejudge(engine: Any, source: int, settings: Settings, judge: str = "gpt-4o-
         user=None,
         settings=settings,
     )
-    assert info["inference_task"] == "scoring", "a re-judge skips every inference task"
+    assert info["branch"] == ["scoring"], "a re-judge skips every inference task"
     steps.scoring_step(engine, run_id, 1, settings)
     steps.ingest_step(engine, run_id)
     return run_id
@@ -92,7 +68,7 @@ def test_rejudge_scores_with_the_judge_counts_it_and_a_second_one_costs_nothing(
 ) -> None:
     with seeded.begin() as conn:
         conn.execute(text("TRUNCATE judge_cache"))
-    source = _source_run(seeded, demo_assets[DATA])
+    source = completed_source(seeded, demo_assets[DATA])
     first = _rejudge(seeded, source, settings)
     asked = judge.stats()
     with session_scope(seeded) as s:
@@ -123,7 +99,7 @@ def test_a_judge_down_for_good_fails_the_run_instead_of_scoring_zero(
     with seeded.begin() as conn:
         conn.execute(text("TRUNCATE judge_cache"))
     judge.set_policy(fail_rate=1.0, fail_mode="500")
-    source = _source_run(seeded, demo_assets[DATA])
+    source = completed_source(seeded, demo_assets[DATA])
     with pytest.raises(VLMEvalFailure, match=r"judge failed on every sample .*judge answered 500"):
         _rejudge(seeded, source, settings)
     with session_scope(seeded) as s:
@@ -133,7 +109,7 @@ def test_a_judge_down_for_good_fails_the_run_instead_of_scoring_zero(
 
 
 def test_refusals_name_the_fix(seeded: Any, demo_assets: dict[str, Path], settings: Settings) -> None:
-    source = _source_run(seeded, demo_assets[DATA])
+    source = completed_source(seeded, demo_assets[DATA])
     with session_scope(seeded) as s, pytest.raises(ConflictError, match=r"already judged by exact_matching.*force"):
         rejudge.check_source(s, source, "exact_matching", False, settings)
     with session_scope(seeded) as s:

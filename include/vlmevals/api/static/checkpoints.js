@@ -1,7 +1,7 @@
 // The Checkpoints view: a model's checkpoints on a suite (GET /models/{name}/checkpoints/scores) as score
 // against step, one line per task and one for the suite average, the best checkpoint and the drops marked,
 // and a table with the same numbers. All numbers and flags come from the API; nothing is recomputed here.
-import { $, api, el, fmtDate, modelColors, reportError } from "./common.js";
+import { $, api, el, fmtDate, fmtJudge, modelColors, reportError } from "./common.js";
 import { axes, H, M, svg, W, yScale } from "./charts.js";
 
 const st = { ready: false, models: [], data: null };
@@ -138,7 +138,8 @@ function renderTable() {
   const runLink = (task, run) => `leaderboard?${new URLSearchParams({ view: "task", task, run: String(run) })}`;
   t.querySelector("thead").replaceChildren(el("tr", {}, el("th", { text: "Checkpoint" }), el("th", { text: "Registered" }),
     ...d.tasks.map((x) => el("th", { class: "num", text: x.display_name })),
-    el("th", { class: "num", text: "Average" }), el("th", { class: "num", text: "Coverage" })));
+    el("th", { class: "num", text: "Average" }), el("th", { class: "num", text: "Coverage" }),
+    el("th", { class: "num", title: "requests to the LLM judge of the runs shown, and what they cost", text: "Judge" })));
   const dropBadge = () => el("span", { class: "badge regression", title: "fell against the previous checkpoint", text: "drop" });
   t.querySelector("tbody").replaceChildren(...d.checkpoints.map((c) => el("tr", { "data-checkpoint": String(c.id), class: c.best ? "best" : null },
     el("td", {}, el("span", { text: name(c) }), c.best ? el("span", {}, " ", el("span", { class: "badge best", text: "best" })) : null),
@@ -150,5 +151,6 @@ function renderTable() {
         el("a", { href: runLink(x.name, cell.run_id), title: `run #${cell.run_id}`, text: fmt(cell.score) }), cell.drop ? " " : null, cell.drop ? dropBadge() : null);
     }),
     el("td", { class: `num score${c.average_drop ? " drop" : ""}` }, fmt(c.average), c.average_drop ? " " : null, c.average_drop ? dropBadge() : null),
-    el("td", { class: "num", text: `${c.coverage}/${d.tasks.length}` }))));
+    el("td", { class: "num", text: `${c.coverage}/${d.tasks.length}` }),
+    el("td", { class: "num judge", text: fmtJudge(c) }))));
 }

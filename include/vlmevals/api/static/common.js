@@ -115,6 +115,13 @@ export function fmtScore(v, scale) {
   return Number(v).toFixed(scale >= 10 ? 2 : 4);
 }
 export function fmtParams(p) { return p === null || p === undefined ? "–" : (p < 0.01 ? p.toExponential(1) : String(+p.toFixed(2))); }
+// "12 req (4 cached) · $0.0004": what the LLM judge was asked (a run, or summed over a checkpoint's runs); "–": none
+export function fmtJudge(r) {
+  if (r.judge_requests === null || r.judge_requests === undefined) return "–";
+  const cached = r.judge_cached ? ` (${r.judge_cached} cached)` : "";
+  const cost = r.judge_cost_usd === null || r.judge_cost_usd === undefined ? "" : ` · $${r.judge_cost_usd.toFixed(4)}`;
+  return `${r.judge_requests} req${cached}${cost}`;
+}
 export function fmtDate(s) { return s ? new Date(s).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "–"; }
 
 // ---------- one colour per model ----------

@@ -3,7 +3,7 @@
 // Airflow's `_token` cookie with every fetch, so the API sees the signed-in Airflow user.
 // Three views, picked by the tabs or `?view=`: the per-task board (this file), Overall (overall.js) and
 // Checkpoints (checkpoints.js); each writes its own state into the URL, so every view is deep-linkable.
-import { $, api, el, fmtDate, fmtParams, fmtScore, modelColors, reportError, showAlert, watchTheme } from "./common.js";
+import { $, api, el, fmtDate, fmtJudge, fmtParams, fmtScore, modelColors, reportError, showAlert, watchTheme } from "./common.js";
 import { axes, H, M, svg, W, yScale } from "./charts.js";
 import { showCheckpoints } from "./checkpoints.js";
 import { showOverall } from "./overall.js";
@@ -135,6 +135,7 @@ function renderBoard() {
       el("td", { class: "num", text: fmtParams(r.params_b) }),
       score,
       el("td", { class: "num", text: failed }),
+      el("td", { class: "num judge", text: fmtJudge(r) }),
       el("td", { text: fmtDate(r.finished_at) }),
       el("td", {}, airflowLink(r.links.airflow_run, `#${r.run_id}`),
         r.links.worker_log ? el("span", {}, " · ", el("a", { href: r.links.worker_log, target: "_blank", text: "log" })) : null,

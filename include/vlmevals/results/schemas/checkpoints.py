@@ -30,6 +30,12 @@ class CheckpointScoresRow(BaseModel):
     coverage: int = Field(description="tasks of the suite with a completed run of this checkpoint")
     average_drop: bool = Field(description="the average fell against the previous checkpoint beyond the tolerance")
     best: bool = Field(description="the highest average among fully covered checkpoints (ties: the earliest)")
+    judge_requests: int | None = Field(
+        default=None, description="LLM judge requests of the runs shown, summed over the suite; null: none judged"
+    )
+    judge_cost_usd: float | None = Field(
+        default=None, description="what those requests cost (priced judges only); null: no price known"
+    )
 
 
 class CheckpointScores(BaseModel):
