@@ -10,7 +10,13 @@ from pydantic import BaseModel
 
 from vlmevals.api import resources as s
 from vlmevals.catalogue.schemas.checkpoints import checkpoint_ref
-from vlmevals.core.constants import API_PREFIX, EVAL_RUN_DAG_ID, SCORING_TASK_ID, WORKER_STDERR_LOG
+from vlmevals.core.constants import (
+    API_PREFIX,
+    EVAL_RUN_DAG_ID,
+    SCORING_TASK_ID,
+    SERVED_INFERENCE_TASK_ID,
+    WORKER_STDERR_LOG,
+)
 from vlmevals.core.vocabulary import RunStatus
 from vlmevals.db.models import EvalRun, Task
 from vlmevals.gpu.slots import inference_task_id, slots_for
@@ -51,6 +57,8 @@ def links(request: Request, run: EvalRun) -> s.RunLinks:
         dag, dr = quote(run.dag_id or EVAL_RUN_DAG_ID, safe=""), quote(run.dag_run_id, safe="")
         if run.source_run_id is not None:  # a re-judge ran no inference: its VLMEvalKit log is the scoring task's
             ti = SCORING_TASK_ID
+        elif run.server_id is not None:  # a served run's VLMEvalKit ran in inference_served (the client side)
+            ti = SERVED_INFERENCE_TASK_ID
         else:
             try:
                 ti = inference_task_id(slots_for(run.model.gpus))

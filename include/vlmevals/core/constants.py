@@ -7,6 +7,7 @@ from __future__ import annotations
 
 EVAL_RUN_DAG_ID = "eval_run"
 SCORING_TASK_ID = "scoring"  # the eval_run task that scores; a re-judge's `queue` branches straight to it
+SERVED_INFERENCE_TASK_ID = "inference_served"  # eval_run's inference of a served model (vlmevals.pipeline.serve)
 MODEL_SERVER_DAG_ID = "model_server"  # one DAG run per managed model server (vlmevals.serving)
 NIGHTLY_DAG_ID = "nightly_evals"
 SYNC_OUTPUTS_DAG_ID = "sync_outputs"

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from vlmevals.catalogue.schemas.serve import ServeSpec
 from vlmevals.catalogue.specs import model_spec
+from vlmevals.core.constants import SERVED_INFERENCE_TASK_ID
 from vlmevals.core.errors import InvalidRequestError, VLMEvalFailure
 from vlmevals.core.settings import Settings
 from vlmevals.core.vocabulary import LIVE_SERVER_STATES, ServerState
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # the eval_run tasks a served run takes instead of in-process inference: trigger the server's DAG run (skipped when
 # it exists), wait for the server without holding a slot, send the requests
-SERVED_BRANCH = ("start_server", "wait_for_server", "inference_served")
+SERVED_BRANCH = ("start_server", "wait_for_server", SERVED_INFERENCE_TASK_ID)
 
 
 def servers_dir(settings: Settings) -> Path:
