@@ -35,7 +35,7 @@ def test_second_run_on_one_endpoint_gets_what_is_left(seeded) -> None:
     a, b = _served_run(seeded, "served-a", 12), _served_run(seeded, "served-b", 12)
     assert concurrency.claim(seeded, a, URL, 12, _settings())["api_nproc"] == 12
     part = concurrency.claim(seeded, b, URL, 12, _settings())
-    assert part == {"api_nproc": 4, "requested": 12, "endpoint_cap": 16, "held_by_others": 12}
+    assert part == {"api_nproc": 4, "requested": 12, "endpoint_cap": 16, "held_by_others": 12, "endpoint": URL}
     with session_scope(seeded) as s:
         assert s.get_one(EvalRun, b).fingerprint["concurrency"]["api_nproc"] == 4
     # a third run finds the endpoint full and, with no wait allowed, fails retryably naming the setting

@@ -72,6 +72,6 @@ def test_rows_commit_with_the_callers_unit_of_work_or_not_at_all(seeded, exporte
 
 
 def test_unknown_exporter_is_refused_naming_the_fix(exporters) -> None:
-    with pytest.raises(ValueError, match=r"unknown exporter.*wandb.*mlflow, tensorboard"):
-        exporters("mlflow,wandb")
+    with pytest.raises(ValueError, match=r"unknown exporter.*neptune.*mlflow, tensorboard, wandb"):
+        exporters("mlflow,neptune")
         get_settings()
