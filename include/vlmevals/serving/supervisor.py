@@ -31,7 +31,7 @@ from vlmevals.serving.process import EngineStartError, ManagedServer, free_port,
 
 log = logging.getLogger(__name__)
 
-TERM_GRACE_S = 3.0  # Airflow SIGKILLs a task a few seconds after its SIGTERM: stop the engine before that
+TERM_GRACE_S = 2.0  # Airflow SIGKILLs a task a few seconds after its SIGTERM: stop the engine before that
 
 
 class ServerFailed(RuntimeError):
@@ -122,6 +122,16 @@ def _start(engine: Engine, plan: ServerPlan, settings: Settings, env: dict[str, 
     return server
 
 
+STOPPED_BY_AIRFLOW = (
+    "its model_server task was stopped by Airflow (marked failed or success, timed out, or the stack stopped)"
+)
+
+
+def _mark_over(engine: Engine, server_id: int, state: ServerState, reason: str) -> None:
+    with session_scope(engine) as s:
+        registry.mark_over(s, server_id, state, reason)
+
+
 def serve(
     engine: Engine,
     plan: ServerPlan,
@@ -132,28 +142,28 @@ def serve(
     """Run the server until it stops; returns why. Raises ServerFailed when it could not start or died twice."""
     holder = f"model server {plan.server_id}"
     state, reason = ServerState.FAILED, "its task ended before the engine stopped"
+    live: dict[str, ManagedServer] = {}  # the engine running now (a restart replaces it)
     try:
         with _sigterm_exits(), gpus.leased(engine, plan.gpus, holder=holder, settings=settings.gpu) as lease:
             env, devices = lease.env(), lease.cuda_visible_devices
             try:
-                server = _start(engine, plan, settings, env, devices)
+                live["engine"] = _start(engine, plan, settings, env, devices)
             except (EngineStartError, EngineError) as err:
                 reason = str(err)
                 raise ServerFailed(reason) from err
-            try:
-                state, reason = _watch(engine, plan, settings, server, lease.heartbeat, env, devices, sleep)
-            except SystemExit:
-                server.stop(grace_s=TERM_GRACE_S)
-                raise
-            server.stop()  # a restarted engine is another object: _watch stops it itself
-    except SystemExit:
-        reason = (
-            "its model_server task was stopped by Airflow (marked failed or success, timed out, or the stack stopped)"
-        )
+            state, reason = _watch(engine, plan, settings, live, lease.heartbeat, env, devices, sleep)
+            live.pop("engine").stop()
+    except (SystemExit, KeyboardInterrupt):
+        # Airflow SIGKILLs the task 5 s after its SIGTERM: say why first, then stop the engine quickly
+        state, reason = ServerState.FAILED, STOPPED_BY_AIRFLOW
+        _mark_over(engine, plan.server_id, state, reason)
+        if "engine" in live:
+            live.pop("engine").stop(grace_s=TERM_GRACE_S)
         raise
     finally:
-        with session_scope(engine) as s:
-            registry.mark_over(s, plan.server_id, state, reason)
+        if "engine" in live:  # an unexpected error: no engine outlives its task
+            live.pop("engine").stop()
+        _mark_over(engine, plan.server_id, state, reason)
     if state == ServerState.FAILED:
         raise ServerFailed(reason)
     return reason
@@ -163,38 +173,34 @@ def _watch(
     engine: Engine,
     plan: ServerPlan,
     settings: Settings,
-    server: ManagedServer,
+    live: dict[str, ManagedServer],
     beat: Callable[[], None],
     env: dict[str, str],
     devices: str,
     sleep: Callable[[float], None],
 ) -> tuple[ServerState, str]:
-    """Heartbeat, restart a dead engine once, and stop when `stop_reason` says so."""
+    """Heartbeat, restart a dead engine once (`live` holds the one running), and stop when `stop_reason` says so."""
     restarted = False
-    current = server
-    try:
-        while True:
-            beat()
-            if not current.alive():
-                why = f"engine {plan.engine} (pid {current.pid}) exited with status {current.process.poll()}"
-                if restarted:
-                    return ServerState.FAILED, f"{why} again after one restart; log: {plan.log_path}"
-                log.warning("model server %s: %s; restarting it once", plan.server_id, why)
-                with session_scope(engine) as s:
-                    registry.mark_restarting(s, plan.server_id, why)
-                current.stop(grace_s=1.0)
-                restarted = True
-                try:
-                    current = _start(engine, plan, settings, env, devices)
-                except (EngineStartError, EngineError) as err:
-                    return ServerState.FAILED, f"{why}; the restart failed: {err}"
-                continue
+    while True:
+        beat()
+        current = live["engine"]
+        if not current.alive():
+            why = f"engine {plan.engine} (pid {current.pid}) exited with status {current.process.poll()}"
+            if restarted:
+                return ServerState.FAILED, f"{why} again after one restart; log: {plan.log_path}"
+            log.warning("model server %s: %s; restarting it once", plan.server_id, why)
             with session_scope(engine) as s:
-                reason = registry.stop_reason(s, plan.server_id, _now())
-            if reason is not None:
-                log.info("model server %s stopping: %s", plan.server_id, reason)
-                return ServerState.STOPPED, reason
-            sleep(settings.server_poll_s)
-    finally:
-        if current is not server:
-            current.stop()
+                registry.mark_restarting(s, plan.server_id, why)
+            live.pop("engine").stop(grace_s=1.0)
+            restarted = True
+            try:
+                live["engine"] = _start(engine, plan, settings, env, devices)
+            except (EngineStartError, EngineError) as err:
+                return ServerState.FAILED, f"{why}; the restart failed: {err}"
+            continue
+        with session_scope(engine) as s:
+            reason = registry.stop_reason(s, plan.server_id, _now())
+        if reason is not None:
+            log.info("model server %s stopping: %s", plan.server_id, reason)
+            return ServerState.STOPPED, reason
+        sleep(settings.server_poll_s)
