@@ -59,8 +59,7 @@ def populate(url: str, models: int, tasks: int, per_pair: int) -> int:
     upgrade(url)
     plain = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as conn:
-        # api_scale_bench's generator; 'schedule' is now 'nightly' (issue 17 named the trigger paths)
-        for stmt in filter(str.strip, (POPULATE.replace("'schedule'", "'nightly'") + SUITE).split(";")):
+        for stmt in filter(str.strip, (POPULATE + SUITE).split(";")):  # api_scale_bench's generator
             conn.execute(stmt, {"tasks": tasks, "models": models} if "%(" in stmt else None)  # type: ignore[arg-type]
         if per_pair > 1:
             conn.execute(REPEAT, {"more": per_pair - 1})  # type: ignore[arg-type]
