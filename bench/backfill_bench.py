@@ -8,7 +8,12 @@ Prints one JSON line (seconds, results/s, SQL statements per scan, the 1-minute 
 real-format VLMEvalKit CSVs, and each result has a real per-sample file (`_exact_matching_result.xlsx`, written
 with xlsxwriter as VLMEvalKit's `dump` does, `--samples` rows) that backfill ingests into eval_samples, as it
 would in a real work dir; prediction files are placeholders (backfill only checks that they exist).
-`--profile FILE` writes a cProfile of the first scan.
+`--profile FILE` writes a cProfile of the first scan. `--include DIR` runs another checkout's code (its
+`include/`, e.g. `/work/main/include`) with this script, for before/after figures in one command.
+
+The first scan has two passes (see vlmevals.backfill.importer): `first_scan_runs_s` is when every result is on
+the boards (runs and scores committed), `first_scan_s` the whole sync, per-sample files included (a checkout
+without the two passes reports only the latter).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "include"))
+_inc = sys.argv.index("--include") + 1 if "--include" in sys.argv else 0
+sys.path.insert(0, str(Path(sys.argv[_inc]).resolve()) if _inc else str(ROOT / "include"))
 
 
 def _free_port() -> int:
@@ -107,6 +113,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="metric-file parser processes (default: CPUs)")
     ap.add_argument("--samples", type=int, default=20, help="rows of each per-sample file (0: none)")
     ap.add_argument("--profile", default=None, help="write a cProfile of the first scan to this file")
+    ap.add_argument("--include", default=None, help="the include/ folder whose code to run (default: this one)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="backfill-bench-"))
@@ -121,6 +128,7 @@ def main() -> None:
         url = pg.url("bench")
     os.environ["DATABASE_URL"] = url
     try:
+        import vlmevals
         from sqlalchemy import event, func, insert, select
         from vlmevals.backfill import SyncReport, sync_outputs
         from vlmevals.db.engine import get_engine, session_scope, upgrade
@@ -180,10 +188,13 @@ def main() -> None:
             "datasets": args.datasets,
             "cpus": os.cpu_count(),
             "generate_tree_s": round(gen_s, 2),
+            "code": str(Path(vlmevals.__file__).resolve().parents[1]),
+            "first_scan_runs_s": round(getattr(first, "runs_seconds", 0.0), 2) or None,
             "first_scan_s": round(first.seconds, 2),
             "first_scan_results_per_s": round(n / first.seconds),
             "first_scan": first.counts(),
             "first_scan_samples_ingested": first.samples_ingested,
+            "first_scan_sample_files_parsed": getattr(first, "sample_files_parsed", None),
             "first_scan_sql_statements": first_sql,
             "rescan_nothing_new_s": round(rescan.seconds, 3),
             "rescan": rescan.counts(),
