@@ -10,10 +10,11 @@ tracker never gets a run without its CI.
 from __future__ import annotations
 
 import json
-from enum import StrEnum
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from vlmevals.db.models import EvalRun, EvalRunEvent
@@ -27,11 +28,13 @@ SAMPLES_PENDING = "samples_pending"
 SUMMARY_COLUMNS = ("samples_total", "samples_failed", "ci_low", "ci_high")
 
 
-def _copy_value(value: Any) -> Any:
-    """A row value as COPY's text format takes it (JSON columns as their text; the server parses them as jsonb)."""
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value) if isinstance(value, StrEnum) else value
+def _copy_rows(rows: list[dict[str, Any]], cols: list[str]) -> Iterator[tuple[Any, ...]]:
+    """The rows as COPY's text format takes them, numbered: JSON columns as their text (the server parses them as
+    jsonb); psycopg writes the rest (enums, as str subclasses, by their value)."""
+    table = EvalRun.__table__.c
+    json_cols = [(c, isinstance(table[c].type, JSONB)) for c in cols]
+    for i, row in enumerate(rows):
+        yield (i, *[json.dumps(row[c]) if j and row[c] is not None else row[c] for c, j in json_cols])
 
 
 def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> list[tuple[int, str, str | None]]:
@@ -51,8 +54,8 @@ def insert_backfilled(connection: Connection, rows: list[dict[str, Any]]) -> lis
     )
     raw: Any = connection.connection.driver_connection
     with raw.cursor() as cur, cur.copy(f"COPY backfill_rows (ord, {names}) FROM STDIN") as cp:
-        for i, row in enumerate(rows):
-            cp.write_row((i, *[_copy_value(row[c]) for c in cols]))
+        for values in _copy_rows(rows, cols):
+            cp.write_row(values)
     stmt = text(
         f"WITH ins AS (INSERT INTO eval_runs ({names}) SELECT {names} FROM backfill_rows ORDER BY ord "
         "ON CONFLICT (source_path) WHERE source_path IS NOT NULL DO NOTHING RETURNING id, status, source_path), "
