@@ -75,5 +75,6 @@ class SyncReport:
             f"sync {self.folder}: {c['created']} created, {c['updated']} updated, {c['unchanged']} unchanged, "
             f"{c['failed']} failed, {c['unknown']} unknown, {c['malformed']} malformed, "
             f"{c['incomplete']} incomplete, {c['not_scored']} not scored "
-            f"({self.results_seen} results, {self.seconds:.2f} s)"
+            f"({self.results_seen} results, on the boards after {self.runs_seconds:.2f} s, {self.samples_ingested} "
+            f"runs' samples stored, {self.seconds:.2f} s in all)"
         )
