@@ -14,7 +14,9 @@ would in a real work dir; prediction files are placeholders (backfill only check
 
 The first scan has two passes (see vlmevals.backfill.importer): `first_scan_runs_s` is when every result is on
 the boards (runs and scores committed), `first_scan_s` the whole sync, per-sample files included (a checkout
-without the two passes reports only the latter).
+without the two passes reports only the latter). `--split` runs the passes as two syncs (as after a sync stopped
+between them) and reports the wall and CPU seconds of each: the CPU seconds, unlike wall seconds on a shared
+machine, do not depend on the load.
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="metric-file parser processes (default: CPUs)")
     ap.add_argument("--samples", type=int, default=20, help="rows of each per-sample file (0: none)")
     ap.add_argument("--profile", default=None, help="write a cProfile of the first scan to this file")
+    ap.add_argument("--split", action="store_true", help="first scan as two syncs, one per pass, timed apart")
     ap.add_argument("--include", default=None, help="the include/ folder whose code to run (default: this one)")
     args = ap.parse_args()
 
@@ -186,9 +189,9 @@ def main() -> None:
         pg_data = tmp / "pgdata" if pg is not None else None
         cpu: list[float] = []
 
-        def counted() -> tuple[SyncReport, int]:
+        def counted(**kw: bool) -> tuple[SyncReport, int]:
             before, cpu_before = statements[0], _cpu_seconds(pg_data)
-            report = sync_outputs(work, engine=engine, workers=args.workers)
+            report = sync_outputs(work, engine=engine, workers=args.workers, **kw)
             cpu.append(_cpu_seconds(pg_data) - cpu_before)
             return report, statements[0] - before
 
@@ -199,8 +202,26 @@ def main() -> None:
             with cProfile.Profile() as prof:
                 first, first_sql = counted()
             prof.dump_stats(args.profile)
+        elif args.split:  # the passes as two syncs (what a sync interrupted between them does): CPU of each
+            runs_pass, first_sql = counted(samples=False)
+            first, more_sql = counted()
+            first_sql += more_sql
         else:
             first, first_sql = counted()
+        split = {}
+        if args.split:
+            split = {
+                "runs_pass_s": round(runs_pass.seconds, 2),
+                "runs_pass_cpu_s": round(cpu[0], 2),
+                "samples_pass_s": round(first.seconds, 2),
+                "samples_pass_cpu_s": round(cpu[1], 2),
+            }
+            first.created, first.unchanged, first.runs_seconds = (
+                runs_pass.created,
+                runs_pass.unchanged,
+                runs_pass.seconds,
+            )
+            first.seconds, cpu[:2] = runs_pass.seconds + first.seconds, [cpu[0] + cpu[1]]
         rescan, rescan_sql = counted()
         # one model folder rewritten (a rerun of a flat-layout model): only its results are re-read
         changed = work / "Model_000"
@@ -222,6 +243,7 @@ def main() -> None:
             "first_scan_s": round(first.seconds, 2),
             "first_scan_results_per_s": round(n / first.seconds),
             "first_scan_cpu_s": round(cpu[0], 2),
+            **split,
             "first_scan": first.counts(),
             "first_scan_samples_ingested": first.samples_ingested,
             "first_scan_sample_files_parsed": getattr(first, "sample_files_parsed", None),
