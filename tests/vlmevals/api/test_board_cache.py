@@ -124,8 +124,14 @@ def test_a_verdict_stored_after_completion_moves_the_stamp(runs) -> None:
 def _full(board: OverallBoard) -> list[tuple]:
     """Everything a page shows of a board, in its order (task ranks included)."""
     return [
-        (r.model.name, r.rank, r.average, r.mean_rank, r.covered)
-        + tuple(sorted((t, c.run_id, c.value, c.task_rank, c.sample_limit) for t, c in r.cells.items()))
+        (
+            r.model.name,
+            r.rank,
+            r.average,
+            r.mean_rank,
+            r.covered,
+            *sorted((t, c.run_id, c.value, c.task_rank, c.sample_limit) for t, c in r.cells.items()),
+        )
         for r in board.ranked + board.partial
     ]
 
