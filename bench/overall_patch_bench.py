@@ -97,6 +97,8 @@ def main() -> None:
                     cpu[kind].append((time.process_time() - c) * 1000)
                     boards[kind] = _flat(got)
             differ += boards["patched"] != boards["built"]
+            del got
+            boards.clear()  # nothing of this round alive in the next one's collections
             log(f"change {i + 1}: patched {wall['patched'][-1]:.0f} ms, built {wall['built'][-1]:.0f} ms")
         emit(
             {
