@@ -28,7 +28,7 @@ SELECT 'scale-model-' || m, 'Scale model ' || m, 'ScaleModel' || m, 'vlm', 1, 's
 FROM generate_series(1, %(models)s) m;
 INSERT INTO eval_runs (task_id, model_id, status, triggered_by, created_at, started_at, finished_at, primary_metric,
                        metrics, progress_done, progress_total, samples_total, samples_failed, ci_low, ci_high)
-SELECT t.id, m.id, 'completed', 'schedule', now() - interval '1 day', now() - interval '1 day', now(), s.score,
+SELECT t.id, m.id, 'completed', 'nightly', now() - interval '1 day', now() - interval '1 day', now(), s.score,
        jsonb_build_object('table', jsonb_build_object('split=none|Overall', s.score, 'split=none|colour', s.score,
                                                       'split=none|shape', s.score), 'file', 'x_acc.csv'),
        100, 100, 100, 0, s.score - 0.05, s.score + 0.05

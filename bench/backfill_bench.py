@@ -4,11 +4,19 @@ then times the first sync, a re-scan with nothing new, and a re-scan after one f
     .venv/bin/python bench/backfill_bench.py                 # 10,000 results, own throwaway PostgreSQL
     .venv/bin/python bench/backfill_bench.py --models 20 --datasets 50 --database-url postgresql+psycopg://...
 
-Prints one JSON line (seconds, results/s, SQL statements per scan, the 1-minute load). Metric files are
+Prints one JSON line (seconds, results/s, SQL statements per scan, CPU seconds of the scan: this process, the
+reading pool and the PostgreSQL server, the 1-minute load). Metric files are
 real-format VLMEvalKit CSVs, and each result has a real per-sample file (`_exact_matching_result.xlsx`, written
 with xlsxwriter as VLMEvalKit's `dump` does, `--samples` rows) that backfill ingests into eval_samples, as it
 would in a real work dir; prediction files are placeholders (backfill only checks that they exist).
-`--profile FILE` writes a cProfile of the first scan.
+`--profile FILE` writes a cProfile of the first scan. `--include DIR` runs another checkout's code (its
+`include/`, e.g. `/work/main/include`) with this script, for before/after figures in one command.
+
+The first scan has two passes (see vlmevals.backfill.importer): `first_scan_runs_s` is when every result is on
+the boards (runs and scores committed), `first_scan_s` the whole sync, per-sample files included (a checkout
+without the two passes reports only the latter). `--split` runs the passes as two syncs (as after a sync stopped
+between them) and reports the wall and CPU seconds of each: the CPU seconds, unlike wall seconds on a shared
+machine, do not depend on the load.
 """
 
 from __future__ import annotations
@@ -23,7 +31,32 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "include"))
+_inc = sys.argv.index("--include") + 1 if "--include" in sys.argv else 0
+sys.path.insert(0, str(Path(sys.argv[_inc]).resolve()) if _inc else str(ROOT / "include"))
+
+
+def _cpu_seconds(pg_data: Path | None) -> float:
+    """CPU seconds (user + system) so far of this process, its reaped children (the reading pool's workers) and,
+    with `pg_data`, the PostgreSQL server started from it (postmaster and its live backends): the work a scan
+    costs whatever the machine's load, where wall seconds on a shared machine mostly measure the load."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    if pg_data is None or not (pg_data / "postmaster.pid").exists():
+        return total
+    master = int((pg_data / "postmaster.pid").read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        if pid == master or int(fields[1]) == master:  # fields[1]: the parent pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 def _free_port() -> int:
@@ -107,6 +140,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="metric-file parser processes (default: CPUs)")
     ap.add_argument("--samples", type=int, default=20, help="rows of each per-sample file (0: none)")
     ap.add_argument("--profile", default=None, help="write a cProfile of the first scan to this file")
+    ap.add_argument("--split", action="store_true", help="first scan as two syncs, one per pass, timed apart")
+    ap.add_argument("--include", default=None, help="the include/ folder whose code to run (default: this one)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="backfill-bench-"))
@@ -121,6 +156,7 @@ def main() -> None:
         url = pg.url("bench")
     os.environ["DATABASE_URL"] = url
     try:
+        import vlmevals
         from sqlalchemy import event, func, insert, select
         from vlmevals.backfill import SyncReport, sync_outputs
         from vlmevals.db.engine import get_engine, session_scope, upgrade
@@ -150,9 +186,13 @@ def main() -> None:
         statements = [0]
         event.listen(engine, "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1))
 
-        def counted() -> tuple[SyncReport, int]:
-            before = statements[0]
-            report = sync_outputs(work, engine=engine, workers=args.workers)
+        pg_data = tmp / "pgdata" if pg is not None else None
+        cpu: list[float] = []
+
+        def counted(**kw: bool) -> tuple[SyncReport, int]:
+            before, cpu_before = statements[0], _cpu_seconds(pg_data)
+            report = sync_outputs(work, engine=engine, workers=args.workers, **kw)
+            cpu.append(_cpu_seconds(pg_data) - cpu_before)
             return report, statements[0] - before
 
         load_before = os.getloadavg()[0]
@@ -162,8 +202,26 @@ def main() -> None:
             with cProfile.Profile() as prof:
                 first, first_sql = counted()
             prof.dump_stats(args.profile)
+        elif args.split:  # the passes as two syncs (what a sync interrupted between them does): CPU of each
+            runs_pass, first_sql = counted(samples=False)
+            first, more_sql = counted()
+            first_sql += more_sql
         else:
             first, first_sql = counted()
+        split = {}
+        if args.split:
+            split = {
+                "runs_pass_s": round(runs_pass.seconds, 2),
+                "runs_pass_cpu_s": round(cpu[0], 2),
+                "samples_pass_s": round(first.seconds, 2),
+                "samples_pass_cpu_s": round(cpu[1], 2),
+            }
+            first.created, first.unchanged, first.runs_seconds = (
+                runs_pass.created,
+                runs_pass.unchanged,
+                runs_pass.seconds,
+            )
+            first.seconds, cpu[:2] = runs_pass.seconds + first.seconds, [cpu[0] + cpu[1]]
         rescan, rescan_sql = counted()
         # one model folder rewritten (a rerun of a flat-layout model): only its results are re-read
         changed = work / "Model_000"
@@ -180,15 +238,21 @@ def main() -> None:
             "datasets": args.datasets,
             "cpus": os.cpu_count(),
             "generate_tree_s": round(gen_s, 2),
+            "code": str(Path(vlmevals.__file__).resolve().parents[1]),
+            "first_scan_runs_s": round(getattr(first, "runs_seconds", 0.0), 2) or None,
             "first_scan_s": round(first.seconds, 2),
             "first_scan_results_per_s": round(n / first.seconds),
+            "first_scan_cpu_s": round(cpu[0], 2),
+            **split,
             "first_scan": first.counts(),
             "first_scan_samples_ingested": first.samples_ingested,
+            "first_scan_sample_files_parsed": getattr(first, "sample_files_parsed", None),
             "first_scan_sql_statements": first_sql,
             "rescan_nothing_new_s": round(rescan.seconds, 3),
             "rescan": rescan.counts(),
             "rescan_files_parsed": rescan.files_parsed,
             "rescan_sql_statements": rescan_sql,
+            "rescan_cpu_s": round(cpu[1], 2),
             "rescan_one_folder_touched_s": round(after_change.seconds, 3),
             "rescan_one_folder_touched_files_parsed": after_change.files_parsed,
             "runs_stored": stored,

@@ -12,7 +12,7 @@ Readers run our FastAPI app in-process (TestClient, no Airflow, no auth: api_inp
 throw-away PostgreSQL.
 
 Usage: .venv/bin/python bench/board_churn_bench.py [--models 1000] [--tasks 100] [--per-pair 1]
-       [--rates 1,10] [--seconds 30]   (1,000,000 runs: --per-pair 10)
+       [--rates 1,10] [--seconds 30] [--include DIR]   (1,000,000 runs: --per-pair 10)
 """
 
 from __future__ import annotations
@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+# --include DIR: another checkout's code (its include/) under this script, for before/after figures
+sys.path.insert(
+    0,
+    str(Path(sys.argv[sys.argv.index("--include") + 1]).resolve())
+    if "--include" in sys.argv
+    else str(Path(__file__).resolve().parents[1] / "include"),
+)
 from _common import emit, free_port, log, pct
 from api_scale_bench import POPULATE
 from overall_bench import SUITE
@@ -59,8 +65,7 @@ def populate(url: str, models: int, tasks: int, per_pair: int) -> int:
     upgrade(url)
     plain = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as conn:
-        # api_scale_bench's generator; 'schedule' is now 'nightly' (issue 17 named the trigger paths)
-        for stmt in filter(str.strip, (POPULATE.replace("'schedule'", "'nightly'") + SUITE).split(";")):
+        for stmt in filter(str.strip, (POPULATE + SUITE).split(";")):  # api_scale_bench's generator
             conn.execute(stmt, {"tasks": tasks, "models": models} if "%(" in stmt else None)  # type: ignore[arg-type]
         if per_pair > 1:
             conn.execute(REPEAT, {"more": per_pair - 1})  # type: ignore[arg-type]
@@ -200,6 +205,7 @@ def main() -> None:
     ap.add_argument("--rates", default="1,10")
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--cold", type=int, default=50)
+    ap.add_argument("--include", default=None, help="the include/ folder whose code to run (default: this one)")
     args = ap.parse_args()
     from vlmevals.devtools.localpg import LocalPostgres
 

@@ -123,7 +123,7 @@ def synthetic_mode(args: argparse.Namespace) -> dict[str, Any]:
             text(
                 "INSERT INTO eval_runs (task_id, model_id, status, primary_metric, finished_at, created_at,"
                 " metrics, triggered_by) VALUES (:t, :m, :st, :pm, :fin, :fin, CAST(:metrics AS jsonb),"
-                " 'schedule')"
+                " 'nightly')"
             ),
             batch,
         )

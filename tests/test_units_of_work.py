@@ -26,6 +26,8 @@ ENGINE_OWNERS = {
     ("backfill/importer.py", "_write"),
     ("backfill/writes.py", "insert_new"),
     ("backfill/writes.py", "update_known"),
+    ("backfill/writes.py", "fill_samples"),  # the second pass: batched commits while the pool reads on
+    ("backfill/writes.py", "_store_samples"),
     ("exports/delivery.py", "deliver_pending"),  # one outbox row per short transaction (FOR UPDATE SKIP LOCKED)
 }
 GPU_OWNERS = "gpu/"  # leases: SKIP LOCKED takes, heartbeats and NOTIFY releases commit on their own

@@ -9,8 +9,11 @@ board shows of a run: runs.board_entries.refresh_runs) with each row's version a
   model's latest status; the partial index `ix_eval_runs_active`);
 - the models' count, max id and a digest of (id, row version): new, removed or edited models.
 An entry is keyed by the suite (id, and each member's task, weight, scale and direction), the pick and whether
-limited runs are included. What it misses: a run changed by hand in SQL without `refresh_runs` (no code path of
-ours does so; `vlmevals db verify-boards` finds the entries it left stale).
+limited runs are included. When only some of a board's task stamps moved (a nightly completing runs), the cached
+board is patched: those tasks' columns read again from their entries, averages and ranks recomputed
+(`results.overall.patched_board`), not its 100,000 cells built again. What it misses: a run changed by hand in
+SQL without `refresh_runs` (no code path of ours does so; `vlmevals db verify-boards` finds the entries it left
+stale).
 
 Run listings keep the global "results changed" stamp, which needs no table scan, only index probes:
 `max(eval_runs.id)`, the newest `eval_run_events` row (id and inserting transaction), every row version of the
@@ -33,9 +36,12 @@ from sqlalchemy.orm import Session
 from vlmevals.core.vocabulary import ACTIVE_STATUSES
 from vlmevals.db.base import in_list
 from vlmevals.db.models import Suite
-from vlmevals.results.overall import OverallBoard, Pick, overall_board
+from vlmevals.results.overall import OverallBoard, Pick, overall_board, patched_board
 
 MAX_ENTRIES = 32
+# a board whose stamp moved for at most this share of its tasks is patched (those columns read again, see
+# results.overall.patched_board), not built again
+PATCH_MAX_SHARE = 0.5
 MAX_PAGES = 256  # rendered leaderboard and run-listing pages (a few KB to ~100 KB each)
 T = TypeVar("T")
 
@@ -113,7 +119,12 @@ def cached_board(session: Session, suite: Suite, pick: Pick = "best", *, include
         if hit is not None and hit[0] == stamp:
             _entries.move_to_end(key)
             return CachedBoard(suite, pick, hit[1].ranked, hit[1].partial, include_limited, hit[1].rendered)
-    fresh = overall_board(session, suite, pick, include_limited=include_limited)
+    changed = _changed_tasks(hit[0], stamp) if hit is not None else None
+    if hit is not None and changed and len(changed) <= len(suite.members) * PATCH_MAX_SHARE:
+        old = hit[1]
+        fresh = patched_board(session, OverallBoard(suite, pick, old.ranked, old.partial, include_limited), changed)
+    else:
+        fresh = overall_board(session, suite, pick, include_limited=include_limited)
     board = CachedBoard(suite, pick, fresh.ranked, fresh.partial, include_limited)
     _detach(session, board)
     with _lock:
@@ -123,6 +134,19 @@ def cached_board(session: Session, suite: Suite, pick: Pick = "best", *, include
             _entries.popitem(last=False)
     _settle()
     return board
+
+
+def _changed_tasks(old: tuple[Any, ...], new: tuple[Any, ...]) -> set[int] | None:
+    """The tasks whose board stamp moved between two board stamps; None when the models changed (or a stamp is
+    not a board stamp): then the whole board is built again."""
+    if len(old) != 2 or len(new) != 2 or old[1] != new[1]:
+        return None
+
+    def parts(stamp: str | None) -> dict[int, str]:
+        return {int(p.split(":", 1)[0]): p for p in (stamp or "").split(",") if p}
+
+    before, after = parts(old[0]), parts(new[0])
+    return {t for t in before.keys() | after.keys() if before.get(t) != after.get(t)}
 
 
 def cached_page(session: Session, key: tuple[Any, ...], render: Callable[[], T], *, task_id: int | None = None) -> T:

@@ -12,8 +12,10 @@ from vlmevals.backfill.outcomes import TaskInfo, guess_suffix
 from vlmevals.backfill.report import Problem, SyncReport
 from vlmevals.backfill.scanner import ResultRef
 from vlmevals.db.models import SLUG_PATTERN, EvalRun, Model, Task
+from vlmevals.runs.backfilled import SAMPLES_PENDING
 
-Known = tuple[int, int | None, str, float | None, str | None]  # id, mtime_ns, status, primary metric, error
+# id, mtime_ns, status, primary metric, error, per-sample file still to be read (runs.backfilled.SAMPLES_PENDING)
+Known = tuple[int, int | None, str, float | None, str | None, bool]
 
 
 def slugify(name: str) -> str:
@@ -83,9 +85,10 @@ def known_sources(session: Session, folder: str) -> dict[str, Known]:
             EvalRun.status,
             EvalRun.primary_metric,
             EvalRun.error,
+            EvalRun.metrics.has_key(SAMPLES_PENDING),
         ).where(EvalRun.source_path.like(like, escape="\\"))
     )
-    return {sp: (rid, mt, st, pm, er) for sp, rid, mt, st, pm, er in rows if sp is not None}
+    return {sp: (rid, mt, st, pm, er, bool(p)) for sp, rid, mt, st, pm, er, p in rows if sp is not None}
 
 
 def _unmatched_reason(r: ResultRef, ms: list[tuple[int, str]], ts: list[TaskInfo]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,9 @@ def _parse_time(value: Any) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
+@lru_cache(maxsize=4096)
 def eval_id_time(eval_id: str | None) -> dt.datetime | None:
+    """A T folder's time (cached: every result of a folder asks, and strptime is slow)."""
     if not eval_id:
         return None
     for fmt, part in (("%Y%m%d-%H%M%S", eval_id[1:16]), ("%Y%m%d", eval_id[1:9])):

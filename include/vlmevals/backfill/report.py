@@ -33,8 +33,10 @@ class SyncReport:
     created_tasks: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     results_seen: int = 0
-    files_parsed: int = 0
-    seconds: float = 0.0
+    files_parsed: int = 0  # first pass: the metric files (and a changed result's per-sample file)
+    sample_files_parsed: int = 0  # second pass: the per-sample files of the runs waiting for them
+    runs_seconds: float = 0.0  # until the first pass committed: every result on the boards
+    seconds: float = 0.0  # the whole sync, per-sample files included
 
     def counts(self) -> dict[str, int]:
         return {
@@ -54,6 +56,8 @@ class SyncReport:
             **self.counts(),
             "results_seen": self.results_seen,
             "files_parsed": self.files_parsed,
+            "sample_files_parsed": self.sample_files_parsed,
+            "runs_seconds": round(self.runs_seconds, 3),
             "seconds": round(self.seconds, 3),
             "created_models": self.created_models,
             "created_tasks": self.created_tasks,
@@ -71,5 +75,6 @@ class SyncReport:
             f"sync {self.folder}: {c['created']} created, {c['updated']} updated, {c['unchanged']} unchanged, "
             f"{c['failed']} failed, {c['unknown']} unknown, {c['malformed']} malformed, "
             f"{c['incomplete']} incomplete, {c['not_scored']} not scored "
-            f"({self.results_seen} results, {self.seconds:.2f} s)"
+            f"({self.results_seen} results, on the boards after {self.runs_seconds:.2f} s, {self.samples_ingested} "
+            f"runs' samples stored, {self.seconds:.2f} s in all)"
         )

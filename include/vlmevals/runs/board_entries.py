@@ -1,13 +1,14 @@
 """The board entries (db.board_tables): what each board ranks, kept in the transaction that changes a run.
 
-`refresh_runs` is the one hook: every write that can change what a board shows of a run calls it with the runs it
+`refresh_runs` is the hook: every write that can change what a board shows of a run calls it with the runs it
 changed (a status transition: `lifecycle._transition`, a refused run, a regression verdict, backfill's inserts and
 re-syncs; a re-judge completes through `_transition` too). It recomputes the entries of those runs' (task, model)
 pairs from their counted runs (`runs.counted`: the rule the boards applied to every run before) and moves the tasks'
 stamps, which the API's page caches are keyed by. Recomputing a pair (a few hundred runs a year, one index range)
 rather than patching its entry keeps one definition of "best" and "latest": the one `_computed` writes in SQL.
 
-`rebuild` recomputes every entry (the migration that created the table, a bench's generated history);
+`refresh_summaries` is the narrower hook for a run whose per-sample summary alone changed (backfill's second
+pass). `rebuild` recomputes every entry (the migration that created the table, a bench's generated history);
 `differences` compares the table with a recomputation (`vlmevals db verify-boards`).
 """
 
@@ -30,6 +31,7 @@ from sqlalchemy import (
     or_,
     select,
     union_all,
+    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -135,6 +137,26 @@ def refresh_runs(connection: Connection, run_ids: Iterable[int]) -> None:
         return
     stmt = select(EvalRun.task_id, EvalRun.model_id).where(EvalRun.id.in_(ids)).distinct()
     refresh_pairs(connection, [(t, m) for t, m in connection.execute(stmt)])
+
+
+SUMMARY = ("ci_low", "ci_high", "samples_total", "samples_failed")  # the values no board ranks by
+
+
+def refresh_summaries(connection: Connection, run_ids: Iterable[int]) -> None:
+    """The entries of these runs take the runs' current per-sample summary (CI and counts) and their tasks'
+    stamps move: for a write that changes nothing a board ranks by (backfill's second pass), so no pair needs
+    recomputing (one UPDATE by ix_board_entries_run instead of `refresh_runs`' DISTINCT ON per pair)."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return
+    e, r = BoardEntry, EvalRun
+    stmt = (
+        update(e)
+        .where(e.run_id == r.id, r.id.in_(ids))
+        .values({name: getattr(r, name) for name in SUMMARY})
+        .returning(e.task_id)
+    )
+    _bump(connection, sorted(set(connection.scalars(stmt))))
 
 
 def refresh_pairs(connection: Connection, pairs: Iterable[tuple[int, int]]) -> None:

@@ -119,3 +119,65 @@ def test_a_verdict_stored_after_completion_moves_the_stamp(runs) -> None:
         last = s.get(EvalRun, later).events[-1]
         assert last.status == "completed" and "a regression" in (last.message or "")
         assert str(verdict.baseline_run_id) in (last.message or "")
+
+
+def _full(board: OverallBoard) -> list[tuple]:
+    """Everything a page shows of a board, in its order (task ranks included)."""
+    return [
+        (
+            r.model.name,
+            r.rank,
+            r.average,
+            r.mean_rank,
+            r.covered,
+            *sorted((t, c.run_id, c.value, c.task_rank, c.sample_limit) for t, c in r.cells.items()),
+        )
+        for r in board.ranked + board.partial
+    ]
+
+
+def test_a_board_patched_per_changed_task_equals_a_fresh_one(seeded, monkeypatch) -> None:
+    """Random completions, ties, a lower-is-better task, a cell lost (ranked -> partial) and won back: after each
+    write the cached board is patched (only the changed task's column read again, never rebuilt) and equals a
+    board built from scratch."""
+    import random
+
+    engine, rng = seeded, random.Random(25)
+    board_cache.clear()
+    with session_scope(engine) as s:
+        suite = s.scalars(select(Suite).where(Suite.name == "openvlm-core")).one()
+        tasks = [m.task.name for m in suite.members]
+        suite.members[0].task.higher_is_better, suite.members[0].task.metric_scale = False, 100.0
+        s.add_all(Model(name=f"patch-{i}", display_name=f"Patch {i % 3}", vlmeval_model=f"patch_{i}") for i in range(6))
+    models = [f"patch-{i}" for i in range(6)]
+    for t in tasks:
+        for m in models[:5]:
+            add_run(engine, t, m, score=rng.choice((0.2, 0.5, 0.8)))
+    built = []
+    real = board_cache.overall_board
+    monkeypatch.setattr(board_cache, "overall_board", lambda *a, **k: built.append(1) or real(*a, **k))
+
+    def check() -> dict[str, int]:
+        with session_scope(engine) as s:
+            suite = s.scalars(select(Suite).where(Suite.name == "openvlm-core")).one()
+            for pick in ("best", "latest"):
+                got = _full(board_cache.cached_board(s, suite, pick))
+                assert got == _full(overall_board(s, suite, pick)), pick
+        return {row[0]: row[4] for row in got}  # model -> coverage
+
+    check()
+    for step in range(25):
+        task, model = (tasks[3], models[0]) if step == 20 else (rng.choice(tasks), rng.choice(models))
+        if step == 10:  # a model loses a cell: partial until a run of the pair counts again
+            task, model = tasks[3], models[0]
+            with session_scope(engine) as s:
+                pair = s.scalars(select(EvalRun.id).where(EvalRun.task.has(name=task), EvalRun.model.has(name=model)))
+                for run_id in pair.all():
+                    backfilled.resync_backfilled(s.connection(), run_id, {"status": "failed"}, "re-synced")
+        else:
+            add_run(engine, task, model, score=rng.choice((0.2, 0.5, 0.8, 35.0)))
+        coverage = check()
+        if step == 10:
+            assert coverage[models[0]] == len(tasks) - 1, "ranked -> partial"
+    assert coverage[models[0]] == len(tasks) and len(coverage) == 6, coverage
+    assert len(built) == 2, "one build per pick; every later board was patched"

@@ -21,8 +21,9 @@ from vlmevals.core.constants import WORKER_STDERR_LOG
 from vlmevals.core.errors import InvalidRequestError
 from vlmevals.core.settings import get_settings
 from vlmevals.db.engine import session_scope
-from vlmevals.db.models import EvalRun, EvalSample, ExportOutbox, Model, Task
+from vlmevals.db.models import BoardEntry, EvalRun, EvalSample, ExportOutbox, Model, Task
 from vlmevals.results.compare import compare_runs
+from vlmevals.runs.board_entries import differences
 
 from tests.vlmevals.backfill import trees
 
@@ -391,3 +392,43 @@ def test_links_of_a_backfilled_run_point_at_files_that_exist(catalogue, tmp_path
         assert run2 is not None
         _ = run2.model
         assert links(request, run2).worker_log == f"/api/evals/runs/{run.id}/artifacts/{WORKER_STDERR_LOG}"
+
+
+def test_second_pass_fills_the_samples_of_runs_stored_first(catalogue, tmp_path: Path, monkeypatch) -> None:
+    """The first pass stores the runs and scores (the boards need nothing more) and names each per-sample file
+    as pending; the second pass (here a later sync, as after one interrupted between the passes) stores the
+    samples, the summary and CI on the runs and their board entries, and only then queues them for trackers."""
+    real = trees.flat_tree(tmp_path)
+    work = real["cases"]["ok"]["work_dir"]
+    monkeypatch.setenv("EVALS_EXPORTERS", "mlflow")
+    get_settings.cache_clear()
+    try:
+        first = sync_outputs(work, engine=catalogue, samples=False)
+        assert first.counts()["created"] == 3 and first.samples_ingested == 0 and first.sample_files_parsed == 0
+        stored = _by_data(_runs(catalogue))
+        for data, run in stored.items():
+            assert run.metrics["samples_pending"].startswith(f"demo_tiny_{data}_"), run.metrics
+            assert run.primary_metric is not None and run.samples_total is None and run.ci_low is None
+        assert _outbox(catalogue) == [], "no tracker gets a run before its samples"
+        with session_scope(catalogue) as s:
+            assert s.scalar(select(func.count()).select_from(EvalSample)) == 0
+            on_board = s.scalars(select(BoardEntry).where(BoardEntry.pick == "best")).all()
+            assert {e.run_id for e in on_board} == {r.id for r in stored.values()}, "on the boards already"
+            assert all(e.ci_low is None for e in on_board)
+
+        second = sync_outputs(work, engine=catalogue)
+    finally:
+        get_settings.cache_clear()
+    assert (second.counts()["created"], second.counts()["unchanged"], second.files_parsed) == (0, 3, 0)
+    assert second.sample_files_parsed == 3 and second.samples_ingested == 3, second.as_dict()
+    runs = _by_data(_runs(catalogue))
+    with session_scope(catalogue) as s:
+        counts = dict(s.execute(select(EvalSample.run_id, func.count()).group_by(EvalSample.run_id)).all())
+        entries = {e.run_id: e for e in s.scalars(select(BoardEntry).where(BoardEntry.pick == "best"))}
+        assert differences(s.connection()) == [], "the entries agree with a recomputation (verify-boards)"
+    for data, run in runs.items():
+        assert "samples_pending" not in run.metrics and run.metrics["samples"]["source_file"], data
+        assert run.samples_total == counts[run.id] and run.ci_low is not None and run.ci_high is not None
+        assert (entries[run.id].ci_low, entries[run.id].samples_total) == (run.ci_low, run.samples_total)
+    assert _outbox(catalogue) == [(r.id, "mlflow", "pending") for r in sorted(runs.values(), key=lambda r: r.id)]
+    assert sync_outputs(work, engine=catalogue).sample_files_parsed == 0, "nothing left to read"
