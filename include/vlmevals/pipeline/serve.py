@@ -237,15 +237,26 @@ def server_watch(engine: Engine, server_id: int) -> Callable[[], None]:
     return check
 
 
-def finalize_server(engine: Engine, server_id: int, why: str | None) -> dict[str, Any]:
-    """The `model_server` teardown: no server row stays live and no GPU stays leased after its DAG run, however
-    its task ended (SIGKILL included)."""
-    with session_scope(engine) as s:
-        server = registry.get_server(s, server_id)
-        if server.state not in (ServerState.STOPPED, ServerState.FAILED):
+def finalize_server(engine: Engine, server_id: int, why: str | None, wait_s: float = 20.0) -> dict[str, Any]:
+    """The `model_server` teardown: no server row stays live, no engine runs and no GPU stays leased after its DAG
+    run, however its task ended. Mark failed/success reaches the task only at its next heartbeat, while Airflow
+    may start this teardown at once: give the task `wait_s` to stop the engine and say why itself."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with session_scope(engine) as s:
+            server = registry.get_server(s, server_id)
+            over = server.state in (ServerState.STOPPED, ServerState.FAILED)
+            pid, worker = server.pid, server.worker
+        if over or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if not over:
+        with session_scope(engine) as s:
             registry.mark_over(
-                s, server_id, ServerState.FAILED, why or "its model_server task ended without stopping it"
+                s, server_id, ServerState.FAILED, why or "its model_server task ended (killed) without stopping it"
             )
+    if pid and worker == node_name() and group_alive(pid):
+        kill_groups({pid}, 5.0)
     freed = release_holder(engine, f"model server {server_id}")
     with session_scope(engine) as s:
         server = registry.get_server(s, server_id)
