@@ -549,7 +549,8 @@ def table(out: dict[str, Any]) -> str:
         if "projection_with_fixed_costs" in out:
             p = out["projection_with_fixed_costs"]
             lines.append(
-                f"projection with the measured fixed cost ({p['fixed_cost_per_run_s']} s per run, both paths): "
+                f"projection with the measured fixed cost ({p['fixed_cost_per_run_s']} s per VLMEvalKit run "
+                "in-process, per wave of 2 runs served): "
                 f"in-process {p['in_process_gpu_s']} GPU-s, served {p['served_gpu_s']} GPU-s, ratio {p['ratio']}x"
             )
     return "\n".join(lines)
