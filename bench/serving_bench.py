@@ -515,14 +515,14 @@ def table(out: dict[str, Any]) -> str:
             "",
             f"Part 1 (measured, this machine, CPU): demo suite, 3 x {cpu['questions_per_benchmark']} questions, "
             f"checkpoint {Path(cpu['checkpoint']).name} of the trained demo model",
-            f"{'':34}{'in-process':>14}{'served':>14}",
-            f"{'wall time (s)':34}{a['wall_s']:>14}{b['wall_s']:>14}",
-            f"{'model loads':34}{a['loads']:>14}{str(b['loads_row']) + ' (log ' + str(b['loading_lines']) + ')':>14}",
-            f"{'pool-slot-seconds':34}{a['pool_slot_s']:>14}{b['pool_slot_s']:>14}",
-            f"{'peak requests in flight':34}{a['peak_in_flight']:>14}{b['peak_connections']:>14}",
-            f"{'peak request slots claimed':34}{'-':>14}{b['peak_claimed_api_nproc']:>14}",
-            f"{'per-run inference (s)':34}{a['runs_inference_s']!s:>14}{b['runs_inference_s']!s:>14}",
-            f"{'accuracy per run':34}{a['accuracy']!s:>14}{b['accuracy']!s:>14}",
+            f"{'':34}{'in-process':>24}{'served':>24}",
+            f"{'wall time (s)':34}{a['wall_s']:>24}{b['wall_s']:>24}",
+            f"{'model loads':34}{a['loads']:>24}{str(b['loads_row']) + ' (log ' + str(b['loading_lines']) + ')':>24}",
+            f"{'pool-slot-seconds':34}{a['pool_slot_s']:>24}{b['pool_slot_s']:>24}",
+            f"{'peak requests in flight':34}{a['peak_in_flight']:>24}{b['peak_connections']:>24}",
+            f"{'peak request slots claimed':34}{'-':>24}{b['peak_claimed_api_nproc']:>24}",
+            f"{'per-run inference (s)':34}{a['runs_inference_s']!s:>24}{b['runs_inference_s']!s:>24}",
+            f"{'accuracy per run':34}{a['accuracy']!s:>24}{b['accuracy']!s:>24}",
             f"served: server ready after {b['server_start_to_ready_s']} s, lived {b['server_lifetime_s']} s, "
             f"stopped: {b['server_stop_reason']}",
         ]
