@@ -7,17 +7,13 @@ Owns its transactions (takes an Engine): the server's row must be visible to oth
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-import signal
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from sqlalchemy import Engine
 
@@ -28,6 +24,7 @@ from vlmevals.gpu import leases as gpus
 from vlmevals.serving import registry
 from vlmevals.serving.engines import EngineError, EngineLaunch, engine_version, launch
 from vlmevals.serving.process import EngineStartError, ManagedServer, free_port, start
+from vlmevals.vlmevalkit.runner import sigterm_exits
 
 log = logging.getLogger(__name__)
 
@@ -62,27 +59,6 @@ def advertised_host(settings: Settings) -> str:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@contextlib.contextmanager
-def _sigterm_exits() -> Iterator[None]:
-    """Airflow ends a task with SIGTERM (Mark failed/success, a timeout, the worker stopping) and only calls
-    `on_kill`: turn it into SystemExit so the engine is stopped and the row says why before the SIGKILL."""
-    if threading.current_thread() is not threading.main_thread():  # Python takes signal handlers nowhere else
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def _on_term(signum: int, frame: FrameType | None) -> None:
-        if callable(previous):
-            previous(signum, frame)
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, _on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _launch(plan: ServerPlan, settings: Settings) -> EngineLaunch:
@@ -144,7 +120,7 @@ def serve(
     state, reason = ServerState.FAILED, "its task ended before the engine stopped"
     live: dict[str, ManagedServer] = {}  # the engine running now (a restart replaces it)
     try:
-        with _sigterm_exits(), gpus.leased(engine, plan.gpus, holder=holder, settings=settings.gpu) as lease:
+        with sigterm_exits(), gpus.leased(engine, plan.gpus, holder=holder, settings=settings.gpu) as lease:
             env, devices = lease.env(), lease.cuda_visible_devices
             try:
                 live["engine"] = _start(engine, plan, settings, env, devices)

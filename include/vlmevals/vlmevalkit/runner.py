@@ -152,7 +152,7 @@ def run_streaming(
     tail: deque[str] = deque(maxlen=60)
     pumps = _start_pumps(proc, artifacts, header, tail)
     try:
-        with _sigterm_kills_group(proc.pid):
+        with sigterm_exits(lambda: kill_group(proc.pid, grace_s=TERM_GRACE_S)):  # the group ends first
             _wait(proc, on_tick, tick_s)
     finally:
         _reap(proc)
@@ -176,16 +176,18 @@ def _start_pumps(proc: subprocess.Popen[bytes], artifacts: Path, header: str, ta
 
 
 @contextlib.contextmanager
-def _sigterm_kills_group(pgid: int) -> Iterator[None]:
-    """While the block runs, Airflow's SIGTERM ends the group before the task process exits (main thread only:
-    Python accepts signal handlers nowhere else)."""
+def sigterm_exits(before: Callable[[], None] | None = None) -> Iterator[None]:
+    """While the block runs, SIGTERM (Airflow ending a task: it only calls `on_kill`, then SIGKILLs seconds later)
+    calls `before`, then raises SystemExit so the block's cleanup runs. Main thread only: Python accepts signal
+    handlers nowhere else."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.getsignal(signal.SIGTERM)
 
     def _on_term(signum: int, frame: FrameType | None) -> None:
-        kill_group(pgid, grace_s=TERM_GRACE_S)
+        if before is not None:
+            before()
         if callable(previous):
             previous(signum, frame)
         raise SystemExit(128 + signum)
