@@ -65,6 +65,7 @@ os.environ.update(
         "VLMEVAL_OUTPUTS": str(RUN_DIR / "outputs"),
         "EVALS_MODELS_DIR": str(CACHE / "models"),
         "EVALS_PROGRESS_INTERVAL_S": "0.5",
+        "EVALS_BOARD_REFRESH_S": "0",  # every write on the boards at once (test_board_cache checks the window)
         "NO_PROXY": "127.0.0.1,localhost",
     }
 )

@@ -11,7 +11,8 @@ board shows of a run: runs.board_entries.refresh_runs) with each row's version a
 An entry is keyed by the suite (id, and each member's task, weight, scale and direction), the pick and whether
 limited runs are included. When only some of a board's task stamps moved (a nightly completing runs), the cached
 board is patched: those tasks' columns read again from their entries, averages and ranks recomputed
-(`results.overall.patched_board`), not its 100,000 cells built again. What it misses: a run changed by hand in
+(`results.overall.patched_board`), not its 100,000 cells built again. A board's stamp is read at most every
+`EVALS_BOARD_REFRESH_S` (0.5 s; `cached_board`). What it misses: a run changed by hand in
 SQL without `refresh_runs` (no code path of ours does so; `vlmevals db verify-boards` finds the entries it left
 stale).
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from sqlalchemy import Integer, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from vlmevals.core.settings import get_settings
 from vlmevals.core.vocabulary import ACTIVE_STATUSES
 from vlmevals.db.base import in_list
 from vlmevals.db.models import Suite
@@ -42,6 +45,7 @@ MAX_ENTRIES = 32
 # a board whose stamp moved for at most this share of its tasks is patched (those columns read again, see
 # results.overall.patched_board), not built again
 PATCH_MAX_SHARE = 0.5
+SETTLE_EVERY = 32  # patched boards between two full collections (_settle)
 MAX_PAGES = 256  # rendered leaderboard and run-listing pages (a few KB to ~100 KB each)
 T = TypeVar("T")
 
@@ -83,8 +87,10 @@ class CachedBoard(OverallBoard):
 
 
 _lock = threading.Lock()
-_entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], CachedBoard]] = OrderedDict()
+# key -> (stamp, board, when that stamp was read: time.monotonic())
+_entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], CachedBoard, float]] = OrderedDict()
 _pages: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
+_patches = 0  # boards patched in this process (_settle)
 
 
 def results_stamp(session: Session) -> tuple[Any, ...]:
@@ -107,33 +113,48 @@ def _key(suite: Suite, pick: Pick, include_limited: bool) -> tuple[Any, ...]:
 
 
 def cached_board(session: Session, suite: Suite, pick: Pick = "best", *, include_limited: bool = False) -> CachedBoard:
-    """`overall_board`, computed again only when the stamp moved (read first: a change meanwhile shows next time).
+    """`overall_board`, computed again (patched) only when the stamp moved, and its stamp read at most every
+    `EVALS_BOARD_REFRESH_S` (0.5 s): under a nightly writing 10 runs/s, a board patched for every request cost
+    each request a patch (~20 ms of CPU); a board at most half a second old is well inside the boards' 1 s
+    freshness. The stamp is read before the board: a change meanwhile shows next time.
 
     The cached rows are shared between requests and threads: callers sort and page them, never change them;
     `rendered` is shared too (what a caller rendered from this board, valid exactly as long as it).
     """
     key = _key(suite, pick, include_limited)
-    stamp = tasks_stamp(session, [m.task_id for m in suite.members])
     with _lock:
         hit = _entries.get(key)
-        if hit is not None and hit[0] == stamp:
-            _entries.move_to_end(key)
-            return CachedBoard(suite, pick, hit[1].ranked, hit[1].partial, include_limited, hit[1].rendered)
+    if hit is not None and time.monotonic() - hit[2] < get_settings().board_refresh_s:
+        return _served(key, hit[1], suite)  # brought up to date a moment ago (a nightly: at most so often)
+    read_at = time.monotonic()
+    stamp = tasks_stamp(session, [m.task_id for m in suite.members])
+    if hit is not None and hit[0] == stamp:
+        with _lock:
+            _entries[key] = (stamp, hit[1], read_at)
+        return _served(key, hit[1], suite)
     changed = _changed_tasks(hit[0], stamp) if hit is not None else None
     if hit is not None and changed and len(changed) <= len(suite.members) * PATCH_MAX_SHARE:
-        old = hit[1]
+        old, patched = hit[1], True
         fresh = patched_board(session, OverallBoard(suite, pick, old.ranked, old.partial, include_limited), changed)
     else:
-        fresh = overall_board(session, suite, pick, include_limited=include_limited)
+        fresh, patched = overall_board(session, suite, pick, include_limited=include_limited), False
     board = CachedBoard(suite, pick, fresh.ranked, fresh.partial, include_limited)
     _detach(session, board)
     with _lock:
-        _entries[key] = (stamp, board)
+        _entries[key] = (stamp, board, read_at)
         _entries.move_to_end(key)
         while len(_entries) > MAX_ENTRIES:
             _entries.popitem(last=False)
-    _settle()
+    _settle(patched=patched)
     return board
+
+
+def _served(key: tuple[Any, ...], board: CachedBoard, suite: Suite) -> CachedBoard:
+    """A cached board for this request (its suite: this session's)."""
+    with _lock:
+        if key in _entries:
+            _entries.move_to_end(key)
+    return CachedBoard(suite, board.pick, board.ranked, board.partial, board.include_limited, board.rendered)
 
 
 def _changed_tasks(old: tuple[Any, ...], new: tuple[Any, ...]) -> set[int] | None:
@@ -181,10 +202,18 @@ def _detach(session: Session, board: OverallBoard) -> None:
             session.expunge(row.model)
 
 
-def _settle() -> None:
+def _settle(*, patched: bool = False) -> None:
     """Move what is alive now (the new board's ~100,000 cells) out of the cyclic collector's reach: otherwise
     every full collection walks them (80-380 ms pauses, every ~6th request at 1,000 x 100). Collected first,
-    so no garbage is kept; cells and rows hold no reference cycles, so an evicted board is still freed."""
+    so no garbage is kept; cells and rows hold no reference cycles, so an evicted board is still freed.
+
+    After a patch only every SETTLE_EVERY-th time: a patch makes ~1,000 rows and a few hundred cells, and the
+    full collection costs ~8 ms (more with other live objects), paid by every request while a nightly writes."""
+    global _patches
+    if patched:
+        _patches += 1
+        if _patches % SETTLE_EVERY:
+            return
     gc.collect()
     gc.freeze()
 

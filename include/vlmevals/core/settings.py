@@ -134,6 +134,13 @@ class Settings(BaseSettings):
         alias="EVALS_SERVE_MAX_CONCURRENCY",
         description="cap on concurrent requests to one managed server over all its runs (continuous batching)",
     )
+    board_refresh_s: float = Field(
+        default=0.5,
+        ge=0,
+        alias="EVALS_BOARD_REFRESH_S",
+        description="an overall board is brought up to date at most this often per api-server process: a request "
+        "within this many seconds of the last update gets that board (0: every request sees every write)",
+    )
     server_poll_s: float = Field(default=2.0, gt=0, alias="EVALS_SERVER_POLL_S")
     server_stale_s: float = Field(
         default=120.0, gt=0, alias="EVALS_SERVER_STALE_S", description="a server without a heartbeat this long is dead"

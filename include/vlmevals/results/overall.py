@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import Integer, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from vlmevals.core.errors import InvalidRequestError
@@ -43,6 +44,10 @@ class Cell:
     value: float  # normalised, 0-100, higher is better
     task_rank: int | None = None  # among the ranked models only
     sample_limit: int | None = None  # set: a limited run (a board that includes them)
+    # where a renderer keeps what it made of this cell (api.overall_pages: its JSON). Cells are never changed,
+    # only replaced (and shared by the boards patched from one another), so a memo is valid as long as its cell;
+    # not an init field, so a replaced cell starts without one.
+    memo: Any = field(default=None, init=False, compare=False, repr=False)
 
 
 @dataclass
@@ -53,6 +58,13 @@ class Row:
     average: float
     rank: int | None = None
     mean_rank: float | None = None
+    # the sum of the cells' task ranks (None as 0): integers, so a patch can move it by the ranks that changed
+    # and still divide to the fresh board's mean rank exactly
+    rank_sum: int = 0
+    # `cells` is the dict of the row this one was patched from (no cell of it changed): copied before a change
+    shared: bool = field(default=False, compare=False, repr=False)
+    # where a renderer keeps what it made of `cells` (api.overall_pages), carried to a patched row sharing them
+    memo: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -84,15 +96,19 @@ def _cells(
 
     Plain columns, not ORM entities: 100,000 cells load in a fraction of the time; the models are read apart.
     """
-    e = BoardEntry
     task_ids = [m.task_id for m in suite.members] if task_ids is None else sorted(task_ids)
-    stmt = select(e.model_id, e.task_id, e.run_id, e.score, e.sample_limit).where(
-        e.task_id.in_(task_ids),
-        e.pick == pick,
-        e.include_limited.is_(include_limited),
-        e.checkpoint_key == ALL_CHECKPOINTS,
-    )
-    return [(mid, tid, rid, float(score or 0.0), lim) for mid, tid, rid, score, lim in session.execute(stmt)]
+    params = {"tasks": task_ids, "pick": pick, "limited": include_limited, "all": ALL_CHECKPOINTS}
+    return [(mid, tid, rid, float(score or 0.0), lim) for mid, tid, rid, score, lim in session.execute(_CELLS, params)]
+
+
+# built once: a patch reads one task's ~1,000 entries, where building the ORM statement cost as much as the query
+_e = BoardEntry
+_CELLS = select(_e.model_id, _e.task_id, _e.run_id, _e.score, _e.sample_limit).where(
+    _e.task_id == any_(bindparam("tasks", type_=ARRAY(Integer))),
+    _e.pick == bindparam("pick"),
+    _e.include_limited == bindparam("limited"),
+    _e.checkpoint_key == bindparam("all"),
+)
 
 
 def competition_ranks(values: list[float]) -> list[int]:
@@ -106,14 +122,18 @@ def competition_ranks(values: list[float]) -> list[int]:
 
 def _rank_tasks(names: Collection[str], ranked: list[Row]) -> None:
     """Competition ranks per task among the ranked rows (cells replaced, never changed: a patched board shares
-    its unchanged cells with the board it was made from), the mean ranks and the overall ranks."""
+    its unchanged cells with the board it was made from), the rank sums moved by what changed (each row's
+    `rank_sum` holds its cells' ranks as they were), the mean ranks and the overall ranks."""
     for name in names:
         cells = [row.cells[name] for row in ranked]
         for row, cell, rank in zip(ranked, cells, competition_ranks([c.value for c in cells]), strict=True):
             if cell.task_rank != rank:
-                row.cells[name] = replace(cell, task_rank=rank)
-    for row in ranked:  # a ranked row has a cell on every task of the suite (list sums: 100,000 cells)
-        row.mean_rank = sum([c.task_rank or 0 for c in row.cells.values()]) / len(row.cells)
+                row.rank_sum += rank - (cell.task_rank or 0)
+                if row.shared:
+                    row.cells, row.shared = dict(row.cells), False
+                row.cells[name] = Cell(cell.run_id, cell.score, cell.value, rank, cell.sample_limit)
+    for row in ranked:  # a ranked row has a cell on every task of the suite
+        row.mean_rank = row.rank_sum / len(row.cells)
     for row, rank in zip(ranked, competition_ranks([row.average for row in ranked]), strict=True):
         row.rank = rank
 
@@ -143,6 +163,7 @@ def _assemble(
     for row in partial:  # a model that lost a cell keeps no rank
         if any(c.task_rank is not None for c in row.cells.values()):
             row.cells = {n: replace(c, task_rank=None) for n, c in row.cells.items()}
+        row.rank_sum = 0
     _rank_tasks(names if rerank is None else rerank, ranked)
     ranked.sort(key=lambda row: (row.rank or 0, row.mean_rank or 0.0, row.model.display_name.lower(), row.model.id))
     partial.sort(key=lambda row: (-row.covered, -row.average, row.model.display_name.lower(), row.model.id))
@@ -166,28 +187,58 @@ def overall_board(
 def patched_board(session: Session, board: OverallBoard, task_ids: Collection[int]) -> OverallBoard:
     """`board` with the columns of `task_ids` read again, for when only their board entries changed (their
     stamps moved, the models did not): equal to `overall_board` now, at the cost of one query of those tasks'
-    entries (~1,000 rows a task) and the averages and ranks in Python, instead of reading and building every
-    cell (100,000 at 1,000 models x 100 tasks). `board` is not changed (it may be serving other requests): the
-    rows are new, the unchanged cells shared."""
+    entries (~1,000 rows a task) and work per row that does not grow with the suite's tasks: a row's average is
+    summed again only where one of its cells changed (so it equals a fresh board's to the last bit), its rank
+    sum is moved by the ranks that changed, instead of reading and building every cell (100,000 at 1,000 models
+    x 100 tasks). `board` is not changed (it may be serving other requests): the rows are new, the unchanged
+    cells shared."""
     suite = board.suite
     spec = _spec(suite)
     changed = {spec[t][0] for t in task_ids}
-    models = {row.model.id: row.model for row in (*board.ranked, *board.partial)}
-    cells: dict[int, dict[str, Cell]] = {}
-    for row in (*board.ranked, *board.partial):
-        kept = cells[row.model.id] = dict(row.cells)  # a C-level copy, then the changed columns out
-        for name in changed:
-            kept.pop(name, None)
-    _add_cells(cells, _cells(session, suite, board.pick, board.include_limited, task_ids), spec)
-    new = [mid for mid, got in cells.items() if got and mid not in models]
+    names = [n for n, _, _ in spec.values()]
+    old_rows = {row.model.id: row for row in (*board.ranked, *board.partial)}
+    fresh: dict[int, dict[str, Cell]] = {}
+    _add_cells(fresh, _cells(session, suite, board.pick, board.include_limited, task_ids), spec)
+    new = [mid for mid in fresh if mid not in old_rows]
+    models = {mid: row.model for mid, row in old_rows.items()}
     if new:
         models.update({m.id: m for m in session.scalars(select(Model).where(Model.id.in_(new)))})
     weights = {m.task.name: m.weight for m in suite.members}
-    rows = [_row(models[mid], got, weights) for mid, got in cells.items() if got]
-    names = [n for n, _, _ in spec.values()]
+    rows = []
+    for mid, model in models.items():
+        old, got = old_rows.get(mid), fresh.get(mid, {})
+        if old is not None and all(_same(old.cells.get(n), got.get(n)) for n in changed):
+            # nothing of this row changed: its cells are shared (copied by _rank_tasks if a rank moves)
+            row = Row(model, old.cells, old.covered, old.average, rank_sum=old.rank_sum, shared=True)
+            row.memo = old.memo
+            rows.append(row)
+            continue
+        cells = dict(old.cells) if old is not None else {}
+        rank_sum = old.rank_sum if old is not None else 0
+        for name in changed:
+            before, after = cells.pop(name, None), got.get(name)
+            if before is not None and _same(before, after):
+                cells[name] = before  # kept with its rank (_rank_tasks replaces it if that moved)
+                continue
+            if before is not None:
+                rank_sum -= before.task_rank or 0
+            if after is not None:
+                cells[name] = after  # no rank yet
+        if cells:  # its average summed again (the others' are bit for bit what they were)
+            row = _row(model, cells, weights)
+            row.rank_sum = rank_sum  # still the sum of its cells' ranks
+            rows.append(row)
+    # the same ranked models: only the changed columns' ranks can move; else every column is ranked again
     same_ranked = {r.model.id for r in board.ranked} == {r.model.id for r in rows if r.covered == len(names)}
-    fresh = OverallBoard(suite, board.pick, [], [], board.include_limited)
-    return _assemble(fresh, rows, names, rerank=changed if same_ranked else None)
+    out = OverallBoard(suite, board.pick, [], [], board.include_limited)
+    return _assemble(out, rows, names, rerank=changed if same_ranked else None)
+
+
+def _same(a: Cell | None, b: Cell | None) -> bool:
+    """The same cell (or none) but for its task rank."""
+    if a is None or b is None:
+        return a is b
+    return (a.run_id, a.score, a.value, a.sample_limit) == (b.run_id, b.score, b.value, b.sample_limit)
 
 
 def _row(model: Model, cells: dict[str, Cell], weights: dict[str, float]) -> Row:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select, update
-from vlmevals.api import board_cache
+from vlmevals.api import board_cache, overall_pages
 from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, Model, Suite
 from vlmevals.results import regression
@@ -17,6 +17,7 @@ from tests.vlmevals.api.conftest import add_run
 pytestmark = pytest.mark.integration
 TASKS = ("demo-shapes-mcq", "demo-colors-vqa", "demo-shapes-yorn")
 MODELS = ("demo-tiny-idefics3", "internvl2.5-2b")
+API = "/api/evals"
 
 
 def _flat(board: OverallBoard) -> list[tuple]:
@@ -59,6 +60,30 @@ def test_hit_equals_fresh_and_new_runs_show(runs) -> None:
     assert got == fresh != first
     row = next(r for r in got if r[0] == MODELS[0])
     assert row[5][TASKS[0]][0] == better
+
+
+def test_a_board_is_brought_up_to_date_at_most_every_refresh_interval(runs, monkeypatch) -> None:
+    """EVALS_BOARD_REFRESH_S: within it a request gets the board as it was (no stamp read, no patch); after it,
+    the write shows."""
+    from vlmevals.core.settings import get_settings
+
+    engine, _ = runs
+    now = [1000.0]
+    monkeypatch.setattr(board_cache.time, "monotonic", lambda: now[0])
+    monkeypatch.setenv("EVALS_BOARD_REFRESH_S", "0.5")
+    get_settings.cache_clear()
+    try:
+        first, _ = _boards(engine)
+        better = add_run(engine, TASKS[0], MODELS[0], score=0.99)
+        now[0] += 0.4
+        within, fresh = _boards(engine)
+        assert within == first != fresh, "inside the interval: the board as it was"
+        now[0] += 0.2
+        after, fresh = _boards(engine)
+        assert after == fresh and next(r for r in after if r[0] == MODELS[0])[5][TASKS[0]][0] == better
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
 
 
 def test_finishing_run_and_backfill_resync_move_the_stamp(runs) -> None:
@@ -161,8 +186,12 @@ def test_a_board_patched_per_changed_task_equals_a_fresh_one(seeded, monkeypatch
         with session_scope(engine) as s:
             suite = s.scalars(select(Suite).where(Suite.name == "openvlm-core")).one()
             for pick in ("best", "latest"):
-                got = _full(board_cache.cached_board(s, suite, pick))
-                assert got == _full(overall_board(s, suite, pick)), pick
+                cached, fresh = board_cache.cached_board(s, suite, pick), overall_board(s, suite, pick)
+                got = _full(cached)
+                assert got == _full(fresh), pick
+                # its page, from the JSON kept on the cells it shares with earlier boards, is the fresh body's
+                page = overall_pages.page(API, suite, cached, "rank", None, 10, 0).plain
+                assert page == overall_pages.body(API, suite, fresh, "rank", None, 10, 0).model_dump_json().encode()
         return {row[0]: row[4] for row in got}  # model -> coverage
 
     check()
