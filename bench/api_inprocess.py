@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+# a bench run with --include DIR (another checkout's code, for before/after figures) keeps that code first
+sys.path.insert(
+    0,
+    str(Path(sys.argv[sys.argv.index("--include") + 1]).resolve())
+    if "--include" in sys.argv
+    else str(Path(__file__).resolve().parents[1] / "include"),
+)
 from _common import emit, free_port, log, pct
 from api_scale_bench import LEADERBOARD_SQL, PAGE_SQL, POPULATE, UNRANKED_SQL
 from overall_bench import CELLS_SQL, SUITE
