@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.plugin_helpers import client, wait_dag, wait_run
+from tests.e2e.plugin_helpers import client, wait_dag, wait_dag_run_over, wait_run
 from tests.vlmevals.api.conftest import add_run, add_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -89,6 +89,7 @@ def test_leaderboard_page_in_airflow_ui(live_stack, seeded, demo_assets) -> None
     assert r.status_code == 201, r.text
     run = wait_run(op, r.json()["id"])
     assert run["status"] == "completed", run["error"]
+    wait_dag_run_over(op, run["dag_run_id"])  # its teardown too: later tests' `seeded` reuses the run ids
     docs = ROOT / "docs" if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1" else None
     check_page(live_stack.api_url, run, ROOT / "test-artifacts", docs)
 

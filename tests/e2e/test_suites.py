@@ -13,7 +13,7 @@ from vlmevals.db.engine import session_scope
 from vlmevals.db.models import EvalRun, Model
 from vlmevals.devtools.stack import wait_for_dag
 
-from tests.e2e.plugin_helpers import client, wait_run
+from tests.e2e.plugin_helpers import client, wait_dag_run_over, wait_run
 
 pytestmark = pytest.mark.e2e
 SUITE = "demo"
@@ -82,3 +82,5 @@ def test_suite_trigger_through_the_api_then_the_dag(live_stack, seeded) -> None:
     assert [d["status"] for d in done] == ["completed"] * len(DEMO_TASKS), done
     assert {d["task_name"] for d in done} == DEMO_TASKS
     _assert_on_board(admin)
+    for d in done:  # their teardown too: the next test's `seeded` starts the run ids at 1 again
+        wait_dag_run_over(admin, d["dag_run_id"])

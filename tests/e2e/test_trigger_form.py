@@ -182,7 +182,11 @@ def test_eval_suite_form_submits_with_its_defaults(browser_page) -> None:
     ][:3]
     assert {r["task_name"] for r in runs} == {"demo-shapes-mcq", "demo-colors-vqa", "demo-shapes-yorn"}, runs
     for r in runs:
-        assert wait_run(admin, r["id"], timeout_s=600)["status"] == "completed", r
+        run = wait_run(admin, r["id"], timeout_s=600)
+        assert run["status"] == "completed", run
+        # their DAG runs' teardown too: the next test's `seeded` starts the run ids at 1 again, and a finalize
+        # still running would act on that test's run of the same id
+        wait_dag_run_over(admin, run["dag_run_id"])
 
 
 def test_rejudge_from_the_form(browser_page, stack_judge, seeded, demo_assets) -> None:
